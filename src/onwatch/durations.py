@@ -1,0 +1,50 @@
+"""Parse and print human durations such as ``"90s"``, ``"5m"`` or ``"1h30m"``."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+DURATION_HINT = 'write a number and a unit, e.g. "30s", "5m", "2h" or "1h30m"'
+
+
+def parse_duration(value: object) -> float:
+    """Return the number of seconds in ``value`` (a duration string or a number of seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; {DURATION_HINT}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if not text:
+            raise ValueError(f"an empty string is not a duration; {DURATION_HINT}")
+        pos = 0
+        seconds = 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(text):
+            raise ValueError(f"{value!r} is not a duration; {DURATION_HINT}")
+    else:
+        raise ValueError(f"{value!r} is not a duration; {DURATION_HINT}")
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero; {DURATION_HINT}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Return ``seconds`` in the compact form ``parse_duration`` reads (``"1h30m"``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds != int(seconds) and seconds < 60:
+        return f"{seconds:.1f}s"
+    remaining = int(round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

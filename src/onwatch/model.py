@@ -1,0 +1,229 @@
+"""Plain records shared by every part of onwatch: outcomes, test results and runs.
+
+Nothing here does I/O. ``Run.to_json`` is the documented JSON contract of
+``onwatch once --json`` (see docs/json.md); ``Run.from_json`` reads it back (the spool uses it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What happened to one test in one attempt."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"  # setup or teardown failed, or the test could not be collected
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    TIMEOUT = "timeout"  # in flight when the run was killed at its timeout
+    FLAKY = "flaky"  # failed, then passed on a retry
+
+    @property
+    def is_bad(self) -> bool:
+        """Tell whether this outcome makes its run fail."""
+        return self in BAD_OUTCOMES
+
+
+BAD_OUTCOMES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT})
+
+
+class RunStatus(StrEnum):
+    """How a whole run of one check ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # at least one test failed
+    ERROR = "error"  # the run itself went wrong: collection error, nothing collected, crash
+    TIMEOUT = "timeout"  # the run hit its timeout and was killed
+
+
+class Trigger(StrEnum):
+    """Why a run happened."""
+
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return ``value`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    return None if value is None else as_utc(datetime.fromisoformat(value))
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """One attempt of one test, as pytest reported it."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    nodeid: str
+    outcome: Outcome
+    phase: str  # collect, setup, call or teardown: where the outcome was decided
+    duration: float
+    attempt: int = 1
+    exception: str | None = None  # the exception's type name
+    message: str | None = None  # the first lines of the error
+    traceback: str | None = None
+    output: str | None = None  # captured stdout/stderr/log of a test that did not pass
+    properties: tuple[tuple[str, Any], ...] = ()  # record_property()
+    final: bool = True  # False when a later attempt of the same test exists
+
+    def to_json(self) -> dict[str, Any]:
+        """Return this result in the documented JSON shape."""
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome.value,
+            "phase": self.phase,
+            "duration": round(self.duration, 6),
+            "attempt": self.attempt,
+            "final": self.final,
+            "exception": self.exception,
+            "message": self.message,
+            "traceback": self.traceback,
+            "output": self.output,
+            "properties": [[name, value] for name, value in self.properties],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestResult:
+        """Read a result back from its JSON shape."""
+        return cls(
+            nodeid=data["nodeid"],
+            outcome=Outcome(data["outcome"]),
+            phase=data["phase"],
+            duration=float(data["duration"]),
+            attempt=int(data.get("attempt", 1)),
+            exception=data.get("exception"),
+            message=data.get("message"),
+            traceback=data.get("traceback"),
+            output=data.get("output"),
+            properties=tuple((str(n), v) for n, v in data.get("properties") or ()),
+            final=bool(data.get("final", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of one check: every attempt of every test, and how the run ended."""
+
+    id: str
+    check: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    collected: int | None = None
+    results: tuple[TestResult, ...] = ()
+    error: str | None = None
+    trigger: Trigger = Trigger.MANUAL
+    scheduled_for: datetime | None = None
+    host: str = ""
+    version: str = ""
+    config_digest: str = ""
+    trigger_detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to finish."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def final_results(self) -> list[TestResult]:
+        """Return the last attempt of each test."""
+        return [r for r in self.results if r.final]
+
+    def counts(self) -> dict[str, int]:
+        """Count final outcomes, every outcome present with 0 when absent."""
+        counted = Counter(r.outcome.value for r in self.final_results())
+        return {outcome.value: counted.get(outcome.value, 0) for outcome in Outcome}
+
+    def with_results(self, results: tuple[TestResult, ...]) -> Run:
+        """Return a copy with other results."""
+        return replace(self, results=results)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return this run in the documented JSON shape of ``onwatch once --json``."""
+        return {
+            "id": self.id,
+            "check": self.check,
+            "status": self.status.value,
+            "error": self.error,
+            "trigger": self.trigger.value,
+            "scheduled_for": _iso(self.scheduled_for),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration": round(self.duration, 6),
+            "collected": self.collected,
+            "counts": self.counts(),
+            "host": self.host,
+            "version": self.version,
+            "config_digest": self.config_digest,
+            "trigger_detail": self.trigger_detail,
+            "results": [r.to_json() for r in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        """Read a run back from its JSON shape."""
+        started = _parse_iso(data["started_at"])
+        finished = _parse_iso(data["finished_at"])
+        assert started is not None and finished is not None
+        return cls(
+            id=data["id"],
+            check=data["check"],
+            status=RunStatus(data["status"]),
+            started_at=started,
+            finished_at=finished,
+            collected=data.get("collected"),
+            results=tuple(TestResult.from_json(r) for r in data.get("results") or ()),
+            error=data.get("error"),
+            trigger=Trigger(data.get("trigger", Trigger.MANUAL.value)),
+            scheduled_for=_parse_iso(data.get("scheduled_for")),
+            host=data.get("host", ""),
+            version=data.get("version", ""),
+            config_digest=data.get("config_digest", ""),
+            trigger_detail=dict(data.get("trigger_detail") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStatus:
+    """What ``onwatch status`` shows for one check."""
+
+    name: str
+    last_status: RunStatus | None
+    last_run_at: datetime | None
+    pass_rate_24h: float | None  # passed runs / runs in the last 24 h; None without runs
+    consecutive_failures: int
+    next_run_at: datetime | None
+    runs_24h: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the documented JSON shape of one check in ``onwatch status --json``."""
+        return {
+            "name": self.name,
+            "last_status": None if self.last_status is None else self.last_status.value,
+            "last_run_at": _iso(self.last_run_at),
+            "pass_rate_24h": None if self.pass_rate_24h is None else round(self.pass_rate_24h, 4),
+            "runs_24h": self.runs_24h,
+            "consecutive_failures": self.consecutive_failures,
+            "next_run_at": _iso(self.next_run_at),
+        }

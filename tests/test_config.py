@@ -1,0 +1,196 @@
+"""Loading onwatch.toml and [tool.onwatch]: defaults, paths, and errors that say where and how."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from onwatch.config import find_config, load_config
+from onwatch.durations import format_duration, parse_duration
+from onwatch.errors import ConfigError
+
+GOOD = """\
+[onwatch]
+database = "sqlite:///data/onwatch.db"
+max_parallel = 3
+
+[checks.critical-paths]
+tests = ["tests/prod"]
+markers = "monitor and not slow"
+every = "5m"
+timeout = "2m"
+retries = 1
+env = { BASE_URL = "http://127.0.0.1:8000" }
+
+[checks.hourly]
+tests = ["tests/prod/test_a.py::test_x"]
+cron = "0 * * * *"
+"""
+
+
+def write(folder: Path, text: str, name: str = "onwatch.toml") -> Path:
+    (folder / "tests" / "prod").mkdir(parents=True, exist_ok=True)
+    (folder / "tests" / "prod" / "test_a.py").write_text("def test_x():\n    pass\n")
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+def test_it_loads_checks_with_their_settings_and_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    check = config.checks["critical-paths"]
+    assert check.every == 300 and check.timeout == 120 and check.retries == 1
+    assert check.pytest_selection() == ["tests/prod", "-m", "monitor and not slow"]
+    assert check.env == {"BASE_URL": "http://127.0.0.1:8000"}
+    hourly = config.checks["hourly"]
+    assert (hourly.cron, hourly.timeout, hourly.retries) == ("0 * * * *", 300, 0)
+    assert config.settings.max_parallel == 3
+    assert config.checks["critical-paths"].schedule == "every 5m"
+
+
+def test_relative_paths_are_relative_to_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "project", GOOD)
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("project/onwatch.toml"))
+    assert config.database_url == f"sqlite:///{tmp_path / 'project' / 'data' / 'onwatch.db'}"
+    assert config.base_dir == path.parent
+    assert config.state_dir == tmp_path / "project" / ".onwatch"
+
+
+def test_the_default_database_is_an_sqlite_file_beside_the_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[checks.a]\ntests = ["tests"]\nevery = "1m"\n'))
+    assert config.database_url == f"sqlite:///{tmp_path / 'onwatch.db'}"
+    assert config.settings.max_parallel == (os.cpu_count() or 1)
+
+
+def test_it_finds_onwatch_toml_before_pyproject(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    write(tmp_path, "[tool.onwatch]\n", name="pyproject.toml")
+    assert find_config(None, tmp_path) == tmp_path / "onwatch.toml"
+
+
+def test_it_reads_tool_onwatch_from_pyproject(tmp_path: Path) -> None:
+    text = GOOD.replace("[onwatch]", "[tool.onwatch]").replace("[checks.", "[tool.onwatch.checks.")
+    write(tmp_path, "[project]\nname = 'x'\n" + text, name="pyproject.toml")
+    path = find_config(None, tmp_path)
+    assert path.name == "pyproject.toml"
+    config = load_config(path)
+    assert sorted(config.checks) == ["critical-paths", "hourly"]
+    assert config.settings.max_parallel == 3
+
+
+def test_an_explicit_path_wins_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    other = write(tmp_path, GOOD, name="prod.toml")
+    assert find_config(str(other), tmp_path) == other
+    with pytest.raises(ConfigError, match="no such config file"):
+        find_config(str(tmp_path / "nope.toml"), tmp_path)
+
+
+def test_no_config_at_all_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="create onwatch.toml"):
+        find_config(None, tmp_path)
+
+
+def test_an_unknown_key_names_file_line_and_the_likely_spelling(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('every = "5m"', 'evry = "5m"'))
+    found = problems(path)
+    assert (
+        f"{path}:8: checks.critical-paths.evry: unknown key 'evry' (did you mean 'every'?)"
+        in (found[0])
+    )
+
+
+def test_a_bad_duration_names_its_line_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('timeout = "2m"', 'timeout = "2 minutes"'))
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:9: checks.critical-paths.timeout: ")
+    assert "'2 minutes' is not a duration" in problem and '"5m"' in problem
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = GOOD.replace("retries = 1", "retries = -1").replace(
+        'cron = "0 * * * *"', 'cron = "every hour"'
+    )
+    found = problems(write(tmp_path, text))
+    assert len(found) == 2
+    assert "checks.critical-paths.retries" in found[0]
+    assert "checks.hourly.cron" in found[1] and "not a cron expression" in found[1]
+
+
+def test_a_check_needs_exactly_one_schedule(tmp_path: Path) -> None:
+    both = write(tmp_path, '[checks.a]\ntests = ["tests"]\nevery = "1m"\ncron = "* * * * *"\n')
+    assert "exactly one schedule" in problems(both)[0]
+    neither = write(tmp_path, '[checks.a]\ntests = ["tests"]\n')
+    [problem] = problems(neither)
+    assert problem.startswith(f"{neither}:1: checks.a: ") and "exactly one schedule" in problem
+
+
+def test_missing_tests_and_missing_paths_are_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[checks.a]\nevery = "1m"\n\n[checks.b]\ntests = ["nope"]\nevery = "1m"\n'
+    )
+    first, second = problems(path)
+    assert first.startswith(f"{path}:1: checks.a.tests: required key 'tests' is missing")
+    assert second.startswith(f"{path}:5: checks.b.tests: tests[0] 'nope' does not exist")
+
+
+def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[checks.a]\ntests = ["tests"]\nevery = 5m\n')
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:3: invalid TOML")
+
+
+def test_unknown_tables_and_bad_check_names_are_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, '[check.a]\ntests = ["tests"]\n\n[checks."has space"]\ntests = []\n')
+    found = problems(path)
+    assert found[0].startswith(f"{path}:1: check: unknown table 'check'")
+    assert "did you mean 'checks'" in found[0]
+    assert found[1].startswith(f'{path}:4: checks."has space": ')
+
+
+def test_unknown_checks_are_named_when_selected(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    with pytest.raises(ConfigError, match="no check named 'nope'"):
+        config.select(["nope"])
+    assert list(config.select(["hourly"])) == ["hourly"]
+
+
+def test_the_digest_changes_with_the_check_settings(tmp_path: Path) -> None:
+    first = load_config(write(tmp_path, GOOD)).checks["critical-paths"].digest()
+    second = (
+        load_config(write(tmp_path, GOOD.replace('"5m"', '"6m"'))).checks["critical-paths"].digest()
+    )
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("2h", 7200),
+        ("500ms", 0.5),
+        (90, 90),
+        ("1d", 86400),
+    ],
+)
+def test_durations_read_as_people_write_them(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "-1s", "0s", True])
+def test_bad_durations_are_rejected_with_the_fix(text: object) -> None:
+    with pytest.raises(ValueError, match="30s"):
+        parse_duration(text)

@@ -1,0 +1,64 @@
+"""When checks are due: pure functions, a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from onwatch.config import Check
+from onwatch.durations import parse_duration
+from onwatch.schedule import following_slot, interval_of, jitter, next_slot
+
+NOW = datetime(2026, 11, 24, 10, 7, 30, tzinfo=UTC)
+
+
+def every(text: str) -> Check:
+    return Check(tests=["t"], every=parse_duration(text))
+
+
+def cron(expr: str, timezone: str = "UTC") -> Check:
+    return Check(tests=["t"], cron=expr, timezone=timezone)
+
+
+def test_an_interval_check_never_run_is_due_now() -> None:
+    assert next_slot(every("5m"), None, NOW) == NOW
+
+
+def test_an_interval_check_resumes_from_its_last_slot_after_a_restart() -> None:
+    last = NOW - timedelta(minutes=2)
+    assert next_slot(every("5m"), last, NOW) == last + timedelta(minutes=5)
+
+
+def test_after_a_long_outage_an_interval_check_runs_once_not_once_per_missed_slot() -> None:
+    last = NOW - timedelta(minutes=23)
+    slot = next_slot(every("5m"), last, NOW)
+    assert slot == last + timedelta(minutes=20)  # the latest missed slot, due now
+    assert following_slot(every("5m"), slot, NOW) == last + timedelta(minutes=25)
+
+
+def test_a_cron_check_never_run_waits_for_its_first_slot() -> None:
+    assert next_slot(cron("0 * * * *"), None, NOW) == datetime(2026, 11, 24, 11, tzinfo=UTC)
+
+
+def test_a_cron_check_that_missed_its_slot_while_down_runs_it_once() -> None:
+    last = datetime(2026, 11, 24, 8, tzinfo=UTC)
+    assert next_slot(cron("0 * * * *"), last, NOW) == datetime(2026, 11, 24, 10, tzinfo=UTC)
+    slot = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    assert next_slot(cron("0 * * * *"), slot, NOW) == datetime(2026, 11, 24, 11, tzinfo=UTC)
+
+
+def test_cron_follows_the_check_time_zone() -> None:
+    slot = next_slot(cron("0 9 * * *", "Europe/Paris"), None, NOW)
+    assert slot == datetime(2026, 11, 25, 8, tzinfo=UTC)  # 09:00 in Paris is 08:00 UTC in winter
+
+
+def test_the_interval_of_a_cron_check_is_the_gap_between_slots() -> None:
+    assert interval_of(cron("*/15 * * * *"), NOW) == 900
+    assert interval_of(every("2m"), NOW) == 120
+
+
+def test_jitter_is_small_stable_and_spreads_checks() -> None:
+    values = {jitter(f"check-{i}", 60, 10) for i in range(20)}
+    assert all(0 <= v < 6 for v in values)  # at most a tenth of the interval
+    assert len(values) == 20
+    assert jitter("api", 3600, 10) == jitter("api", 3600, 10)
+    assert jitter("api", 3600, 10) < 10
