@@ -1,0 +1,10 @@
+"""Running checks: one pytest subprocess per attempt, streamed back through a pytest plugin.
+
+``execute.Runner`` runs a check and returns a ``Run``; ``process`` starts and kills pytest;
+``parse`` turns what pytest left behind into results; ``plugin`` is the pytest side.
+"""
+
+# The environment that connects onwatch to its pytest plugin; kept here so that starting a run
+# does not import pytest into onwatch itself.
+EVENTS_ENV = "ONWATCH_EVENTS"
+ATTEMPT_ENV = "ONWATCH_ATTEMPT"

@@ -1,0 +1,211 @@
+"""Run one check: the full selection, then retries of what failed, within one timeout.
+
+Each run leaves its files under ``STATE_DIR/inflight`` until the caller has recorded it
+(``Runner.discard``). If onwatch dies mid-run, ``recover`` turns those files into a run marked
+as interrupted, with every test that finished before: a run in flight is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from onwatch import __version__
+from onwatch.config import Check, Config
+from onwatch.durations import format_duration
+from onwatch.model import Run, Trigger, as_utc, utcnow
+from onwatch.runner.parse import Attempt, parse_events, retry_candidates, verdict
+from onwatch.runner.process import EventHandler, run_pytest
+
+RUN_ID_ENV = "ONWATCH_RUN_ID"
+CHECK_ENV = "ONWATCH_CHECK"
+
+
+class Runner:
+    """Runs checks of one configuration as pytest subprocesses."""
+
+    def __init__(
+        self,
+        config: Config,
+        stop: threading.Event | None = None,
+        spawned: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.stop = stop
+        self.spawned = spawned  # set once a pytest process has started
+        self.inflight = config.state_dir / "inflight"
+        self.host = socket.gethostname()
+
+    def execute(
+        self,
+        name: str,
+        check: Check,
+        *,
+        trigger: Trigger = Trigger.MANUAL,
+        scheduled_for: datetime | None = None,
+        on_event: EventHandler | None = None,
+    ) -> Run:
+        """Run ``check`` now and return its run; the caller records it, then calls ``discard``."""
+        run_id = str(uuid.uuid4())
+        started_at = utcnow()
+        deadline = time.monotonic() + check.timeout
+        self.inflight.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "id": run_id,
+            "check": name,
+            "trigger": trigger.value,
+            "scheduled_for": None if scheduled_for is None else scheduled_for.isoformat(),
+            "started_at": started_at.isoformat(),
+            "config_digest": check.digest(),
+            "timeout": check.timeout,
+            "selection": describe_selection(check),
+            "pid": os.getpid(),
+        }
+        _write_json(self.inflight / f"{run_id}.json", meta)
+        env = {**os.environ, **check.env, RUN_ID_ENV: run_id, CHECK_ENV: name}
+        attempts: list[Attempt] = []
+        args = check.pytest_selection()
+        for number in range(1, check.retries + 2):
+            attempt = run_pytest(
+                args,
+                number=number,
+                cwd=self.config.base_dir,
+                env=env,
+                events_path=self.inflight / f"{run_id}.{number}.events",
+                output_path=self.inflight / f"{run_id}.{number}.out",
+                deadline=deadline,
+                stop=self.stop,
+                on_event=on_event,
+                spawned=self.spawned,
+            )
+            attempts.append(attempt)
+            if attempt.timed_out or attempt.interrupted or not attempt.finished:
+                break
+            args = _retry_args(attempts, check)
+            if not args:
+                break
+        return _build_run(meta, attempts, utcnow(), self.host)
+
+    def discard(self, run_id: str) -> None:
+        """Delete the files a recorded run left in flight."""
+        for path in self.inflight.glob(f"{run_id}.*"):
+            path.unlink(missing_ok=True)
+
+    def recover(self) -> list[Run]:
+        """Return the runs that a dead onwatch process left in flight, marked as interrupted."""
+        recovered: list[Run] = []
+        left = sorted(self.inflight.glob("*.json"))
+        if not left:
+            return recovered
+        import psutil
+
+        for meta_path in left:
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            pid = int(meta.get("pid", 0))
+            if pid == os.getpid() or (psutil.pid_exists(pid) and _is_onwatch(pid)):
+                continue  # a live onwatch process (maybe this one) still owns it
+            attempts = []
+            for events_path in sorted(self.inflight.glob(f"{meta['id']}.*.events")):
+                number = int(events_path.name.split(".")[-2])
+                events = parse_events(events_path.read_bytes())
+                _kill_orphan(events)
+                attempts.append(
+                    Attempt(number=number, events=events, returncode=None, interrupted=True)
+                )
+            if not attempts:
+                attempts = [Attempt(number=1, events=[], returncode=None, interrupted=True)]
+            finished = datetime.fromtimestamp(meta_path.stat().st_mtime).astimezone()
+            for path in self.inflight.glob(f"{meta['id']}.*.events"):
+                finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
+            recovered.append(_build_run(meta, attempts, as_utc(finished), self.host))
+        return recovered
+
+
+def describe_selection(check: Check) -> str:
+    """Describe a check's selection in pytest terms, for error messages."""
+    text = " ".join(check.tests)
+    if check.markers:
+        text += f" -m {check.markers!r}"
+    if check.keyword:
+        text += f" -k {check.keyword!r}"
+    return text
+
+
+def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
+    from onwatch.runner.parse import attempt_results, merge_attempts
+
+    results = []
+    for attempt in attempts:
+        results += attempt_results(attempt, "")
+    failed = retry_candidates(merge_attempts(results))
+    rootdir = attempts[0].rootdir
+    if not failed or rootdir is None:
+        return []
+    # Node ids are relative to pytest's rootdir, which need not be the config's folder.
+    return ["--rootdir", rootdir, *check.pytest_args, *(f"{rootdir}/{n}" for n in failed)]
+
+
+def _build_run(meta: dict[str, Any], attempts: list[Attempt], finished: datetime, host: str) -> Run:
+    timeout_text = f"run exceeded its timeout of {format_duration(float(meta['timeout']))}"
+    decided = verdict(attempts, str(meta.get("selection", "")), timeout_text)
+    scheduled = meta.get("scheduled_for")
+    return Run(
+        id=meta["id"],
+        check=meta["check"],
+        status=decided.status,
+        started_at=as_utc(datetime.fromisoformat(meta["started_at"])),
+        finished_at=finished,
+        collected=decided.collected,
+        results=decided.results,
+        error=decided.error,
+        trigger=Trigger(meta.get("trigger", Trigger.MANUAL.value)),
+        scheduled_for=None if scheduled is None else as_utc(datetime.fromisoformat(scheduled)),
+        host=host,
+        version=__version__,
+        config_digest=str(meta.get("config_digest", "")),
+    )
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _is_onwatch(pid: int) -> bool:
+    import psutil
+
+    try:
+        return "onwatch" in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
+def _kill_orphan(events: list[dict[str, Any]]) -> None:
+    """Kill a pytest process that outlived the onwatch process that started it."""
+    import signal
+
+    import psutil
+
+    for event in events:
+        if event.get("event") != "start":
+            continue
+        pid = int(event.get("pid", 0))
+        try:
+            if pid and "pytest" in " ".join(psutil.Process(pid).cmdline()):
+                os.killpg(pid, signal.SIGKILL)
+        except (psutil.Error, OSError):
+            pass

@@ -1,0 +1,282 @@
+"""Turn the events and exit codes of a check's pytest processes into a ``Run``: no I/O.
+
+This is where "never a silent green" lives: a run is ``error`` when pytest could not start,
+collected nothing, failed to collect, crashed or was interrupted, and ``timeout`` when it was
+killed at its timeout. Finished tests keep their results in every case; the test in flight when
+a process died is recorded too, so nothing that happened is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from onwatch.model import Outcome, RunStatus, TestResult
+
+OUTPUT_TAIL_LINES = 30
+
+
+@dataclass
+class Attempt:
+    """What one pytest process left behind."""
+
+    number: int
+    events: list[dict[str, Any]]
+    returncode: int | None
+    timed_out: bool = False
+    interrupted: bool = False
+    output: str = ""  # pytest's own stdout and stderr (tail)
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether pytest reached the end of its session."""
+        return any(e.get("event") == "finished" for e in self.events)
+
+    @property
+    def collected(self) -> int | None:
+        """Return the number of tests collected, or None when collection never ended."""
+        for event in self.events:
+            if event.get("event") == "collected":
+                return int(event["count"])
+        return None
+
+    @property
+    def rootdir(self) -> str | None:
+        """Return pytest's rootdir, against which node ids are relative."""
+        for event in self.events:
+            if event.get("event") == "start":
+                return str(event.get("rootdir"))
+        return None
+
+    def in_flight(self) -> str | None:
+        """Return the node id of a test that began and never reported a result."""
+        begun: dict[str, None] = {}
+        for event in self.events:
+            kind = event.get("event")
+            if kind == "begin":
+                begun[event["nodeid"]] = None
+            elif kind == "result":
+                begun.pop(event["nodeid"], None)
+        return next(reversed(begun), None) if begun else None
+
+
+@dataclass
+class Verdict:
+    """The outcome of a run computed from its attempts."""
+
+    status: RunStatus
+    error: str | None
+    collected: int | None
+    results: tuple[TestResult, ...] = field(default_factory=tuple)
+
+
+def parse_events(data: bytes) -> list[dict[str, Any]]:
+    """Return the events in ``data``, skipping a truncated or garbled line."""
+    events = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def attempt_results(attempt: Attempt, timeout_text: str) -> list[TestResult]:
+    """Return the results of one attempt, including the test in flight when it was stopped."""
+    results: list[TestResult] = []
+    for event in attempt.events:
+        kind = event.get("event")
+        if kind == "result":
+            results.append(_result_from_event(event, attempt.number))
+        elif kind == "collect_error":
+            results.append(
+                TestResult(
+                    nodeid=event.get("nodeid") or "<collection>",
+                    outcome=Outcome.ERROR,
+                    phase="collect",
+                    duration=0.0,
+                    attempt=attempt.number,
+                    exception="CollectError",
+                    message=event.get("message"),
+                    traceback=event.get("traceback"),
+                )
+            )
+    in_flight = attempt.in_flight()
+    if in_flight is not None and not attempt.finished:
+        if attempt.timed_out:
+            outcome, message = Outcome.TIMEOUT, timeout_text
+        elif attempt.interrupted:
+            outcome, message = Outcome.ERROR, "interrupted: onwatch stopped while this test ran"
+        else:
+            outcome = Outcome.ERROR
+            message = (
+                f"the test process died ({describe_exit(attempt.returncode)}) during this test"
+            )
+        results.append(
+            TestResult(
+                nodeid=in_flight,
+                outcome=outcome,
+                phase="call",
+                duration=0.0,
+                attempt=attempt.number,
+                message=message,
+            )
+        )
+    return results
+
+
+def _result_from_event(event: dict[str, Any], attempt: int) -> TestResult:
+    outcome = event.get("outcome", "error")
+    return TestResult(
+        nodeid=str(event["nodeid"]),
+        outcome=Outcome(outcome) if outcome in Outcome._value2member_map_ else Outcome.ERROR,
+        phase=str(event.get("phase", "call")),
+        duration=float(event.get("duration") or 0.0),
+        attempt=attempt,
+        exception=event.get("exception"),
+        message=event.get("message"),
+        traceback=event.get("traceback"),
+        output=event.get("output"),
+        properties=tuple((str(p[0]), p[1]) for p in event.get("properties") or ()),
+    )
+
+
+def merge_attempts(results: list[TestResult]) -> tuple[TestResult, ...]:
+    """Mark the last attempt of each test as final, and a retry that passed as flaky."""
+    last: dict[str, int] = {}
+    failed_before: set[str] = set()
+    for index, result in enumerate(results):
+        last[result.nodeid] = index
+    merged = []
+    for index, result in enumerate(results):
+        final = last[result.nodeid] == index
+        outcome = result.outcome
+        if outcome is Outcome.PASSED and result.nodeid in failed_before:
+            outcome = Outcome.FLAKY
+        if result.outcome.is_bad:
+            failed_before.add(result.nodeid)
+        if final != result.final or outcome is not result.outcome:
+            result = replace(result, final=final, outcome=outcome)
+        merged.append(result)
+    return tuple(merged)
+
+
+def retry_candidates(results: tuple[TestResult, ...]) -> list[str]:
+    """Return the node ids whose final result failed and that a retry may run again."""
+    return [
+        r.nodeid
+        for r in results
+        if r.final and r.outcome in (Outcome.FAILED, Outcome.ERROR) and r.phase != "collect"
+    ]
+
+
+def verdict(attempts: list[Attempt], selection: str, timeout_text: str) -> Verdict:
+    """Decide the status of a run from all of its attempts (the first one is the full run)."""
+    first = attempts[0]
+    raw: list[TestResult] = []
+    for attempt in attempts:
+        raw += attempt_results(attempt, timeout_text)
+    results = merge_attempts(raw)
+    collected = first.collected
+    finals = [r for r in results if r.final]
+    stopped = next((a for a in attempts if a.timed_out or a.interrupted), None)
+    if stopped is not None:
+        done = sum(1 for r in finals if r.outcome is not Outcome.TIMEOUT)
+        in_flight = stopped.in_flight()
+        where = f" while running {in_flight}" if in_flight else ""
+        progress = f" ({done} of {collected} tests finished)" if collected is not None else ""
+        if stopped.timed_out:
+            return Verdict(
+                RunStatus.TIMEOUT, f"{timeout_text}{where}{progress}", collected, results
+            )
+        return Verdict(
+            RunStatus.ERROR,
+            f"interrupted: onwatch stopped{where}{progress}",
+            collected,
+            results,
+        )
+    collect_errors = [r for r in results if r.phase == "collect"]
+    if collect_errors:
+        first_error = collect_errors[0]
+        summary = (first_error.message or "").splitlines()[0] if first_error.message else ""
+        count = len(collect_errors)
+        return Verdict(
+            RunStatus.ERROR,
+            f"collection failed ({count} error{'s' * (count != 1)}): "
+            f"{first_error.nodeid}: {summary}",
+            collected,
+            results,
+        )
+    for attempt in attempts:
+        if not attempt.finished:
+            died = describe_exit(attempt.returncode)
+            if attempt.collected is None:
+                reason = f"pytest failed before collecting tests ({died})"
+            else:
+                in_flight = attempt.in_flight()
+                where = f" while running {in_flight}" if in_flight else ""
+                # pytest's output says nothing about a process killed under it.
+                return Verdict(RunStatus.ERROR, f"pytest died ({died}){where}", collected, results)
+            return Verdict(
+                RunStatus.ERROR, _with_output(reason, attempt.output), collected, results
+            )
+        if attempt.returncode not in (0, 1, 5):
+            reason = f"pytest ended with {describe_exit(attempt.returncode)}"
+            return Verdict(
+                RunStatus.ERROR, _with_output(reason, attempt.output), collected, results
+            )
+    if not collected:
+        return Verdict(
+            RunStatus.ERROR,
+            f"the selection collected no tests ({selection}); check the paths, -m and -k",
+            collected,
+            results,
+        )
+    if any(r.outcome.is_bad for r in finals):
+        return Verdict(RunStatus.FAILED, None, collected, results)
+    return Verdict(RunStatus.PASSED, None, collected, results)
+
+
+PYTEST_EXIT = {
+    1: "some tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Describe a process exit code in words, signals by name."""
+    if returncode is None:
+        return "no exit code"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    meaning = PYTEST_EXIT.get(returncode)
+    return f"exit code {returncode}" + (f", {meaning}" if meaning else "")
+
+
+def _with_output(reason: str, output: str) -> str:
+    tail = useful_output(output)
+    return f"{reason}: {tail}" if tail else reason
+
+
+def useful_output(output: str) -> str:
+    """Return the lines of pytest's output that explain a failure to start."""
+    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
+    for pattern in (r"^E\s", r"Error|error:|Exception"):
+        picked = [line for line in lines if re.search(pattern, line)]
+        if picked:
+            return "\n".join(picked[-OUTPUT_TAIL_LINES:])
+    return "\n".join(lines[-OUTPUT_TAIL_LINES:])

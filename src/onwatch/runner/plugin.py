@@ -1,0 +1,180 @@
+"""The pytest plugin that streams one JSON line per event while a check runs.
+
+Registered through the ``pytest11`` entry point, so it loads in every pytest process of the
+environment, and stays inert unless ``ONWATCH_EVENTS`` names a file: a team's own pytest runs
+are untouched. It imports nothing beyond the standard library and pytest, and writes each line
+with one ``write`` call so that a process killed at any moment leaves every finished test on disk
+(at worst a truncated last line, which the reader ignores).
+
+Events, in order: ``start`` (rootdir, attempt), ``collect_error`` (per broken module),
+``collected`` (count), then per test ``begin`` and ``result``, then ``finished`` (exit status).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
+
+MAX_MESSAGE = 2_000
+MAX_TRACEBACK = 32_000
+MAX_OUTPUT = 32_000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start recording when onwatch runs this pytest process."""
+    path = os.environ.get(EVENTS_ENV)
+    # Under pytest-xdist only the controller records, or each test would be written twice.
+    if path and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(EventWriter(path), "onwatch-event-writer")
+
+
+def bounded(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, keeping its head and its tail."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    dropped = len(text) - head - tail
+    return f"{text[:head]}\n[... {dropped} characters cut ...]\n{text[-tail:]}"
+
+
+def _json_safe(value: object) -> object:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+class EventWriter:
+    """Writes the event stream of one pytest process to a file."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
+        self.reports: dict[str, list[pytest.TestReport]] = {}
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Append one event as a JSON line."""
+        line = json.dumps(event, separators=(",", ":"), default=repr) + "\n"
+        os.write(self.fd, line.encode("utf-8", "replace"))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.emit(
+            {
+                "event": "start",
+                "pid": os.getpid(),
+                "attempt": self.attempt,
+                "rootdir": str(session.config.rootpath),
+            }
+        )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            text = str(report.longrepr)
+            self.emit(
+                {
+                    "event": "collect_error",
+                    "nodeid": report.nodeid,
+                    "message": bounded(_last_error_line(text), MAX_MESSAGE),
+                    "traceback": bounded(text, MAX_TRACEBACK),
+                }
+            )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.emit({"event": "collected", "count": len(session.items)})
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.emit({"event": "begin", "nodeid": nodeid})
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        # The exception type is not on the report itself; keep it for the result event.
+        if call.excinfo is not None:
+            report.onwatch_exception = call.excinfo.typename  # type: ignore[attr-defined]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reports.setdefault(report.nodeid, []).append(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        reports = self.reports.pop(nodeid, [])
+        if reports:
+            self.emit(_result(nodeid, reports, self.attempt))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        self.emit({"event": "finished", "exitstatus": int(exitstatus)})
+
+    def pytest_unconfigure(self) -> None:
+        os.close(self.fd)
+
+
+def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict[str, Any]:
+    outcome, phase, deciding = "passed", "call", None
+    for report in reports:
+        xfail = hasattr(report, "wasxfail")
+        if report.when == "teardown":
+            if report.failed and outcome in ("passed", "skipped", "xfailed", "xpassed"):
+                outcome, phase, deciding = "error", "teardown", report
+        elif report.failed:
+            outcome = "error" if report.when == "setup" else "failed"
+            phase, deciding = report.when, report
+        elif report.skipped:
+            outcome, phase, deciding = ("xfailed" if xfail else "skipped"), report.when, report
+        elif report.when == "call" and xfail:
+            outcome, phase, deciding = "xpassed", "call", report
+    message = traceback = output = exception = None
+    if deciding is not None:
+        exception = getattr(deciding, "onwatch_exception", None)
+        message, traceback = _describe(deciding)
+    if outcome in ("failed", "error", "xpassed"):
+        sections = [f"--- {title} ---\n{content}" for r in reports for title, content in r.sections]
+        output = bounded("\n".join(sections), MAX_OUTPUT) if sections else None
+    return {
+        "event": "result",
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "phase": phase,
+        "duration": sum(r.duration for r in reports),
+        "attempt": attempt,
+        "exception": exception,
+        "message": message,
+        "traceback": traceback,
+        "output": output,
+        "properties": [[str(k), _json_safe(v)] for k, v in reports[-1].user_properties],
+    }
+
+
+def _describe(report: pytest.TestReport) -> tuple[str | None, str | None]:
+    if report.skipped:
+        reason = getattr(report, "wasxfail", None)
+        if not reason and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2])
+        return (bounded(reason, MAX_MESSAGE) if reason else None), None
+    if report.passed:  # xpassed
+        reason = getattr(report, "wasxfail", "")
+        return (f"unexpectedly passed: {reason}" if reason else "unexpectedly passed"), None
+    longrepr = report.longrepr
+    text = str(longrepr) if longrepr is not None else ""
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None) or _last_error_line(text)
+    return bounded(message, MAX_MESSAGE), bounded(text, MAX_TRACEBACK) or None
+
+
+def _last_error_line(text: str) -> str:
+    lines = [line[2:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if lines:
+        return "\n".join(lines[:10])
+    stripped = [line for line in text.splitlines() if line.strip()]
+    return stripped[-1].strip() if stripped else text

@@ -1,0 +1,45 @@
+"""Build throwaway projects from the fixture suites: a copy of the tests and an onwatch.toml."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def toml_value(value: Any) -> str:
+    """Render a Python value as TOML (strings, numbers, booleans, lists, flat tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def make_project(
+    root: Path,
+    checks: dict[str, dict[str, Any]],
+    settings: dict[str, Any] | None = None,
+    suites: tuple[str, ...] = (),
+) -> Path:
+    """Copy ``suites`` from tests/fixtures into ``root`` and write onwatch.toml; return its path."""
+    root.mkdir(parents=True, exist_ok=True)
+    for suite in suites:
+        shutil.copytree(FIXTURES / suite, root / suite, dirs_exist_ok=True)
+    lines = ["[onwatch]"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in (settings or {}).items()]
+    for name, check in checks.items():
+        lines.append(f"\n[checks.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in check.items()]
+    path = root / "onwatch.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
