@@ -1,0 +1,149 @@
+"""The database tables of onwatch, as SQLAlchemy Core metadata.
+
+This module describes the schema at the newest migration; the migrations in
+``store/migrations/versions`` build it step by step and must stay equal to it (a test compares
+them with Alembic's autogenerate). Change both together and bump ``HEAD_REVISION``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from onwatch.model import as_utc
+
+# The revision id of the newest migration; ensure_schema compares the database's
+# alembic_version with it so that the common case never imports Alembic.
+HEAD_REVISION: str = "0001"
+
+# Explicit names keep constraints identical on every backend and let later migrations
+# drop or alter them by name.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp, written in UTC and read back as an aware UTC datetime."""
+
+    # SQLite keeps neither the offset nor the zone, so every value is normalised to UTC on the
+    # way in, and naive values read back are UTC by construction.
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise a datetime to UTC before it is written or compared."""
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return a stored timestamp as an aware UTC datetime."""
+        return None if value is None else as_utc(value)
+
+
+# Results grow by the tens of thousands per run: a 32-bit key would run out within months on a
+# busy installation. SQLite only autoincrements a column declared exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("config_digest", String(128), nullable=False),
+    Column("schedule", Text, nullable=False),  # "every 5m", "cron 0 * * * *", "" when unknown
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),  # a UUID made by the runner before it starts
+    Column("check", String(200), nullable=False),
+    Column("trigger", String(20), nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("collected", Integer, nullable=True),
+    Column("counts", JSON, nullable=False),  # final outcome -> count, so lists need no results
+    Column("host", String(255), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("config_digest", String(128), nullable=False),
+    Column("trigger_detail", JSON, nullable=False),
+    Index("ix_runs_check_started", "check", "started_at"),
+    # The scheduler resumes from a check's latest scheduled slot; this finds it without a scan.
+    Index("ix_runs_check_trigger_slot", "check", "trigger", "scheduled_for"),
+)
+
+# Category and fingerprint columns arrive with the analysis package, in their own migration.
+results = Table(
+    "results",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(36),
+        ForeignKey("runs.id", ondelete="CASCADE"),  # pruning a run prunes its results
+        nullable=False,
+    ),
+    # check and started_at repeat the run's so that one test's history needs no join.
+    Column("check", String(200), nullable=False),
+    Column("nodeid", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("exception", Text, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("output", Text, nullable=True),
+    Column("properties", JSON, nullable=False),  # [[name, value], ...] from record_property()
+    Index("ix_results_run_id", "run_id"),
+    Index("ix_results_test_history", "check", "nodeid", "started_at"),
+)
+
+skipped_slots = Table(
+    "skipped_slots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check", String(200), nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("reason", String(20), nullable=False),  # "overlap"; "down" once the daemon tracks it
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_skipped_slots_check_scheduled", "check", "scheduled_for"),
+)
+
+# Alembic's own bookkeeping table, kept out of ``metadata`` because migrations do not create it.
+# SqlStore reads it directly so that a database already at HEAD_REVISION never loads Alembic.
+alembic_version = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), primary_key=True),
+)

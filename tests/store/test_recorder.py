@@ -1,0 +1,173 @@
+"""Recorder: store when the database answers, spool when it does not, replay exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from onwatch.model import Outcome, Run, RunStatus, TestResult
+from onwatch.store import open_store
+from onwatch.store.recorder import Recorder
+from onwatch.store.schema import results, runs
+from onwatch.store.spool import Spool
+from onwatch.store.sql import SqlStore
+from pgserver import PgServer, fresh_database
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_run(minute: int = 0, tests: int = 3) -> Run:
+    started_at = T0 + timedelta(minutes=minute)
+    found = tuple(
+        TestResult(
+            nodeid=f"tests/test_api.py::test_{i}",
+            outcome=Outcome.PASSED,
+            phase="call",
+            duration=0.01,
+        )
+        for i in range(tests)
+    )
+    return Run(
+        id=str(uuid.uuid4()),
+        check="api",
+        status=RunStatus.PASSED,
+        started_at=started_at,
+        finished_at=started_at + timedelta(seconds=1),
+        collected=tests,
+        results=found,
+    )
+
+
+def count(url: str) -> tuple[int, int]:
+    """Return the number of runs and of results in the database."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return (
+                conn.execute(select(func.count()).select_from(runs)).scalar_one(),
+                conn.execute(select(func.count()).select_from(results)).scalar_one(),
+            )
+    finally:
+        engine.dispose()
+
+
+def insertion_order(url: str) -> list[str]:
+    """Return run ids in the order their results were inserted."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ordered = conn.execute(select(results.c.run_id).order_by(results.c.id)).scalars()
+            return list(dict.fromkeys(ordered))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'onwatch.db'}"
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[SqlStore]:
+    opened = open_store(sqlite_url)
+    yield opened
+    opened.close()
+
+
+def test_it_stores_a_run_while_the_database_answers(
+    store: SqlStore, sqlite_url: str, tmp_path: Path
+) -> None:
+    # No ensure_schema beforehand: the recorder creates the tables of a database that was
+    # unreachable when onwatch started.
+    recorder = Recorder(store, Spool(tmp_path / "spool"))
+    run = make_run()
+
+    assert recorder.record(run) == "stored"
+
+    assert recorder.pending() == 0
+    assert store.get_run(run.id) == run
+    assert count(sqlite_url) == (1, 3)
+
+
+def test_it_replays_a_run_both_stored_and_spooled_only_once(
+    store: SqlStore, sqlite_url: str, tmp_path: Path
+) -> None:
+    # What a crash between storing a replayed run and removing its file leaves behind.
+    spool = Spool(tmp_path / "spool")
+    recorder = Recorder(store, spool)
+    run = make_run()
+    recorder.record(run)
+    spool.put(run)
+
+    assert recorder.replay() == 1
+
+    assert recorder.pending() == 0
+    assert count(sqlite_url) == (1, 3)
+
+
+def test_it_records_from_many_threads_at_once(
+    store: SqlStore, sqlite_url: str, tmp_path: Path
+) -> None:
+    recorder = Recorder(store, Spool(tmp_path / "spool"))
+    outcomes: list[str] = []
+
+    def finish_checks(first: int) -> None:
+        for minute in range(first, first + 5):
+            outcomes.append(recorder.record(make_run(minute)))
+
+    threads = [threading.Thread(target=finish_checks, args=(i * 5,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes == ["stored"] * 30
+    assert count(sqlite_url) == (30, 90)
+
+
+@pytest.fixture
+def outage_server() -> Iterator[PgServer]:
+    server = PgServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+def test_it_spools_while_postgresql_is_down_and_replays_each_run_once_when_it_is_back(
+    outage_server: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = fresh_database(outage_server.url)
+    store = open_store(url)
+    store.ensure_schema()
+    recorder = Recorder(store, Spool(tmp_path / "spool"))
+    made = [make_run(0), *(make_run(minute, tests=10) for minute in (1, 2, 3)), make_run(4)]
+    assert recorder.record(made[0]) == "stored"
+
+    outage_server.stop("immediate")
+    try:
+        with caplog.at_level(logging.WARNING, logger="onwatch.store"):
+            during = [recorder.record(run) for run in made[1:4]]
+        assert recorder.replay() == 0
+    finally:
+        outage_server.start()
+
+    assert during == ["spooled"] * 3
+    assert recorder.pending() == 3
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+    assert recorder.record(made[4]) == "stored"
+
+    assert recorder.pending() == 0
+    assert count(url) == (5, 3 + 3 * 10 + 3)
+    assert recorder.replay() == 0
+    assert count(url) == (5, 3 + 3 * 10 + 3)
+    # Spooled runs went in oldest first, and before the run that found the database back.
+    assert insertion_order(url) == [run.id for run in made]
+    store.close()
