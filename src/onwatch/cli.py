@@ -1,0 +1,112 @@
+"""The ``onwatch`` command line.
+
+Exit codes: 0 all passed, 1 some check failed or errored, 2 usage or configuration error (one
+clear line per problem on stderr, no traceback). Imports are lazy: ``onwatch once`` should cost
+little more than the pytest run it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from onwatch import __version__
+from onwatch.errors import OnwatchError
+
+if TYPE_CHECKING:
+    from onwatch.config import Config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="onwatch",
+        description="Run a selection of your pytest suite as production monitoring.",
+    )
+    parser.add_argument("--version", action="version", version=f"onwatch {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="config file (default: ./onwatch.toml, else [tool.onwatch] in ./pyproject.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("validate", help="check the config and count what each check collects")
+
+    once = commands.add_parser("once", help="run checks now (all when none is named)")
+    once.add_argument("checks", nargs="*", metavar="CHECK")
+    output = once.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the run records as JSON")
+    output.add_argument("--quiet", "-q", action="store_true", help="print only failures")
+
+    run = commands.add_parser("run", help="run the checks on their schedules until stopped")
+    _add_log_options(run)
+
+    status = commands.add_parser("status", help="show the state of every check")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    demo = commands.add_parser("demo", help="start a demo app and monitor it with a demo suite")
+    demo.add_argument(
+        "--dir", default="onwatch-demo", help="folder for the demo's config and database"
+    )
+    demo.add_argument("--port", type=int, default=0, help="demo app port (default: a free one)")
+    demo.add_argument(
+        "--faults", default="", help="break features from the start, e.g. chat=broken,deposit=slow"
+    )
+    demo.add_argument("--once", action="store_true", help="run the demo checks once and exit")
+    _add_log_options(demo)
+    return parser
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from onwatch.demo.command import run_demo
+
+            return run_demo(args)
+        config = _load(args.config)
+        if args.command == "validate":
+            from onwatch.commands import validate
+
+            return validate(config)
+        if args.command == "once":
+            from onwatch.commands import once
+
+            return once(config, args.checks, json_output=args.json, quiet=args.quiet)
+        if args.command == "status":
+            from onwatch.commands import status
+
+            return status(config, json_output=args.json)
+        if args.command == "run":
+            from onwatch.daemon import run_daemon
+
+            return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+    except OnwatchError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"onwatch: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unknown command {args.command}")  # argparse makes this unreachable
+
+
+def _load(explicit: str | None) -> Config:
+    from onwatch.config import find_config, load_config
+
+    return load_config(find_config(explicit))
+
+

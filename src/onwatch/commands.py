@@ -1,0 +1,208 @@
+"""The one-shot commands: ``validate``, ``once`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from onwatch.config import Check, Config
+from onwatch.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from onwatch.model import CheckStatus, Run
+    from onwatch.store import Store
+    from onwatch.store.recorder import Recorder
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def validate(config: Config) -> int:
+    """Check every check's selection by collecting it; print what each would run."""
+    from onwatch.runner.execute import describe_selection
+    from onwatch.runner.parse import verdict
+
+    def collect(item: tuple[str, Check]) -> tuple[str, Check, str | None, int | None]:
+        name, check = item
+        with tempfile.TemporaryDirectory(prefix="onwatch-validate-") as folder:
+            from onwatch.runner.process import run_pytest
+
+            attempt = run_pytest(
+                [*check.pytest_selection(), "--collect-only", "-q"],
+                number=1,
+                cwd=config.base_dir,
+                env={**_environ(), **check.env},
+                events_path=Path(folder) / "events",
+                output_path=Path(folder) / "output",
+                deadline=time.monotonic() + check.timeout,
+            )
+        decided = verdict([attempt], describe_selection(check), "collection timed out")
+        return name, check, decided.error, decided.collected
+
+    problems = []
+    with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
+        for name, check, error, collected in pool.map(collect, config.checks.items()):
+            if error:
+                problems.append(f"{config.path}: checks.{name}: {error}")
+                continue
+            state = "" if check.enabled else ", disabled"
+            print(
+                f"{name}: {collected} test{'s' * (collected != 1)} "
+                f"({check.schedule}, timeout {_duration(check.timeout)}, "
+                f"retries {check.retries}{state})"
+            )
+    if problems:
+        raise ConfigError(problems)
+    print(f"{config.path}: OK, {len(config.checks)} check{'s' * (len(config.checks) != 1)}")
+    return EXIT_OK
+
+
+def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) -> int:
+    """Run the named checks now, record them, print them; 1 when any did not pass."""
+    from onwatch.model import RunStatus
+    from onwatch.report import Progress, print_runs
+    from onwatch.runner.execute import Runner
+
+    checks = config.select(names)
+    spawned = threading.Event()
+    runner = Runner(config, spawned=spawned)
+    # Open the database while pytest runs, once it has started: its imports and migrations
+    # then cost no wall time.
+    opened = StoreOpener(config, after=spawned)
+    live = sys.stderr.isatty() and not json_output and not quiet
+    progress = Progress(sys.stderr, live) if live else None
+    with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
+        futures = [
+            pool.submit(
+                runner.execute, name, check, on_event=progress.handler(name) if progress else None
+            )
+            for name, check in checks.items()
+        ]
+        runs = [future.result() for future in futures]
+    if progress:
+        progress.close()
+    recorded = {}
+    for run in [*runner.recover(), *runs]:
+        recorded[run.id] = opened.record(run)
+        runner.discard(run.id)
+    if any(where != "stored" for where in recorded.values()):
+        print(
+            f"onwatch: database unreachable ({opened.error}); runs kept in "
+            f"{config.state_dir / 'spool'} and written when it is back",
+            file=sys.stderr,
+        )
+    if json_output:
+        payload = {"runs": [{**run.to_json(), "recorded": recorded[run.id]} for run in runs]}
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_runs(runs, quiet=quiet)
+    opened.close()
+    return EXIT_OK if all(run.status is RunStatus.PASSED for run in runs) else EXIT_FAILED
+
+
+def status(config: Config, *, json_output: bool) -> int:
+    """Print each check's last run, status, 24 h pass rate, failures in a row and next run."""
+    from onwatch.report import print_statuses
+    from onwatch.store import open_store
+
+    store = open_store(config.database_url)
+    try:
+        store.ensure_schema()
+        statuses = check_statuses(config, store)
+    finally:
+        store.close()
+    if json_output:
+        json.dump({"checks": [s.to_json() for s in statuses]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_statuses(statuses)
+    return EXIT_OK
+
+
+def check_statuses(config: Config, store: Store) -> list[CheckStatus]:
+    """Return the status of every configured check from the store."""
+    from onwatch.model import CheckStatus, utcnow
+    from onwatch.schedule import next_slot
+
+    now = utcnow()
+    history = store.history(list(config.checks), now)
+    statuses = []
+    for name, check in config.checks.items():
+        past = history[name]
+        statuses.append(
+            CheckStatus(
+                name=name,
+                last_status=past.last_status,
+                last_run_at=past.last_run_at,
+                pass_rate_24h=past.passed_24h / past.runs_24h if past.runs_24h else None,
+                runs_24h=past.runs_24h,
+                consecutive_failures=past.consecutive_failures,
+                next_run_at=max(next_slot(check, past.last_slot, now), now)
+                if check.enabled
+                else None,
+            )
+        )
+    return statuses
+
+
+class StoreOpener:
+    """Opens the store and migrates it in a background thread."""
+
+    def __init__(self, config: Config, after: threading.Event | None = None) -> None:
+        self.config = config
+        self.after = after
+        self.store: Store | None = None
+        self.error: str | None = None
+        self._recorder: Recorder | None = None
+        self.thread = threading.Thread(target=self._open, name="onwatch-store", daemon=True)
+        self.thread.start()
+
+    def _open(self) -> None:
+        if self.after is not None:
+            self.after.wait(timeout=5)
+        from onwatch.store import open_store
+
+        try:
+            self.store = open_store(self.config.database_url)
+            self.store.ensure_schema()
+        except StoreError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def record(self, run: Run) -> str:
+        """Store ``run``, or spool it when the database cannot be reached or opened."""
+        from onwatch.store.recorder import Recorder
+        from onwatch.store.spool import Spool
+
+        self.thread.join()
+        spool = Spool(self.config.state_dir / "spool")
+        if self.store is None:
+            spool.put(run)
+            return "spooled"
+        if self._recorder is None:
+            self._recorder = Recorder(self.store, spool)
+        return self._recorder.record(run)
+
+    def close(self) -> None:
+        """Close the store."""
+        if self.store is not None:
+            self.store.close()
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _duration(seconds: float) -> str:
+    from onwatch.durations import format_duration
+
+    return format_duration(seconds)

@@ -1,0 +1,74 @@
+"""``onwatch run``: wire configuration, store, runner and scheduler into a long-running process.
+
+SIGINT or SIGTERM stops scheduling and lets runs in flight finish (up to ``drain_timeout``);
+a second signal kills them at once. Either way each run is recorded, interrupted ones included.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from onwatch.config import Config
+from onwatch.errors import StoreError
+from onwatch.logs import configure_logging
+
+log = logging.getLogger("onwatch.daemon")
+
+
+def run_daemon(
+    config: Config,
+    *,
+    log_level: str = "info",
+    log_format: str = "text",
+    stopping: threading.Event | None = None,
+) -> int:
+    """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
+    from onwatch.runner.execute import Runner
+    from onwatch.scheduler import Scheduler
+    from onwatch.store import open_store
+    from onwatch.store.recorder import Recorder
+    from onwatch.store.spool import Spool
+
+    configure_logging(log_level, log_format)
+    stopping = stopping or threading.Event()
+    kill = threading.Event()
+    _handle_signals(stopping, kill)
+    store = open_store(config.database_url)
+    try:
+        store.ensure_schema()
+    except StoreError as exc:
+        log.warning("database unreachable; runs are spooled until it is back: %s", exc)
+    recorder = Recorder(store, Spool(config.state_dir / "spool"))
+    runner = Runner(config, stop=kill)
+    scheduler = Scheduler(config, runner, recorder, store, stopping=stopping, kill=kill)
+    enabled = [name for name, check in config.checks.items() if check.enabled]
+    log.info(
+        "onwatch started",
+        extra={"fields": {"config": str(config.path), "checks": ",".join(enabled)}},
+    )
+    try:
+        scheduler.run()
+    finally:
+        recorder.replay()
+        store.close()
+    log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
+    return 0
+
+
+def _handle_signals(stopping: threading.Event, kill: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals can only be handled in the main thread (tests run the daemon in one)
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            log.warning("second %s: killing runs in flight", signal.Signals(number).name)
+            kill.set()
+        else:
+            log.info("%s: finishing runs in flight, then stopping", signal.Signals(number).name)
+            stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)

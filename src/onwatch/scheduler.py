@@ -1,0 +1,209 @@
+"""The scheduling loop of ``onwatch run``: due checks go to the runner, at most N at a time.
+
+Timing is monotonic: an interval check keeps its rhythm when the wall clock jumps; cron checks
+follow the wall clock, as cron does. A check whose previous run is still going is not started
+twice: the slot is recorded as skipped. On stop, runs in flight get ``drain_timeout`` to finish;
+then they are killed and recorded as interrupted, with the tests that finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from onwatch.config import Check, Config
+from onwatch.errors import OnwatchError, StoreError
+from onwatch.model import Run, RunStatus, Trigger, utcnow
+from onwatch.schedule import following_slot, interval_of, jitter, next_slot
+
+if TYPE_CHECKING:
+    from onwatch.runner.execute import Runner
+    from onwatch.store import Store
+    from onwatch.store.recorder import Recorder
+
+log = logging.getLogger("onwatch.scheduler")
+run_log = logging.getLogger("onwatch.run")
+MAX_SLEEP = 1.0
+REPLAY_EVERY = 5.0
+
+
+@dataclass
+class Slot:
+    """When a check is next due, in wall-clock time (recorded) and monotonic time (waited for)."""
+
+    at: datetime
+    due: float
+    running: Future[None] | None = field(default=None)
+
+
+class Scheduler:
+    """Runs the enabled checks of a configuration on their schedules until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        runner: Runner,
+        recorder: Recorder,
+        store: Store,
+        *,
+        stopping: threading.Event,
+        kill: threading.Event,
+    ) -> None:
+        self.config = config
+        self.runner = runner
+        self.recorder = recorder
+        self.store = store
+        self.stopping = stopping
+        self.kill = kill
+        self.checks = {n: c for n, c in config.checks.items() if c.enabled}
+        self.slots: dict[str, Slot] = {}
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.settings.max_parallel, thread_name_prefix="onwatch-run"
+        )
+        self.last_tick = time.monotonic()
+
+    def run(self) -> None:
+        """Schedule and run checks until ``stopping`` is set; then drain and return."""
+        self._recover()
+        self._plan_first_slots()
+        last_replay = time.monotonic()
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            self.last_tick = now
+            for name, slot in self.slots.items():
+                if slot.due <= now:
+                    self._start_or_skip(name, slot)
+                    self._advance(name, slot, now)
+            if now - last_replay >= REPLAY_EVERY and self.recorder.pending():
+                last_replay = now
+                self.recorder.replay()
+            wake = min((s.due for s in self.slots.values()), default=now + MAX_SLEEP)
+            self.stopping.wait(max(0.0, min(wake - time.monotonic(), MAX_SLEEP)))
+        self._drain()
+
+    def _recover(self) -> None:
+        for run in self.runner.recover():
+            log.warning(
+                "recovered a run left in flight",
+                extra={"fields": {"check": run.check, "run_id": run.id}},
+            )
+            self._record(run)
+
+    def _plan_first_slots(self) -> None:
+        now_wall = utcnow()
+        try:
+            history = self.store.history(list(self.checks), now_wall)
+            for name, check in self.checks.items():
+                self.store.upsert_check(name, check.digest(), check.schedule)
+        except StoreError as exc:
+            log.warning("database unreachable at start; scheduling from scratch: %s", exc)
+            history = {}
+        now = time.monotonic()
+        for name, check in self.checks.items():
+            last = history[name].last_slot if name in history else None
+            at = next_slot(check, last, now_wall)
+            self.slots[name] = Slot(at=at, due=self._due(name, check, at, now_wall, now))
+
+    def _due(self, name: str, check: Check, at: datetime, now_wall: datetime, now: float) -> float:
+        spread = jitter(name, interval_of(check, now_wall), self.config.settings.max_jitter)
+        return now + max(0.0, (at - now_wall).total_seconds()) + spread
+
+    def _advance(self, name: str, slot: Slot, now: float) -> None:
+        check = self.checks[name]
+        if check.every is not None and slot.due + check.every > now:
+            # Keep an interval check's rhythm on the monotonic clock.
+            slot.at += timedelta(seconds=check.every)
+            slot.due += check.every
+            return
+        now_wall = utcnow()
+        slot.at = following_slot(check, slot.at, now_wall)
+        slot.due = self._due(name, check, slot.at, now_wall, now)
+
+    def _start_or_skip(self, name: str, slot: Slot) -> None:
+        if slot.running is not None and not slot.running.done():
+            log.warning(
+                "previous run still going; slot skipped",
+                extra={"fields": {"check": name, "scheduled_for": slot.at.isoformat()}},
+            )
+            try:
+                self.store.record_skipped_slot(name, slot.at, "overlap")
+            except StoreError as exc:
+                log.warning("could not record a skipped slot: %s", exc)
+            return
+        slot.running = self.executor.submit(self._run_check, name, slot.at)
+
+    def _run_check(self, name: str, scheduled_for: datetime) -> None:
+        check = self.checks[name]
+        started = utcnow()
+        try:
+            run = self.runner.execute(
+                name, check, trigger=Trigger.SCHEDULE, scheduled_for=scheduled_for
+            )
+        except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
+            reason = str(exc) if isinstance(exc, OnwatchError) else f"{type(exc).__name__}: {exc}"
+            log.exception("check %s could not run", name)
+            run = Run(
+                id=_new_id(),
+                check=name,
+                status=RunStatus.ERROR,
+                started_at=started,
+                finished_at=utcnow(),
+                error=f"onwatch could not run the check: {reason}",
+                trigger=Trigger.SCHEDULE,
+                scheduled_for=scheduled_for,
+                config_digest=check.digest(),
+            )
+        self._record(run)
+
+    def _record(self, run: Run) -> None:
+        try:
+            where = self.recorder.record(run)
+        except Exception:  # noqa: BLE001 - keep the loop alive; the run stays in flight on disk
+            log.exception("could not record run %s of %s", run.id, run.check)
+            return
+        self.runner.discard(run.id)
+        log_run(run, where)
+
+    def _drain(self) -> None:
+        running = [s.running for s in self.slots.values() if s.running and not s.running.done()]
+        if running:
+            log.info(
+                "stopping: waiting for runs in flight",
+                extra={"fields": {"runs": len(running)}},
+            )
+            done, pending = wait(running, timeout=self.config.settings.drain_timeout)
+            if pending:
+                log.warning("stopping: killing runs still in flight")
+                self.kill.set()
+                wait(pending)
+        self.executor.shutdown(wait=True)
+
+
+def log_run(run: Run, recorded: str) -> None:
+    """Log the one line per run that ``onwatch run`` promises."""
+    counts = {k: v for k, v in run.counts().items() if v}
+    fields: dict[str, object] = {
+        "check": run.check,
+        "status": run.status.value,
+        "tests": sum(counts.values()),
+        **counts,
+        "duration": f"{run.duration:.2f}s",
+        "run_id": run.id,
+    }
+    if recorded != "stored":
+        fields["recorded"] = recorded
+    if run.error:
+        fields["error"] = run.error.splitlines()[0][:300]
+    level = logging.INFO if run.status is RunStatus.PASSED else logging.WARNING
+    run_log.log(level, "run finished", extra={"fields": fields})
+
+
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

@@ -1,0 +1,187 @@
+"""The onwatch command as a user runs it: real subprocesses, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from suites import make_project
+
+RUN_KEYS = {"id", "check", "status", "error", "started_at", "finished_at", "collected", "results"}
+RESULT_KEYS = {"nodeid", "outcome", "phase", "duration", "attempt", "exception", "message"}
+STATUS_KEYS = {
+    "name",
+    "last_status",
+    "last_run_at",
+    "pass_rate_24h",
+    "consecutive_failures",
+    "next_run_at",
+}
+
+
+def onwatch(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onwatch", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    make_project(
+        tmp_path,
+        {
+            "good": {"tests": ["many"], "every": "1m", "env": {"MANY_TESTS": "5"}},
+            "bad": {"tests": ["outcomes"], "keyword": "test_fails or test_passes", "every": "1m"},
+        },
+        suites=("many", "outcomes"),
+    )
+    return tmp_path
+
+
+def test_once_json_prints_the_documented_run_records_and_exits_1_on_failure(project: Path) -> None:
+    done = onwatch("once", "--json", cwd=project)
+    assert done.returncode == 1, done.stderr
+    runs = {run["check"]: run for run in json.loads(done.stdout)["runs"]}
+    assert set(runs) == {"good", "bad"}
+    for run in runs.values():
+        assert RUN_KEYS <= set(run)
+        for result in run["results"]:
+            assert RESULT_KEYS <= set(result)
+    assert runs["good"]["status"] == "passed" and runs["good"]["collected"] == 5
+    assert runs["bad"]["status"] == "failed"
+    outcomes = {r["nodeid"]: r["outcome"] for r in runs["bad"]["results"]}
+    assert outcomes == {
+        "test_outcomes.py::test_passes": "passed",
+        "test_outcomes.py::test_fails": "failed",
+    }
+
+
+def test_once_records_every_result_in_the_database(project: Path) -> None:
+    done = onwatch("once", "--json", cwd=project)
+    ids = {run["id"] for run in json.loads(done.stdout)["runs"]}
+    with sqlite3.connect(project / "onwatch.db") as db:
+        stored = {row[0]: row[1] for row in db.execute("select id, status from runs")}
+        results = db.execute("select count(*) from results").fetchone()[0]
+    assert set(stored) == ids
+    assert results == 5 + 2
+
+
+def test_once_runs_only_the_named_checks_and_exits_0_when_they_pass(project: Path) -> None:
+    done = onwatch("once", "good", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "good: PASSED — 5 passed" in done.stdout
+    assert "many/test_many.py::test_trivial[4] passed" in done.stdout
+    assert "bad" not in done.stdout
+
+
+def test_once_quiet_prints_only_failures(project: Path) -> None:
+    done = onwatch("once", "--quiet", cwd=project)
+    assert done.returncode == 1
+    assert "bad: FAILED" in done.stdout
+    assert "test_fails failed" in done.stdout and "arithmetic is broken" in done.stdout
+    assert "good" not in done.stdout and "test_passes" not in done.stdout
+    assert onwatch("once", "--quiet", "good", cwd=project).stdout == ""
+
+
+def test_an_unknown_check_is_a_usage_error(project: Path) -> None:
+    done = onwatch("once", "nope", cwd=project)
+    assert done.returncode == 2
+    assert "no check named 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_config_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "onwatch.toml").write_text('[checks.a]\ntests = ["."]\nevery = "soon"\n')
+    for command in (["validate"], ["once"], ["status"], ["run"]):
+        done = onwatch(*command, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"onwatch: {tmp_path / 'onwatch.toml'}:3: checks.a.every:")
+        assert "Traceback" not in done.stderr
+
+
+def test_validate_prints_what_each_check_would_collect(project: Path) -> None:
+    done = onwatch("validate", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "good: 5 tests (every 1m, timeout 5m, retries 0)" in done.stdout
+    assert "bad: 2 tests" in done.stdout
+
+
+def test_validate_reports_a_selection_that_collects_nothing(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {"empty": {"tests": ["many"], "keyword": "nothing", "every": "1m"}},
+        suites=("many",),
+    )
+    done = onwatch("validate", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "checks.empty: the selection collected no tests" in done.stderr
+
+
+def test_status_json_shows_each_check_after_runs(project: Path) -> None:
+    onwatch("once", cwd=project)
+    onwatch("once", "bad", cwd=project)
+    done = onwatch("status", "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    for check in checks.values():
+        assert STATUS_KEYS <= set(check)
+    assert checks["good"]["last_status"] == "passed"
+    assert checks["good"]["pass_rate_24h"] == 1.0
+    assert checks["bad"]["last_status"] == "failed"
+    assert checks["bad"]["consecutive_failures"] == 2
+    assert checks["bad"]["pass_rate_24h"] == 0.0
+    assert checks["good"]["next_run_at"] is not None
+
+
+def test_status_lists_checks_that_never_ran(project: Path) -> None:
+    done = onwatch("status", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "never run" in done.stdout
+
+
+def test_the_config_is_found_by_path_and_paths_stay_relative_to_it(project: Path) -> None:
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    done = onwatch("-c", str(project / "onwatch.toml"), "once", "good", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert (project / "onwatch.db").exists() and not (elsewhere / "onwatch.db").exists()
+
+
+def test_the_config_can_live_in_pyproject(tmp_path: Path) -> None:
+    make_project(tmp_path, {}, suites=("many",))
+    (tmp_path / "onwatch.toml").unlink()
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.onwatch.checks.good]\ntests = ["many"]\nevery = "1m"\n'
+    )
+    done = onwatch("once", cwd=tmp_path, env={"MANY_TESTS": "3"})
+    assert done.returncode == 0, done.stderr
+    assert "good: PASSED — 3 passed" in done.stdout
+
+
+def test_a_run_is_spooled_not_lost_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {"good": {"tests": ["many"], "every": "1m"}},
+        settings={"database": "postgresql://onwatch@127.0.0.1:1/nowhere"},
+        suites=("many",),
+    )
+    done = onwatch("once", "--json", cwd=tmp_path, env={"MANY_TESTS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert "database unreachable" in done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["recorded"] == "spooled"
+    spooled = json.loads((tmp_path / ".onwatch" / "spool" / f"{run['id']}.json").read_text())
+    assert len(spooled["results"]) == 2
