@@ -1,0 +1,82 @@
+"""``onwatch demo``: start the demo app, write a config for the demo suite, and monitor it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from onwatch.errors import ConfigError
+
+SUITE_DIR = Path(__file__).parent / "suite"
+
+CONFIG_TEMPLATE = """\
+# Written by `onwatch demo`; it is rewritten each time the demo starts.
+# The demo app listens on {url}; its admin page breaks features on purpose: {url}/admin
+
+[onwatch]
+database = "sqlite:///onwatch.db"
+
+# Every API test of the demo suite, twice a minute. A failed test is retried once:
+# a test that passes on retry is recorded as flaky, not failed.
+[checks.api]
+tests = ["{suite}"]
+markers = "monitor"
+every = "30s"
+timeout = "1m"
+retries = 1
+env = {{ BASE_URL = "{url}" }}
+
+# The money path on its own, more often: the check a team would page on.
+[checks.money]
+tests = ["{suite}"]
+markers = "money"
+every = "10s"
+timeout = "30s"
+env = {{ BASE_URL = "{url}" }}
+"""
+
+
+def write_demo_config(folder: Path, url: str) -> Path:
+    """Write the demo's onwatch.toml into ``folder`` for an app at ``url``; return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "onwatch.toml"
+    path.write_text(CONFIG_TEMPLATE.format(url=url, suite=SUITE_DIR.as_posix()))
+    return path
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the demo app and run onwatch on the demo suite against it."""
+    from onwatch.config import load_config
+    from onwatch.demo.app import Faults, serve
+
+    try:
+        faults = Faults.parse(args.faults) if args.faults else None
+    except ValueError as exc:
+        raise ConfigError([f"--faults: {exc}"]) from None
+    folder = Path(args.dir).resolve()
+    with serve(port=args.port, faults=faults) as server:
+        config_path = write_demo_config(folder, server.url)
+        config = load_config(config_path)
+        _banner(server.url, config_path, once=args.once)
+        if args.once:
+            from onwatch.commands import once
+
+            return once(config, [], json_output=False, quiet=False)
+        from onwatch.daemon import run_daemon
+
+        return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+
+
+def _banner(url: str, config_path: Path, *, once: bool) -> None:
+    lines = [
+        f"onwatch demo: the demo app is up at {url} (log in as alice / wonderland)",
+        f"  its monitoring config: {config_path}",
+        f"  break a feature on purpose: open {url}/admin, or",
+        f"    curl -X PUT {url}/admin/faults -H 'content-type: application/json' "
+        "-d '{\"deposit\": \"broken\"}'",
+        f"  in another terminal: onwatch -c {config_path} status",
+    ]
+    if not once:
+        lines.append("  Ctrl-C stops it. Each finished run logs one line below.")
+    print("\n".join(lines), file=sys.stderr, flush=True)

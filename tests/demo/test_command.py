@@ -1,0 +1,82 @@
+"""``onwatch demo``: the demo app monitored by the demo suite, green, then red when broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onwatch", "demo", "--dir", "demo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_once_is_green_on_a_healthy_app(tmp_path: Path) -> None:
+    done = demo("--once", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^api: PASSED — \d+ passed", done.stdout, re.M)
+    assert re.search(r"^money: PASSED — \d+ passed", done.stdout, re.M)
+    with sqlite3.connect(tmp_path / "demo" / "onwatch.db") as db:
+        assert db.execute("select count(*) from runs").fetchone()[0] == 2
+
+
+def test_demo_once_is_red_with_the_broken_feature_named(tmp_path: Path) -> None:
+    done = demo("--once", "--faults", "deposit=broken", cwd=tmp_path)
+    assert done.returncode == 1
+    assert re.search(r"^money: FAILED", done.stdout, re.M)
+    failing = re.findall(r"✗ (\S+) failed", done.stdout)
+    assert failing and all(nodeid.startswith("test_money.py::") for nodeid in failing)
+
+
+def test_demo_faults_are_validated(tmp_path: Path) -> None:
+    done = demo("--once", "--faults", "coffee=broken", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("onwatch: --faults:")
+
+
+def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_path: Path) -> None:
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "onwatch", "demo", "--dir", "demo", "--log-format", "json"],
+            cwd=tmp_path,
+            stderr=log,
+            env=os.environ,
+        )
+    try:
+        url = _wait_for(log_path, r"demo app is up at (http://127\.0\.0\.1:\d+)")
+        _wait_for(log_path, r'"check": "money", "status": "passed"')
+        httpx.put(f"{url}/admin/faults", json={"deposit": "broken"}, timeout=5).raise_for_status()
+        _wait_for(log_path, r'"check": "money", "status": "failed"')
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    runs = [
+        json.loads(line) for line in log_path.read_text().splitlines() if '"run finished"' in line
+    ]
+    assert [r["status"] for r in runs if r["check"] == "money"][-1] == "failed"
+
+
+def _wait_for(path: Path, pattern: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, path.read_text())
+        if found:
+            return found.group(1) if found.groups() else found.group(0)
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} never appeared in:\n{path.read_text()}")
