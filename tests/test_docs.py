@@ -1,0 +1,66 @@
+"""The docs a user trusts: every config key and every JSON field is documented."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+from onwatch.config import Check, Settings
+from onwatch.config_schema import CheckModel, SettingsModel
+from onwatch.model import CheckStatus, Outcome, Run, RunStatus, TestResult
+
+ROOT = Path(__file__).parent.parent
+
+
+def documented_keys(path: Path, heading: str) -> set[str]:
+    """Return the `key` names in the first column of the first table after ``heading``."""
+    lines = path.read_text().split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    keys: set[str] = set()
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        keys.update(re.findall(r"`([a-z_0-9]+)`", line.split("|")[1]))
+    return keys
+
+
+def test_every_onwatch_setting_is_documented() -> None:
+    documented = documented_keys(ROOT / "docs" / "configuration.md", "## `[onwatch]`")
+    assert documented == set(SettingsModel.model_fields)
+    assert {f.name for f in fields(Settings)} == set(SettingsModel.model_fields)
+
+
+def test_every_check_key_is_documented() -> None:
+    documented = documented_keys(ROOT / "docs" / "configuration.md", "## `[checks.NAME]`")
+    assert documented == set(CheckModel.model_fields)
+    assert {f.name for f in fields(Check)} == set(CheckModel.model_fields)
+
+
+def test_every_field_of_the_json_contracts_is_documented() -> None:
+    now = datetime.now(UTC)
+    result = TestResult(nodeid="t", outcome=Outcome.PASSED, phase="call", duration=0.1)
+    run = Run(
+        id="x",
+        check="c",
+        status=RunStatus.PASSED,
+        started_at=now,
+        finished_at=now,
+        results=(result,),
+    )
+    status = CheckStatus("c", None, None, None, 0, None)
+    docs = ROOT / "docs" / "json.md"
+    run_fields = {*run.to_json(), "recorded"}
+    assert documented_keys(docs, "Run fields:") >= run_fields
+    assert documented_keys(docs, "Result fields:") >= set(result.to_json())
+    assert documented_keys(docs, "## `onwatch status --json`") >= set(status.to_json())
+
+
+def test_the_readme_opens_with_the_demo_and_test_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
