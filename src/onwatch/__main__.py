@@ -1,7 +1,5 @@
 """``python -m onwatch``: the same as the ``onwatch`` command."""
 
-import sys
+from onwatch.cli import run
 
-from onwatch.cli import main
-
-sys.exit(main())
+run()

@@ -8,6 +8,7 @@ little more than the pytest run it starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -70,6 +71,16 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
 
 
+def run() -> None:
+    """Run the command line as the ``onwatch`` program, and exit."""
+    code = main()
+    # Everything is closed, flushed or fsynced by now; skipping the interpreter's teardown of
+    # SQLAlchemy and friends saves tens of milliseconds on every run from cron.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
@@ -108,5 +119,3 @@ def _load(explicit: str | None) -> Config:
     from onwatch.config import find_config, load_config
 
     return load_config(find_config(explicit))
-
-

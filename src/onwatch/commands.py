@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +22,8 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def validate(config: Config) -> int:
     """Check every check's selection by collecting it; print what each would run."""
+    import tempfile
+
     from onwatch.runner.execute import describe_selection
     from onwatch.runner.parse import verdict
 
@@ -43,6 +43,8 @@ def validate(config: Config) -> int:
             )
         decided = verdict([attempt], describe_selection(check), "collection timed out")
         return name, check, decided.error, decided.collected
+
+    from concurrent.futures import ThreadPoolExecutor
 
     problems = []
     with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
@@ -65,7 +67,6 @@ def validate(config: Config) -> int:
 def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) -> int:
     """Run the named checks now, record them, print them; 1 when any did not pass."""
     from onwatch.model import RunStatus
-    from onwatch.report import Progress, print_runs
     from onwatch.runner.execute import Runner
 
     checks = config.select(names)
@@ -75,15 +76,23 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     # then cost no wall time.
     opened = StoreOpener(config, after=spawned)
     live = sys.stderr.isatty() and not json_output and not quiet
-    progress = Progress(sys.stderr, live) if live else None
-    with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
-        futures = [
-            pool.submit(
-                runner.execute, name, check, on_event=progress.handler(name) if progress else None
-            )
-            for name, check in checks.items()
-        ]
-        runs = [future.result() for future in futures]
+    progress = None
+    if live:
+        from onwatch.report import Progress
+
+        progress = Progress(sys.stderr, live)
+
+    def execute(item: tuple[str, Check]) -> Run:
+        name, check = item
+        return runner.execute(name, check, on_event=progress.handler(name) if progress else None)
+
+    if len(checks) == 1:
+        runs = [execute(next(iter(checks.items())))]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
+            runs = list(pool.map(execute, checks.items()))
     if progress:
         progress.close()
     recorded = {}
@@ -101,6 +110,8 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
+        from onwatch.report import print_runs
+
         print_runs(runs, quiet=quiet)
     opened.close()
     return EXIT_OK if all(run.status is RunStatus.PASSED for run in runs) else EXIT_FAILED
@@ -166,6 +177,8 @@ class StoreOpener:
     def _open(self) -> None:
         if self.after is not None:
             self.after.wait(timeout=5)
+            # Importing SQLAlchemy takes a core for a moment: let the tests have it first.
+            _lower_thread_priority()
         from onwatch.store import open_store
 
         try:
@@ -194,6 +207,15 @@ class StoreOpener:
         """Close the store."""
         if self.store is not None:
             self.store.close()
+
+
+def _lower_thread_priority() -> None:
+    import os
+
+    try:  # Linux schedules each thread on its own, so this nices only this one.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def _environ() -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +128,8 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
         return here / CONFIG_FILE
     pyproject = here / PYPROJECT_FILE
     if pyproject.is_file():
+        import tomllib
+
         try:
             tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
         except (OSError, ValueError):

@@ -165,8 +165,11 @@ def test_the_timeout_covers_retries(tmp_path: Path) -> None:
 
 
 def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
     path = make_project(
-        tmp_path, {"c": {"tests": ["hang"], "every": "1m", "timeout": "5m"}}, suites=("hang",)
+        tmp_path,
+        {"c": {"tests": ["hang"], "every": "1m", "env": {"CHILD_PIDS_FILE": str(pids_file)}}},
+        suites=("hang",),
     )
     script = (
         "import sys; from pathlib import Path; from onwatch.config import load_config;"
@@ -178,7 +181,7 @@ def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> N
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         events = b"".join(p.read_bytes() for p in inflight.glob("*.events"))
-        if b"test_hangs" in events:
+        if b"test_hangs" in events and pids_file.exists():
             break
         time.sleep(0.1)
     else:
@@ -197,3 +200,5 @@ def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> N
         if str(tmp_path / "hang") in " ".join(p.info["cmdline"] or [])
     ]
     assert pytest_pids == [], "the orphaned pytest process was not killed"
+    for pid in map(int, pids_file.read_text().split()):
+        assert not _alive(pid), f"process {pid} started by the orphaned run outlived it"

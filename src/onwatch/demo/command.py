@@ -74,7 +74,7 @@ def _banner(url: str, config_path: Path, *, once: bool) -> None:
         f"  its monitoring config: {config_path}",
         f"  break a feature on purpose: open {url}/admin, or",
         f"    curl -X PUT {url}/admin/faults -H 'content-type: application/json' "
-        "-d '{\"deposit\": \"broken\"}'",
+        '-d \'{"deposit": "broken"}\'',
         f"  in another terminal: onwatch -c {config_path} status",
     ]
     if not once:

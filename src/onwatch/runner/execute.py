@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -41,7 +40,7 @@ class Runner:
         self.stop = stop
         self.spawned = spawned  # set once a pytest process has started
         self.inflight = config.state_dir / "inflight"
-        self.host = socket.gethostname()
+        self.host = os.uname().nodename
 
     def execute(
         self,
@@ -101,19 +100,22 @@ class Runner:
     def recover(self) -> list[Run]:
         """Return the runs that a dead onwatch process left in flight, marked as interrupted."""
         recovered: list[Run] = []
-        left = sorted(self.inflight.glob("*.json"))
-        if not left:
-            return recovered
-        import psutil
-
-        for meta_path in left:
+        left = []
+        for meta_path in sorted(self.inflight.glob("*.json")):
             try:
                 meta = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 continue
+            if int(meta.get("pid", 0)) != os.getpid():  # this process's runs are not lost
+                left.append((meta_path, meta))
+        if not left:
+            return recovered
+        import psutil
+
+        for meta_path, meta in left:
             pid = int(meta.get("pid", 0))
-            if pid == os.getpid() or (psutil.pid_exists(pid) and _is_onwatch(pid)):
-                continue  # a live onwatch process (maybe this one) still owns it
+            if psutil.pid_exists(pid) and _is_onwatch(pid):
+                continue  # another onwatch process still owns it
             attempts = []
             for events_path in sorted(self.inflight.glob(f"{meta['id']}.*.events")):
                 number = int(events_path.name.split(".")[-2])
@@ -195,7 +197,7 @@ def _is_onwatch(pid: int) -> bool:
 
 
 def _kill_orphan(events: list[dict[str, Any]]) -> None:
-    """Kill a pytest process that outlived the onwatch process that started it."""
+    """Kill a pytest process, and all it started, that outlived the onwatch that started it."""
     import signal
 
     import psutil
@@ -203,9 +205,20 @@ def _kill_orphan(events: list[dict[str, Any]]) -> None:
     for event in events:
         if event.get("event") != "start":
             continue
-        pid = int(event.get("pid", 0))
         try:
-            if pid and "pytest" in " ".join(psutil.Process(pid).cmdline()):
-                os.killpg(pid, signal.SIGKILL)
-        except (psutil.Error, OSError):
+            process = psutil.Process(int(event.get("pid", 0)))
+            if "pytest" not in " ".join(process.cmdline()):
+                continue
+            tree = [process, *process.children(recursive=True)]
+        except (psutil.Error, ValueError):
+            continue
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
             pass
+        for member in tree:
+            try:
+                member.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(tree, timeout=2)
