@@ -31,7 +31,9 @@ def main() -> None:
         (root / "onwatch.toml").write_text(
             '[checks.large]\ntests = ["suite"]\nevery = "1h"\ntimeout = "30m"\n'
         )
-        plain = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"], root)
+        plain = timed(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"], root
+        )
         watched = timed([sys.executable, "-m", "onwatch", "once", "--quiet"], root)
         with sqlite3.connect(root / "onwatch.db") as db:
             stored = db.execute("select count(*) from results").fetchone()[0]

@@ -58,9 +58,7 @@ def main() -> None:
     try:
         (root / "suite").mkdir()
         (root / "suite" / "test_trivial.py").write_text(SUITE.format(count=args.tests))
-        (root / "onwatch.toml").write_text(
-            '[checks.bench]\ntests = ["suite"]\nevery = "1m"\n'
-        )
+        (root / "onwatch.toml").write_text('[checks.bench]\ntests = ["suite"]\nevery = "1m"\n')
         pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suite"]
         onwatch_cmd = [sys.executable, "-m", "onwatch", "once", "--quiet"]
         timed(pytest_cmd, root)  # warm the file cache and create the database first
