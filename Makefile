@@ -11,14 +11,17 @@ demo: $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
 
 bench: $(STAMP)
 	$(BIN)/python bench/once_overhead.py
+	$(BIN)/python bench/large_run.py
 
 setup: $(STAMP)
 

@@ -185,3 +185,87 @@ def test_a_run_is_spooled_not_lost_when_the_database_cannot_be_opened(tmp_path: 
     assert run["recorded"] == "spooled"
     spooled = json.loads((tmp_path / ".onwatch" / "spool" / f"{run['id']}.json").read_text())
     assert len(spooled["results"]) == 2
+
+
+def test_once_shows_live_progress_and_failures_on_a_terminal(project: Path) -> None:
+    import pty
+
+    main, secondary = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "onwatch", "once", "bad"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    ) as process:
+        os.close(secondary)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            screen += chunk
+        process.wait(timeout=60)
+    os.close(main)
+    text = screen.decode()
+    assert "bad 2/2, 1 failed" in text  # tests done of collected, failures so far
+    assert "✗ bad: test_outcomes.py::test_fails failed — AssertionError: arithmetic is broken" in (
+        text
+    )
+
+
+def test_checks_run_in_parallel_up_to_max_parallel(tmp_path: Path) -> None:
+    checks = {
+        name: {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "1.5"}}
+        for name in ("one", "two")
+    }
+
+    def spans(max_parallel: int) -> list[tuple[str, str]]:
+        make_project(tmp_path, checks, settings={"max_parallel": max_parallel}, suites=("slow",))
+        done = onwatch("once", "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        runs = json.loads(done.stdout)["runs"]
+        return sorted((run["started_at"], run["finished_at"]) for run in runs)
+
+    first, second = spans(2)
+    assert second[0] < first[1]  # the second run started before the first ended
+    first, second = spans(1)
+    assert second[0] >= first[1]
+
+
+def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    make_project(
+        tmp_path,
+        {"slow": {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "60"}}},
+        suites=("slow",),
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "onwatch", "once", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        inflight = tmp_path / ".onwatch" / "inflight"
+        deadline = time.monotonic() + 30
+        while not any("test_slow" in p.read_text() for p in inflight.glob("*.events")):
+            assert time.monotonic() < deadline, "the slow test never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    [run] = json.loads(out)["runs"]
+    assert run["status"] == "error" and run["error"].startswith("interrupted")
+    outcomes = {r["nodeid"]: r["outcome"] for r in run["results"]}
+    assert outcomes == {
+        "slow/test_slow.py::test_first": "passed",
+        "slow/test_slow.py::test_slow": "error",
+    }
+    with sqlite3.connect(tmp_path / "onwatch.db") as db:
+        assert db.execute("select status from runs").fetchall() == [("error",)]

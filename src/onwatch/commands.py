@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from onwatch.store import Store
     from onwatch.store.recorder import Recorder
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def validate(config: Config) -> int:
@@ -70,29 +70,48 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     from onwatch.runner.execute import Runner
 
     checks = config.select(names)
-    spawned = threading.Event()
-    runner = Runner(config, spawned=spawned)
+    spawned, stop = threading.Event(), threading.Event()
+    runner = Runner(config, stop=stop, spawned=spawned)
     # Open the database while pytest runs, once it has started: its imports and migrations
     # then cost no wall time.
-    opened = StoreOpener(config, after=spawned)
+    opened = StoreOpener(config, checks, after=spawned)
     live = sys.stderr.isatty() and not json_output and not quiet
     progress = None
     if live:
         from onwatch.report import Progress
 
         progress = Progress(sys.stderr, live)
+    finished: dict[str, Run] = {}
+    gate = threading.Semaphore(config.settings.max_parallel)
+    done = threading.Semaphore(0)
 
-    def execute(item: tuple[str, Check]) -> Run:
-        name, check = item
-        return runner.execute(name, check, on_event=progress.handler(name) if progress else None)
+    def execute(name: str, check: Check) -> None:
+        try:
+            with gate:
+                if not stop.is_set():
+                    handler = progress.handler(name) if progress else None
+                    finished[name] = runner.execute(name, check, on_event=handler)
+        finally:
+            done.release()
 
-    if len(checks) == 1:
-        runs = [execute(next(iter(checks.items())))]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
-            runs = list(pool.map(execute, checks.items()))
+    # Runs go in threads even alone, so that Ctrl-C reaches this thread, which then stops them:
+    # their pytest processes live in sessions of their own and never see the terminal's signal.
+    # (Waiting on a semaphore rather than Thread.join: a join cut short by Ctrl-C may not wait.)
+    for item in checks.items():
+        threading.Thread(target=execute, args=item, daemon=True).start()
+    interrupted = False
+    waiting = len(checks)
+    while waiting:
+        try:
+            while waiting:
+                done.acquire()
+                waiting -= 1
+        except KeyboardInterrupt:
+            if not interrupted:
+                interrupted = True
+                stop.set()
+                print("\nonwatch: interrupted; stopping and recording the runs", file=sys.stderr)
+    runs = [finished[name] for name in checks if name in finished]
     if progress:
         progress.close()
     recorded = {}
@@ -114,6 +133,8 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
 
         print_runs(runs, quiet=quiet)
     opened.close()
+    if interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if all(run.status is RunStatus.PASSED for run in runs) else EXIT_FAILED
 
 
@@ -165,8 +186,11 @@ def check_statuses(config: Config, store: Store) -> list[CheckStatus]:
 class StoreOpener:
     """Opens the store and migrates it in a background thread."""
 
-    def __init__(self, config: Config, after: threading.Event | None = None) -> None:
+    def __init__(
+        self, config: Config, checks: dict[str, Check], after: threading.Event | None = None
+    ) -> None:
         self.config = config
+        self.checks = checks
         self.after = after
         self.store: Store | None = None
         self.error: str | None = None
@@ -184,6 +208,8 @@ class StoreOpener:
         try:
             self.store = open_store(self.config.database_url)
             self.store.ensure_schema()
+            for name, check in self.checks.items():
+                self.store.upsert_check(name, check.digest(), check.schedule)
         except StoreError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost

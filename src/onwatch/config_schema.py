@@ -146,6 +146,7 @@ def validate(path: Path) -> dict[str, Any]:
     data = read_toml(path)
     text = path.read_text(encoding="utf-8")
     root: tuple[str, ...] = ()
+    settings_loc: tuple[str, ...]
     problems: list[str] = []
     if path.name == PYPROJECT_FILE:
         root = ("tool", "onwatch")

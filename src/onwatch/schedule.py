@@ -53,6 +53,7 @@ def interval_of(check: Check, now: datetime) -> float:
         return check.every
     from croniter import croniter
 
+    assert check.cron is not None
     iterator = croniter(check.cron, now.astimezone(ZoneInfo(check.timezone)))
     first: datetime = iterator.get_next(datetime)
     second: datetime = iterator.get_next(datetime)
@@ -75,6 +76,7 @@ def following_slot(check: Check, slot: datetime, now: datetime) -> datetime:
         return slot + (math.floor((now - slot) / interval) + 1) * interval
     from croniter import croniter
 
+    assert check.cron is not None
     upcoming: datetime = croniter(check.cron, now.astimezone(ZoneInfo(check.timezone))).get_next(
         datetime
     )

@@ -202,3 +202,15 @@ def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> N
     assert pytest_pids == [], "the orphaned pytest process was not killed"
     for pid in map(int, pids_file.read_text().split()):
         assert not _alive(pid), f"process {pid} started by the orphaned run outlived it"
+
+
+def test_a_run_that_cannot_start_is_an_error_run_not_a_crash(tmp_path: Path) -> None:
+    import dataclasses
+
+    config = load_config(make_project(tmp_path, {"c": {"tests": ["."], "every": "1m"}}))
+    settings = dataclasses.replace(config.settings, state_dir=str(tmp_path / "state"))
+    gone = dataclasses.replace(config, base_dir=tmp_path / "gone", settings=settings)
+    run = Runner(gone).execute("c", config.checks["c"])
+    assert run.status is RunStatus.ERROR
+    assert run.error is not None and run.error.startswith("onwatch could not start the run")
+    assert "gone" in run.error

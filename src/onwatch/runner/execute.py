@@ -19,8 +19,9 @@ from typing import Any
 from onwatch import __version__
 from onwatch.config import Check, Config
 from onwatch.durations import format_duration
-from onwatch.model import Run, Trigger, as_utc, utcnow
-from onwatch.runner.parse import Attempt, parse_events, retry_candidates, verdict
+from onwatch.errors import RunnerError
+from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
+from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
 
 RUN_ID_ENV = "ONWATCH_RUN_ID"
@@ -72,18 +73,10 @@ class Runner:
         attempts: list[Attempt] = []
         args = check.pytest_selection()
         for number in range(1, check.retries + 2):
-            attempt = run_pytest(
-                args,
-                number=number,
-                cwd=self.config.base_dir,
-                env=env,
-                events_path=self.inflight / f"{run_id}.{number}.events",
-                output_path=self.inflight / f"{run_id}.{number}.out",
-                deadline=deadline,
-                stop=self.stop,
-                on_event=on_event,
-                spawned=self.spawned,
-            )
+            try:
+                attempt = self._attempt(args, number, run_id, env, deadline, on_event)
+            except RunnerError as exc:
+                return _build_run(meta, [], utcnow(), self.host, cannot_start=str(exc))
             attempts.append(attempt)
             if attempt.timed_out or attempt.interrupted or not attempt.finished:
                 break
@@ -91,6 +84,28 @@ class Runner:
             if not args:
                 break
         return _build_run(meta, attempts, utcnow(), self.host)
+
+    def _attempt(
+        self,
+        args: list[str],
+        number: int,
+        run_id: str,
+        env: dict[str, str],
+        deadline: float,
+        on_event: EventHandler | None,
+    ) -> Attempt:
+        return run_pytest(
+            args,
+            number=number,
+            cwd=self.config.base_dir,
+            env=env,
+            events_path=self.inflight / f"{run_id}.{number}.events",
+            output_path=self.inflight / f"{run_id}.{number}.out",
+            deadline=deadline,
+            stop=self.stop,
+            on_event=on_event,
+            spawned=self.spawned,
+        )
 
     def discard(self, run_id: str) -> None:
         """Delete the files a recorded run left in flight."""
@@ -157,9 +172,18 @@ def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
     return ["--rootdir", rootdir, *check.pytest_args, *(f"{rootdir}/{n}" for n in failed)]
 
 
-def _build_run(meta: dict[str, Any], attempts: list[Attempt], finished: datetime, host: str) -> Run:
+def _build_run(
+    meta: dict[str, Any],
+    attempts: list[Attempt],
+    finished: datetime,
+    host: str,
+    cannot_start: str | None = None,
+) -> Run:
     timeout_text = f"run exceeded its timeout of {format_duration(float(meta['timeout']))}"
-    decided = verdict(attempts, str(meta.get("selection", "")), timeout_text)
+    if cannot_start is not None:
+        decided = Verdict(RunStatus.ERROR, f"onwatch could not start the run: {cannot_start}", None)
+    else:
+        decided = verdict(attempts, str(meta.get("selection", "")), timeout_text)
     scheduled = meta.get("scheduled_for")
     return Run(
         id=meta["id"],
