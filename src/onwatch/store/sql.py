@@ -46,8 +46,9 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from onwatch.errors import StoreError
-from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger, utcnow
+from onwatch.model import Run, RunStatus, TestResult, Trigger, utcnow
 from onwatch.store import CheckHistory
+from onwatch.store.rows import result_from_row, result_row, run_from_row, run_row
 from onwatch.store.schema import (
     HEAD_REVISION,
     alembic_version,
@@ -106,14 +107,6 @@ def _json_dumps(value: Any) -> str:
     except (TypeError, ValueError):
         # A user property that JSON cannot represent must not make a whole run unstorable.
         return json.dumps(value, default=str)
-
-
-def _text(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL, and captured output sometimes does; a run rejected for
-    # it would be spooled and retried forever.
-    if value is None or "\x00" not in value:
-        return value
-    return value.replace("\x00", "\\x00")
 
 
 def _engine_url(url: str) -> URL:
@@ -263,9 +256,9 @@ class SqlStore:
             with self._translated(f"cannot save run {run.id}"), self._engine.begin() as conn:
                 if self._run_exists(conn, run.id):
                     return False
-                conn.execute(insert(runs).values(_run_row(run)))
+                conn.execute(insert(runs).values(run_row(run)))
                 self._put_check(conn, run.check, run.config_digest, "", overwrite=False)
-                rows = [_result_row(run, result) for result in run.results]
+                rows = [result_row(run, result) for result in run.results]
                 if rows:
                     # One executemany: the driver batches it, a per-row insert would not.
                     conn.execute(insert(results), rows)
@@ -324,7 +317,7 @@ class SqlStore:
                 .where(results.c.run_id == run_id)
                 .order_by(results.c.attempt, results.c.id)
             ).all()
-        return _run_from_row(row, tuple(_result_from_row(r) for r in found))
+        return run_from_row(row, tuple(result_from_row(r) for r in found))
 
     def list_runs(
         self,
@@ -348,7 +341,7 @@ class SqlStore:
             query = query.where(runs.c.status == str(status))
         query = query.limit(limit).offset(offset)
         with self._translated("cannot list runs"), self._engine.connect() as conn:
-            return [_run_from_row(row, ()) for row in conn.execute(query)]
+            return [run_from_row(row, ()) for row in conn.execute(query)]
 
     def history(self, names: list[str], now: datetime) -> dict[str, CheckHistory]:
         """Return the history of each named check, an empty one for checks never run."""
@@ -392,7 +385,7 @@ class SqlStore:
             .limit(limit)
         )
         with self._translated(f"cannot read the history of {nodeid}"), self._engine.connect() as c:
-            return [_result_from_row(row) for row in c.execute(query)]
+            return [result_from_row(row) for row in c.execute(query)]
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -481,80 +474,3 @@ def _day_counts(
         .group_by(runs.c.check)
     )
     return {row.check: (int(row.runs), int(row.passed or 0)) for row in conn.execute(query)}
-
-
-# -- rows <-> records ---------------------------------------------------------------------------
-
-
-def _run_row(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "check": run.check,
-        "trigger": run.trigger.value,
-        "scheduled_for": run.scheduled_for,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration": run.duration,
-        "status": run.status.value,
-        "error": _text(run.error),
-        "collected": run.collected,
-        "counts": run.counts(),
-        "host": run.host,
-        "version": run.version,
-        "config_digest": run.config_digest,
-        "trigger_detail": run.trigger_detail,
-    }
-
-
-def _result_row(run: Run, result: TestResult) -> dict[str, Any]:
-    return {
-        "run_id": run.id,
-        "check": run.check,
-        "nodeid": _text(result.nodeid),
-        "started_at": run.started_at,
-        "attempt": result.attempt,
-        "final": result.final,
-        "outcome": result.outcome.value,
-        "phase": result.phase,
-        "duration": result.duration,
-        "exception": _text(result.exception),
-        "message": _text(result.message),
-        "traceback": _text(result.traceback),
-        "output": _text(result.output),
-        "properties": [[name, value] for name, value in result.properties],
-    }
-
-
-def _run_from_row(row: Row[Any], found: tuple[TestResult, ...]) -> Run:
-    return Run(
-        id=row.id,
-        check=row.check,
-        status=RunStatus(row.status),
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        collected=row.collected,
-        results=found,
-        error=row.error,
-        trigger=Trigger(row.trigger),
-        scheduled_for=row.scheduled_for,
-        host=row.host,
-        version=row.version,
-        config_digest=row.config_digest,
-        trigger_detail=dict(row.trigger_detail or {}),
-    )
-
-
-def _result_from_row(row: Row[Any]) -> TestResult:
-    return TestResult(
-        nodeid=row.nodeid,
-        outcome=Outcome(row.outcome),
-        phase=row.phase,
-        duration=row.duration,
-        attempt=row.attempt,
-        exception=row.exception,
-        message=row.message,
-        traceback=row.traceback,
-        output=row.output,
-        properties=tuple((str(name), value) for name, value in row.properties or ()),
-        final=bool(row.final),
-    )
