@@ -8,6 +8,7 @@ its own included) get SIGTERM, then SIGKILL after a short grace.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from onwatch.errors import RunnerError
 from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
 from onwatch.runner.parse import Attempt, parse_events
 
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.2
+LIVE_POLL_SECONDS = 0.05
 KILL_GRACE_SECONDS = 1.0
 OUTPUT_TAIL_BYTES = 64_000
 
@@ -66,14 +68,15 @@ def run_pytest(
         if spawned is not None:
             spawned.set()
         tail = EventTail(events_path, on_event)
+        exited = ExitWatch(process)
+        # Live progress wants fresh events; otherwise wake only to check the deadline and stop.
+        interval = LIVE_POLL_SECONDS if on_event is not None else POLL_SECONDS
         timed_out = interrupted = False
         while True:
-            try:
-                process.wait(timeout=POLL_SECONDS)
+            if exited.wait(max(0.0, min(interval, deadline - time.monotonic()))):
                 break
-            except subprocess.TimeoutExpired:
-                pass
-            tail.read()
+            if on_event is not None:
+                tail.read()
             if time.monotonic() >= deadline:
                 timed_out = True
             elif stop is not None and stop.is_set():
@@ -81,6 +84,7 @@ def run_pytest(
             if timed_out or interrupted:
                 kill_tree(process)
                 break
+        exited.close()
     tail.read()
     return Attempt(
         number=number,
@@ -90,6 +94,38 @@ def run_pytest(
         interrupted=interrupted,
         output=_read_tail(output_path),
     )
+
+
+class ExitWatch:
+    """Waits for a process to exit without polling, through a pidfd where Linux has one."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.fd: int | None = None
+        try:
+            self.fd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; tell whether the process has exited (and reap it)."""
+        if self.fd is not None:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return False
+            self.process.wait()
+            return True
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release the pidfd."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class EventTail:
