@@ -67,12 +67,15 @@ def main() -> None:
         for _ in range(args.rounds):
             plain.append(timed(pytest_cmd, root))
             watched.append(timed(onwatch_cmd, root))
-        base, ours = statistics.median(plain), statistics.median(watched)
         print(f"tests per run:            {args.tests}")
         print(f"rounds:                   {args.rounds}")
-        print(f"python -m pytest median:  {base * 1000:7.0f} ms")
-        print(f"onwatch once median:      {ours * 1000:7.0f} ms")
-        print(f"ratio onwatch/pytest:     {ours / base:7.3f}  (target <= 1.15)")
+        print("                         fastest   median  (ms)")
+        for name, times in (("python -m pytest:", plain), ("onwatch once:", watched)):
+            print(f"{name:25s} {min(times) * 1000:7.0f}  {statistics.median(times) * 1000:7.0f}")
+        # The fastest runs are the least disturbed by other work on the machine.
+        fastest = min(watched) / min(plain)
+        typical = statistics.median(watched) / statistics.median(plain)
+        print(f"ratio onwatch/pytest:     {fastest:7.3f}  {typical:7.3f}  (target <= 1.15)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
