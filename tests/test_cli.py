@@ -158,6 +158,9 @@ def test_the_config_is_found_by_path_and_paths_stay_relative_to_it(project: Path
     done = onwatch("-c", str(project / "onwatch.toml"), "once", "good", cwd=elsewhere)
     assert done.returncode == 0, done.stderr
     assert (project / "onwatch.db").exists() and not (elsewhere / "onwatch.db").exists()
+    after = onwatch("status", "--json", "-c", str(project / "onwatch.toml"), cwd=elsewhere)
+    assert after.returncode == 0, after.stderr
+    assert [c["name"] for c in json.loads(after.stdout)["checks"]] == ["good", "bad"]
 
 
 def test_the_config_can_live_in_pyproject(tmp_path: Path) -> None:

@@ -35,20 +35,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="config file (default: ./onwatch.toml, else [tool.onwatch] in ./pyproject.toml)",
     )
+    # -c also works after the command (onwatch once -c prod.toml), as people type it.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument("-c", "--config", metavar="PATH", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("validate", help="check the config and count what each check collects")
+    commands.add_parser(
+        "validate",
+        parents=[config_option],
+        help="check the config and count what each check collects",
+    )
 
-    once = commands.add_parser("once", help="run checks now (all when none is named)")
+    once = commands.add_parser(
+        "once", parents=[config_option], help="run checks now (all when none is named)"
+    )
     once.add_argument("checks", nargs="*", metavar="CHECK")
     output = once.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run records as JSON")
     output.add_argument("--quiet", "-q", action="store_true", help="print only failures")
 
-    run = commands.add_parser("run", help="run the checks on their schedules until stopped")
+    run = commands.add_parser(
+        "run", parents=[config_option], help="run the checks on their schedules until stopped"
+    )
     _add_log_options(run)
 
-    status = commands.add_parser("status", help="show the state of every check")
+    status = commands.add_parser(
+        "status", parents=[config_option], help="show the state of every check"
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
 
     demo = commands.add_parser("demo", help="start a demo app and monitor it with a demo suite")

@@ -53,9 +53,10 @@ def test_it_records_every_pytest_outcome(outcomes_run: Run) -> None:
         "test_flaky": Outcome.FLAKY,
         "test_param[1]": Outcome.PASSED,
         "test_param[2]": Outcome.PASSED,
+        "test_uses_the_team_plugin": Outcome.PASSED,
     }
     assert outcomes_run.status is RunStatus.FAILED
-    assert outcomes_run.collected == 10  # test_unmarked is deselected by -m monitor
+    assert outcomes_run.collected == 11  # test_unmarked is deselected by -m monitor
 
 
 def test_it_records_phase_error_type_message_and_output(outcomes_run: Run) -> None:
