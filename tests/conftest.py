@@ -1,4 +1,4 @@
-"""Session-wide fixtures: one private PostgreSQL server for the whole test run."""
+"""Shared fixtures: one private PostgreSQL server for the whole test run, and one per test."""
 
 from __future__ import annotations
 
@@ -32,5 +32,20 @@ def postgres_url() -> Iterator[str]:
     try:
         server.start()
         yield server.url
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def own_postgres(postgres_url: str) -> Iterator[PgServer]:
+    """Yield a PostgreSQL server of the test's own, free to be stopped or killed.
+
+    It depends on ``postgres_url`` so that a missing PostgreSQL skips, or fails under CI, with
+    the same message.
+    """
+    server = PgServer()
+    try:
+        server.start()
+        yield server
     finally:
         server.destroy()

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from daemon import Daemon
 from pgserver import PgServer
 from suites import make_project
-
-
-@pytest.fixture
-def own_postgres(postgres_url: str) -> Iterator[PgServer]:
-    """A PostgreSQL server of this test's own, free to be killed (``postgres_url`` checks
-    that PostgreSQL is installed)."""
-    server = PgServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 def test_runs_finished_while_postgres_is_down_arrive_when_it_is_back(

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,35 +16,9 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, select
 
 import onwatch
 from onwatch.errors import StoreError
-from onwatch.model import Run, RunStatus
 from onwatch.store import open_store, schema
 from onwatch.store.sql import SqlStore, alembic_config
-from pgserver import fresh_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'onwatch.db'}"
-    return fresh_database(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
-
-
-def make_run() -> Run:
-    started_at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    return Run(
-        id=str(uuid.uuid4()),
-        check="api",
-        status=RunStatus.PASSED,
-        started_at=started_at,
-        finished_at=started_at + timedelta(seconds=1),
-    )
+from records import make_run
 
 
 def differences(url: str, metadata: MetaData) -> list[object]:
@@ -67,8 +38,10 @@ def test_head_revision_is_the_newest_migration() -> None:
     )
 
 
-def test_a_migrated_database_matches_the_schema_module(store: SqlStore, store_url: str) -> None:
-    store.ensure_schema()
+def test_a_migrated_database_matches_the_schema_module(
+    empty_store: SqlStore, store_url: str
+) -> None:
+    empty_store.ensure_schema()
 
     assert differences(store_url, schema.metadata) == []
     # The comparison does see a difference when there is one.
@@ -79,17 +52,17 @@ def test_a_migrated_database_matches_the_schema_module(store: SqlStore, store_ur
     assert differences(store_url, changed) != []
 
 
-def test_ensure_schema_is_idempotent(store: SqlStore, store_url: str) -> None:
-    store.ensure_schema()
+def test_ensure_schema_is_idempotent(empty_store: SqlStore, store_url: str) -> None:
+    empty_store.ensure_schema()
     run = make_run()
-    store.save_run(run)
+    empty_store.save_run(run)
 
-    store.ensure_schema()
+    empty_store.ensure_schema()
     again = open_store(store_url)
     again.ensure_schema()
     again.close()
 
-    assert store.get_run(run.id) == run
+    assert empty_store.get_run(run.id) == run
     engine = create_engine(store_url)
     try:
         with engine.connect() as conn:

@@ -4,45 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from onwatch.model import Outcome, Run, RunStatus, TestResult
 from onwatch.store import open_store
 from onwatch.store.recorder import Recorder
 from onwatch.store.schema import results, runs
 from onwatch.store.spool import Spool
 from onwatch.store.sql import SqlStore
 from pgserver import PgServer, fresh_database
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def make_run(minute: int = 0, tests: int = 3) -> Run:
-    started_at = T0 + timedelta(minutes=minute)
-    found = tuple(
-        TestResult(
-            nodeid=f"tests/test_api.py::test_{i}",
-            outcome=Outcome.PASSED,
-            phase="call",
-            duration=0.01,
-        )
-        for i in range(tests)
-    )
-    return Run(
-        id=str(uuid.uuid4()),
-        check="api",
-        status=RunStatus.PASSED,
-        started_at=started_at,
-        finished_at=started_at + timedelta(seconds=1),
-        collected=tests,
-        results=found,
-    )
+from records import make_run, passed_results
 
 
 def count(url: str) -> tuple[int, int]:
@@ -87,7 +61,7 @@ def test_it_stores_a_run_while_the_database_answers(
     # No ensure_schema beforehand: the recorder creates the tables of a database that was
     # unreachable when onwatch started.
     recorder = Recorder(store, Spool(tmp_path / "spool"))
-    run = make_run()
+    run = make_run(results=passed_results(3))
 
     assert recorder.record(run) == "stored"
 
@@ -102,7 +76,7 @@ def test_it_replays_a_run_both_stored_and_spooled_only_once(
     # What a crash between storing a replayed run and removing its file leaves behind.
     spool = Spool(tmp_path / "spool")
     recorder = Recorder(store, spool)
-    run = make_run()
+    run = make_run(results=passed_results(3))
     recorder.record(run)
     spool.put(run)
 
@@ -120,7 +94,7 @@ def test_it_records_from_many_threads_at_once(
 
     def finish_checks(first: int) -> None:
         for minute in range(first, first + 5):
-            outcomes.append(recorder.record(make_run(minute)))
+            outcomes.append(recorder.record(make_run(minute=minute, results=passed_results(3))))
 
     threads = [threading.Thread(target=finish_checks, args=(i * 5,)) for i in range(6)]
     for thread in threads:
@@ -132,31 +106,27 @@ def test_it_records_from_many_threads_at_once(
     assert count(sqlite_url) == (30, 90)
 
 
-@pytest.fixture
-def outage_server() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
 def test_it_spools_while_postgresql_is_down_and_replays_each_run_once_when_it_is_back(
-    outage_server: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    own_postgres: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = fresh_database(outage_server.url)
+    url = fresh_database(own_postgres.url)
     store = open_store(url)
     store.ensure_schema()
     recorder = Recorder(store, Spool(tmp_path / "spool"))
-    made = [make_run(0), *(make_run(minute, tests=10) for minute in (1, 2, 3)), make_run(4)]
+    made = [
+        make_run(minute=0, results=passed_results(3)),
+        *(make_run(minute=minute, results=passed_results(10)) for minute in (1, 2, 3)),
+        make_run(minute=4, results=passed_results(3)),
+    ]
     assert recorder.record(made[0]) == "stored"
 
-    outage_server.stop("immediate")
+    own_postgres.stop("immediate")
     try:
         with caplog.at_level(logging.WARNING, logger="onwatch.store"):
             during = [recorder.record(run) for run in made[1:4]]
         assert recorder.replay() == 0
     finally:
-        outage_server.start()
+        own_postgres.start()
 
     assert during == ["spooled"] * 3
     assert recorder.pending() == 3

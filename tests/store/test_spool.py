@@ -3,43 +3,38 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from onwatch.model import Outcome, Run, RunStatus, TestResult
 from onwatch.store.spool import Spool
+from records import make_run
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+HEALTH_FAILURE = TestResult(
+    nodeid="tests/test_api.py::test_health",
+    outcome=Outcome.FAILED,
+    phase="call",
+    duration=0.25,
+    message="assert 503 == 200",
+    properties=(("status", 503),),
+)
 
 
-def make_run(started_at: datetime = T0) -> Run:
-    result = TestResult(
-        nodeid="tests/test_api.py::test_health",
-        outcome=Outcome.FAILED,
-        phase="call",
-        duration=0.25,
-        message="assert 503 == 200",
-        properties=(("status", 503),),
-    )
-    return Run(
-        id=str(uuid.uuid4()),
-        check="api",
+def failed_run(minute: int = 0) -> Run:
+    """Return a failed run of one test, started ``minute`` minutes after ``records.T0``."""
+    return make_run(
         status=RunStatus.FAILED,
-        started_at=started_at,
-        finished_at=started_at + timedelta(seconds=1),
-        collected=1,
-        results=(result,),
+        minute=minute,
+        results=(HEALTH_FAILURE,),
         trigger_detail={"by": "cli"},
     )
 
 
 def test_it_returns_spooled_runs_oldest_first(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    newer, older = make_run(T0 + timedelta(minutes=5)), make_run(T0)
+    newer, older = failed_run(minute=5), failed_run()
 
     spool.put(newer)
     path = spool.put(older)
@@ -51,7 +46,7 @@ def test_it_returns_spooled_runs_oldest_first(tmp_path: Path) -> None:
 
 def test_it_forgets_a_removed_run(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    kept, removed = make_run(), make_run(T0 + timedelta(minutes=1))
+    kept, removed = failed_run(), failed_run(minute=1)
     spool.put(kept)
     spool.put(removed)
 
@@ -63,14 +58,14 @@ def test_it_forgets_a_removed_run(tmp_path: Path) -> None:
 
 
 def test_it_keeps_runs_for_a_new_spool_on_the_same_directory(tmp_path: Path) -> None:
-    run = make_run()
+    run = failed_run()
     Spool(tmp_path).put(run)
 
     assert Spool(tmp_path).pending() == [run]
 
 
 def test_it_leaves_no_temporary_files_behind(tmp_path: Path) -> None:
-    run = make_run()
+    run = failed_run()
     Spool(tmp_path).put(run)
 
     assert [p.name for p in tmp_path.iterdir()] == [f"{run.id}.json"]
@@ -80,7 +75,7 @@ def test_it_sets_aside_a_file_it_cannot_read_without_deleting_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool = Spool(tmp_path)
-    good = make_run()
+    good = failed_run()
     spool.put(good)
     (tmp_path / "truncated.json").write_text('{"id": "trunc')
     (tmp_path / "not-a-run.json").write_text('{"hello": "world"}')
@@ -104,4 +99,4 @@ def test_it_is_empty_before_its_directory_exists(tmp_path: Path) -> None:
 
 def test_it_refuses_a_run_id_that_would_leave_its_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot name a spool file"):
-        Spool(tmp_path / "spool").put(replace(make_run(), id="../escape"))
+        Spool(tmp_path / "spool").put(replace(failed_run(), id="../escape"))

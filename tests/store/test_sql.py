@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -20,34 +19,7 @@ from onwatch.store import CheckHistory, open_store
 from onwatch.store.schema import checks, results, runs
 from onwatch.store.sql import SqlStore
 from pgserver import PgServer, fresh_database
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def make_run(
-    check: str = "api",
-    *,
-    status: RunStatus = RunStatus.PASSED,
-    started_at: datetime = T0,
-    results: tuple[TestResult, ...] = (),
-    trigger: Trigger = Trigger.MANUAL,
-    scheduled_for: datetime | None = None,
-    run_id: str | None = None,
-) -> Run:
-    return Run(
-        id=run_id or str(uuid.uuid4()),
-        check=check,
-        status=status,
-        started_at=started_at,
-        finished_at=started_at + timedelta(seconds=2.5),
-        collected=len({r.nodeid for r in results}),
-        results=results,
-        trigger=trigger,
-        scheduled_for=scheduled_for,
-        host="monitor-1",
-        version="0.1.0",
-        config_digest="digest-1",
-    )
+from records import T0, make_run, passed_results
 
 
 def every_outcome() -> tuple[TestResult, ...]:
@@ -77,21 +49,6 @@ def every_outcome() -> tuple[TestResult, ...]:
     return (*first, retry)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'onwatch.db'}"
-    return fresh_database(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    opened = open_store(store_url)
-    opened.ensure_schema()
-    yield opened
-    opened.close()
-
-
 def count_rows(url: str, query: Select[Any]) -> int:
     engine = create_engine(url)
     try:
@@ -110,6 +67,7 @@ def test_it_returns_a_saved_run_with_every_result_field_intact(store: SqlStore) 
         started_at=datetime(2025, 3, 1, 14, 0, 0, 123456, tzinfo=paris),
         results=every_outcome(),
         status=RunStatus.FAILED,
+        duration=2.5,
         trigger=Trigger.SCHEDULE,
         scheduled_for=datetime(2025, 3, 1, 14, 0, tzinfo=paris),
     )
@@ -176,8 +134,8 @@ def test_it_creates_a_missing_check_row_but_keeps_an_existing_schedule(
     store: SqlStore, store_url: str
 ) -> None:
     store.upsert_check("known", "digest-0", "every 5m")
-    store.save_run(make_run("known"))
-    store.save_run(make_run("new"))
+    store.save_run(make_run(check="known"))
+    store.save_run(make_run(check="new"))
 
     query = select(checks.c.name, checks.c.config_digest, checks.c.schedule).order_by(checks.c.name)
     engine = create_engine(store_url)
@@ -209,10 +167,9 @@ def test_it_updates_a_check_on_upsert(store: SqlStore, store_url: str) -> None:
 def five_runs(store: SqlStore) -> list[Run]:
     statuses = [RunStatus.PASSED, RunStatus.FAILED, RunStatus.PASSED, RunStatus.ERROR]
     saved = [
-        make_run("api", status=status, started_at=T0 + timedelta(minutes=5 * i))
-        for i, status in enumerate(statuses)
+        make_run(check="api", status=status, minute=5 * i) for i, status in enumerate(statuses)
     ]
-    saved.append(make_run("web", started_at=T0 + timedelta(minutes=7)))
+    saved.append(make_run(check="web", minute=7))
     for run in saved:
         store.save_run(run.with_results(every_outcome()))
     return saved
@@ -276,11 +233,11 @@ def test_it_pages_through_runs_with_limit_and_offset(store: SqlStore, five_runs:
 def test_it_counts_failures_since_the_latest_pass(store: SqlStore) -> None:
     sequence = [RunStatus.PASSED, RunStatus.FAILED, RunStatus.ERROR, RunStatus.TIMEOUT]
     for i, status in enumerate(sequence):
-        store.save_run(make_run("api", status=status, started_at=T0 + timedelta(minutes=i)))
+        store.save_run(make_run(check="api", status=status, minute=i, duration=2.5))
     for i, status in enumerate([RunStatus.FAILED, RunStatus.FAILED]):
-        store.save_run(make_run("never", status=status, started_at=T0 + timedelta(minutes=i)))
+        store.save_run(make_run(check="never", status=status, minute=i))
     for i, status in enumerate([RunStatus.FAILED, RunStatus.PASSED]):
-        store.save_run(make_run("healed", status=status, started_at=T0 + timedelta(minutes=i)))
+        store.save_run(make_run(check="healed", status=status, minute=i))
 
     got = store.history(["api", "never", "healed"], now=T0 + timedelta(hours=1))
 
@@ -299,7 +256,9 @@ def test_it_counts_runs_and_passes_of_the_last_24_hours(store: SqlStore) -> None
         (23, RunStatus.PASSED),
         (1, RunStatus.FAILED),
     ]:
-        store.save_run(make_run("api", status=status, started_at=now - timedelta(hours=hours_ago)))
+        store.save_run(
+            make_run(check="api", status=status, started_at=now - timedelta(hours=hours_ago))
+        )
 
     got = store.history(["api"], now=now)
 
@@ -308,17 +267,21 @@ def test_it_counts_runs_and_passes_of_the_last_24_hours(store: SqlStore) -> None
 
 def test_it_resumes_from_the_latest_scheduled_or_skipped_slot(store: SqlStore) -> None:
     slot = T0 + timedelta(minutes=5)
-    store.save_run(make_run("api", trigger=Trigger.SCHEDULE, scheduled_for=slot))
+    store.save_run(make_run(check="api", trigger=Trigger.SCHEDULE, scheduled_for=slot))
     store.record_skipped_slot("api", slot + timedelta(minutes=5), "overlap")
-    store.save_run(make_run("web", trigger=Trigger.SCHEDULE, scheduled_for=slot, started_at=slot))
+    store.save_run(
+        make_run(check="web", trigger=Trigger.SCHEDULE, scheduled_for=slot, started_at=slot)
+    )
     store.record_skipped_slot("web", slot - timedelta(minutes=5), "overlap")
     # A manual run, even a later one, is not a slot.
     store.save_run(
         make_run(
-            "web", scheduled_for=slot + timedelta(hours=1), started_at=slot + timedelta(hours=1)
+            check="web",
+            scheduled_for=slot + timedelta(hours=1),
+            started_at=slot + timedelta(hours=1),
         )
     )
-    store.save_run(make_run("manual-only"))
+    store.save_run(make_run(check="manual-only"))
 
     got = store.history(["api", "web", "manual-only"], now=T0 + timedelta(hours=2))
 
@@ -329,7 +292,7 @@ def test_it_resumes_from_the_latest_scheduled_or_skipped_slot(store: SqlStore) -
 
 
 def test_it_gives_an_empty_history_to_checks_never_run(store: SqlStore) -> None:
-    store.save_run(make_run("api"))
+    store.save_run(make_run(check="api"))
 
     got = store.history(["api", "unknown"], now=T0)
 
@@ -339,7 +302,7 @@ def test_it_gives_an_empty_history_to_checks_never_run(store: SqlStore) -> None:
 
 def test_it_answers_history_for_hundreds_of_checks(store: SqlStore) -> None:
     names = [f"check-{i}" for i in range(450)]
-    store.save_run(make_run("check-449", status=RunStatus.FAILED))
+    store.save_run(make_run(check="check-449", status=RunStatus.FAILED))
 
     got = store.history(names, now=T0)
 
@@ -363,9 +326,9 @@ def test_it_lists_skipped_slots_newest_first(store: SqlStore) -> None:
 
 def test_it_returns_every_attempt_of_one_test_newest_first(store: SqlStore) -> None:
     nodeid = "tests/test_api.py::test_flaky[param-1]"
-    older = make_run("api", results=every_outcome())
-    newer = make_run("api", started_at=T0 + timedelta(hours=1), results=every_outcome())
-    elsewhere = make_run("web", started_at=T0 + timedelta(hours=2), results=every_outcome())
+    older = make_run(check="api", results=every_outcome())
+    newer = make_run(check="api", started_at=T0 + timedelta(hours=1), results=every_outcome())
+    elsewhere = make_run(check="web", started_at=T0 + timedelta(hours=2), results=every_outcome())
     for run in (older, newer, elsewhere):
         store.save_run(run)
 
@@ -383,16 +346,7 @@ def test_it_saves_a_run_of_50000_results_whole_and_quickly(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'big.db'}"
     store = open_store(url)
     store.ensure_schema()
-    many = tuple(
-        TestResult(
-            nodeid=f"tests/test_many.py::test_{i}",
-            outcome=Outcome.PASSED,
-            phase="call",
-            duration=0.001,
-        )
-        for i in range(50_000)
-    )
-    run = make_run(results=many)
+    run = make_run(results=passed_results(50_000))
 
     started = time.perf_counter()
     store.save_run(run)
@@ -448,31 +402,23 @@ def test_it_accepts_bare_postgresql_urls(postgres_url: str, scheme: str) -> None
         store.close()
 
 
-@pytest.fixture
-def outage_server() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
 def test_it_raises_store_error_without_the_password_while_postgresql_is_down_then_recovers(
-    outage_server: PgServer,
+    own_postgres: PgServer,
 ) -> None:
     # The cluster trusts every local connection, so any password is accepted, and must be hidden.
-    url = fresh_database(outage_server.url).replace("postgres@", "postgres:s3cret-pw@", 1)
+    url = fresh_database(own_postgres.url).replace("postgres@", "postgres:s3cret-pw@", 1)
     store = open_store(url)
     store.ensure_schema()
     assert store.save_run(make_run()) is True
 
-    outage_server.stop("immediate")
+    own_postgres.stop("immediate")
     try:
         with pytest.raises(StoreError) as raised:
             store.save_run(make_run())
         with pytest.raises(StoreError):
             store.list_runs()
     finally:
-        outage_server.start()
+        own_postgres.start()
 
     message = str(raised.value)
     assert not isinstance(raised.value, SQLAlchemyError)

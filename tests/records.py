@@ -1,0 +1,59 @@
+"""Build the runs and test results that tests save, spool and replay."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def passed_results(count: int) -> tuple[TestResult, ...]:
+    """Return ``count`` passed results of distinct tests."""
+    return tuple(
+        TestResult(
+            nodeid=f"tests/test_api.py::test_{i}",
+            outcome=Outcome.PASSED,
+            phase="call",
+            duration=0.01,
+        )
+        for i in range(count)
+    )
+
+
+def make_run(
+    *,
+    check: str = "api",
+    status: RunStatus = RunStatus.PASSED,
+    started_at: datetime = T0,
+    minute: int = 0,
+    duration: float = 1.0,
+    results: tuple[TestResult, ...] = (),
+    trigger: Trigger = Trigger.MANUAL,
+    scheduled_for: datetime | None = None,
+    trigger_detail: dict[str, Any] | None = None,
+) -> Run:
+    """Return a finished run that started ``minute`` minutes after ``started_at``.
+
+    It lasts ``duration`` seconds, collected each test of ``results`` once, and carries a fixed
+    host, version and config digest.
+    """
+    started = started_at + timedelta(minutes=minute)
+    return Run(
+        id=str(uuid.uuid4()),
+        check=check,
+        status=status,
+        started_at=started,
+        finished_at=started + timedelta(seconds=duration),
+        collected=len({r.nodeid for r in results}),
+        results=results,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        host="monitor-1",
+        version="0.1.0",
+        config_digest="digest-1",
+        trigger_detail=dict(trigger_detail or {}),
+    )
