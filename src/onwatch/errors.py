@@ -5,7 +5,9 @@
     OnwatchError              anything onwatch reports to a user; the CLI exits 2 on these
     ├── ConfigError           the configuration cannot be read or is invalid (carries every problem)
     ├── RunnerError           a check could not be started at all (not a failing test)
-    └── StoreError            the database cannot be reached or written; callers spool instead
+    ├── StoreError            the database cannot be reached or written; callers spool instead
+    └── DeliveryError         a notification could not be sent; ``permanent`` says whether
+                              trying again can help (a 4xx answer) or not (a timeout, a 5xx)
 
 A failing test, a crashing pytest or a timed-out run is *not* an exception: it is data,
 recorded on the run (``Run.status`` and ``Run.error``).
@@ -35,3 +37,15 @@ class RunnerError(OnwatchError):
 
 class StoreError(OnwatchError):
     """The database could not be reached or written."""
+
+
+class DeliveryError(OnwatchError):
+    """A notification could not be delivered.
+
+    ``permanent`` is True when sending it again cannot succeed (the receiver refused it: a 4xx
+    answer, a malformed URL); the outbox then stops retrying it.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

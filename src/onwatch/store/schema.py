@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0001"
+HEAD_REVISION: str = "0002"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -138,6 +138,92 @@ skipped_slots = Table(
     Column("reason", String(20), nullable=False),  # "overlap"; "down" once the daemon tracks it
     Column("recorded_at", UtcDateTime, nullable=False),
     Index("ix_skipped_slots_check_scheduled", "check", "scheduled_for"),
+)
+
+# -- alerting (revision 0002) ----------------------------------------------------------------
+
+# One row per incident of a check; at most one per check has resolved_at NULL (the open one).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check", String(200), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),  # start of the first failing run
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("opened_run_id", String(36), nullable=False),
+    Column("last_run_id", String(36), nullable=False),
+    Column("resolved_run_id", String(36), nullable=True),
+    Column("failing_runs", Integer, nullable=False),
+    Column("flaky_runs", Integer, nullable=False),
+    Column("category", String(30), nullable=True),
+    Column("summary", Text, nullable=False),
+    # When "incident.opened" went out; NULL while a silence holds it back.
+    Column("notified_at", UtcDateTime, nullable=True),
+    Column("last_reminder_at", UtcDateTime, nullable=True),
+    Index("ix_incidents_check_opened", "check", "opened_at"),
+)
+
+# Silences added at run time (onwatch silence); windows from the config are not stored.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check", String(200), nullable=True),  # NULL silences every check
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+
+# The outbox: a notification is written here before any attempt to send it.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # The transition's key and the channel: one delivery per transition and channel, ever.
+    Column("key", String(400), nullable=False, unique=True),
+    Column("channel", String(200), nullable=False),
+    Column("event", String(50), nullable=False),
+    Column("check", String(200), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id",
+        BigId,
+        ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("permanent", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+)
+
+# Health of each notification channel, so that a failing one shows in status and is alerted.
+channel_states = Table(
+    "channel_states",
+    metadata,
+    Column("channel", String(200), primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", UtcDateTime, nullable=True),
+    Column("last_success_at", UtcDateTime, nullable=True),
 )
 
 # Alembic's own bookkeeping table, kept out of ``metadata`` because migrations do not create it.

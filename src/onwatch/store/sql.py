@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +161,15 @@ class SqlStore:
             raise StoreError(f"cannot open the database: {self._describe(exc)}") from exc
         if engine_url.get_backend_name() == "sqlite":
             event.listen(self._engine, "connect", _set_sqlite_pragmas)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for the store's other SQL modules (store/incidents.py, store/outbox.py)."""
+        return self._engine
+
+    def translated(self, action: str) -> AbstractContextManager[None]:
+        """Turn database errors raised inside the block into StoreError("action: reason")."""
+        return self._translated(action)
 
     # -- errors ------------------------------------------------------------------------------
 

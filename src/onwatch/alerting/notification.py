@@ -1,0 +1,115 @@
+"""What a notification says, independent of the channel that carries it.
+
+``Notification.payload()`` is the versioned webhook contract (docs/webhooks.md): fields are added
+over time, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from onwatch.model import as_utc
+
+PAYLOAD_VERSION = 1
+
+
+class Event(StrEnum):
+    """Why a notification is sent."""
+
+    INCIDENT_OPENED = "incident.opened"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_REMINDER = "incident.reminder"
+    CHECK_OVERDUE = "check.overdue"
+    CHANNEL_FAILING = "channel.failing"
+    TEST = "test"
+
+
+@dataclass(frozen=True)
+class FailingTest:
+    """A test that failed in the run behind a notification."""
+
+    nodeid: str
+    message: str  # the first line of its error
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One event about one check (or about onwatch itself), ready to be rendered and sent."""
+
+    event: Event
+    key: str  # unique per transition: with the channel's name, the delivery's idempotency key
+    summary: str  # one line that says it all, e.g. "checkout is failing: 2 tests failed"
+    check: str | None = None
+    category: str | None = None  # product, credentials, network, timeout, test-code
+    failing_tests: tuple[FailingTest, ...] = ()
+    run_id: str | None = None
+    run_url: str | None = None
+    opened_at: datetime | None = None
+    resolved_at: datetime | None = None
+    failing_runs: int = 0  # how many runs in a row failed
+    flaky_runs: int = 0
+    severity: str = "critical"  # critical for incidents; warning for onwatch's own troubles
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outage_seconds(self) -> float | None:
+        """Return how long the incident lasted, once it is resolved."""
+        if self.opened_at is None or self.resolved_at is None:
+            return None
+        return (self.resolved_at - self.opened_at).total_seconds()
+
+    def payload(self) -> dict[str, Any]:
+        """Return the versioned JSON body of the webhook contract."""
+        return {
+            "version": PAYLOAD_VERSION,
+            "event": self.event.value,
+            "key": self.key,
+            "check": self.check,
+            "category": self.category,
+            "severity": self.severity,
+            "summary": self.summary,
+            "failing_tests": [
+                {"nodeid": t.nodeid, "message": t.message} for t in self.failing_tests
+            ],
+            "failing_runs": self.failing_runs,
+            "flaky_runs": self.flaky_runs,
+            "run_id": self.run_id,
+            "run_url": self.run_url,
+            "opened_at": _iso(self.opened_at),
+            "resolved_at": _iso(self.resolved_at),
+            "outage_seconds": self.outage_seconds,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Notification:
+        """Read a notification back from its payload (the outbox stores payloads)."""
+        return cls(
+            event=Event(data["event"]),
+            key=data["key"],
+            summary=data["summary"],
+            check=data.get("check"),
+            category=data.get("category"),
+            failing_tests=tuple(
+                FailingTest(t["nodeid"], t["message"]) for t in data.get("failing_tests") or ()
+            ),
+            run_id=data.get("run_id"),
+            run_url=data.get("run_url"),
+            opened_at=_parse(data.get("opened_at")),
+            resolved_at=_parse(data.get("resolved_at")),
+            failing_runs=int(data.get("failing_runs") or 0),
+            flaky_runs=int(data.get("flaky_runs") or 0),
+            severity=data.get("severity") or "critical",
+            details=dict(data.get("details") or {}),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _parse(value: str | None) -> datetime | None:
+    return None if value is None else as_utc(datetime.fromisoformat(value))

@@ -1,0 +1,132 @@
+"""Real receivers on 127.0.0.1 for notification tests: an HTTP endpoint that records requests.
+
+``HttpReceiver`` answers every request with the behaviour set on it (``status``, ``delay``, or
+``hang`` until stopped), and records what it received. Use it as a context manager.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() when it arrived
+
+    def json(self) -> Any:
+        """Return the body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class Behaviour:
+    """How the receiver answers."""
+
+    status: int = 200
+    delay: float = 0.0  # seconds before answering
+    hang: bool = False  # never answer (until the receiver stops)
+    body: bytes = b"{}"
+
+
+@dataclass
+class HttpReceiver:
+    """An HTTP server on 127.0.0.1 that records every request."""
+
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.stopping = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+                receiver._handle(self)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                receiver._handle(self)
+
+            def do_GET(self) -> None:  # noqa: N802
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The receiver's base URL."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> HttpReceiver:
+        """Start serving in a background thread."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release hanging requests."""
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> HttpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        behaviour = self.behaviour
+        with self.arrived:
+            self.received.append(
+                Received(
+                    method=handler.command,
+                    path=handler.path,
+                    headers={k.lower(): v for k, v in handler.headers.items()},
+                    body=body,
+                    at=time.monotonic(),
+                )
+            )
+            self.arrived.notify_all()
+        if behaviour.hang:
+            self.stopping.wait()
+            return
+        if behaviour.delay:
+            time.sleep(behaviour.delay)
+        handler.send_response(behaviour.status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(behaviour.body)))
+        handler.end_headers()
+        handler.wfile.write(behaviour.body)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until ``count`` requests arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while len(self.received) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected {count} requests, got {len(self.received)}"
+                    )
+                self.arrived.wait(remaining)
+            return list(self.received)
