@@ -22,15 +22,21 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/once_overhead.py
 	$(BIN)/python bench/large_run.py
+	$(BIN)/python bench/alert_latency.py
 
 setup: $(STAMP)
 
-# PostgreSQL serves the tests of the PostgreSQL backend and of database outages.
+# PostgreSQL serves the tests of the PostgreSQL backend and of database outages;
+# Alertmanager the tests of the alertmanager channel. Both run on 127.0.0.1 only.
+
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "installing PostgreSQL (needed by the tests)"; \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (needed by the tests)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -125,8 +125,6 @@ class HttpReceiver:
             while len(self.received) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(
-                        f"expected {count} requests, got {len(self.received)}"
-                    )
+                    raise AssertionError(f"expected {count} requests, got {len(self.received)}")
                 self.arrived.wait(remaining)
             return list(self.received)

@@ -30,6 +30,7 @@ def make_project(
     checks: dict[str, dict[str, Any]],
     settings: dict[str, Any] | None = None,
     suites: tuple[str, ...] = (),
+    channels: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """Copy ``suites`` from tests/fixtures into ``root`` and write onwatch.toml; return its path."""
     root.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,9 @@ def make_project(
     for name, check in checks.items():
         lines.append(f"\n[checks.{name}]")
         lines += [f"{k} = {toml_value(v)}" for k, v in check.items()]
+    for name, channel in (channels or {}).items():
+        lines.append(f"\n[notify.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in channel.items()]
     path = root / "onwatch.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

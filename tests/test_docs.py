@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from onwatch.config import Check, Settings
-from onwatch.config_schema import CheckModel, SettingsModel
+from onwatch.config_schema import ChannelModel, CheckModel, SettingsModel, SilenceModel
 from onwatch.model import CheckStatus, Outcome, Run, RunStatus, TestResult
 
 ROOT = Path(__file__).parent.parent
@@ -38,6 +38,12 @@ def test_every_check_key_is_documented() -> None:
     assert {f.name for f in fields(Check)} == set(CheckModel.model_fields)
 
 
+def test_every_channel_and_silence_key_is_documented() -> None:
+    docs = ROOT / "docs" / "configuration.md"
+    assert documented_keys(docs, "## `[notify.NAME]`") == set(ChannelModel.model_fields)
+    assert documented_keys(docs, "## `[[silences]]`") == set(SilenceModel.model_fields)
+
+
 def test_every_field_of_the_json_contracts_is_documented() -> None:
     now = datetime.now(UTC)
     result = TestResult(nodeid="t", outcome=Outcome.PASSED, phase="call", duration=0.1)
@@ -55,6 +61,16 @@ def test_every_field_of_the_json_contracts_is_documented() -> None:
     assert documented_keys(docs, "Run fields:") >= run_fields
     assert documented_keys(docs, "Result fields:") >= set(result.to_json())
     assert documented_keys(docs, "## `onwatch status --json`") >= set(status.to_json())
+
+
+def test_every_field_of_the_webhook_payload_is_documented() -> None:
+    from onwatch.alerting.notification import Event, Notification
+
+    payload = Notification(event=Event.TEST, key="k", summary="s").payload()
+    assert documented_keys(ROOT / "docs" / "webhooks.md", "## Payload") >= set(payload)
+    section = (ROOT / "docs" / "webhooks.md").read_text().split("## Events", 1)[1]
+    events = set(re.findall(r"^\| `([a-z.]+)` \|", section.split("## ", 1)[0], re.M))
+    assert events == {e.value for e in Event}
 
 
 def test_the_readme_opens_with_the_demo_and_test_commands() -> None:

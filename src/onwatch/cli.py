@@ -64,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    silence = commands.add_parser(
+        "silence", parents=[config_option], help="hold a check's alerts for a while"
+    )
+    target = silence.add_mutually_exclusive_group(required=True)
+    target.add_argument("check", nargs="?", metavar="CHECK")
+    target.add_argument("--all", action="store_true", help="silence every check")
+    silence.add_argument("--for", dest="duration", required=True, help='how long, e.g. "2h"')
+    silence.add_argument("--reason", default="", help="why (shown in status and logs)")
+
+    notify = commands.add_parser("notify", parents=[config_option], help="notification channels")
+    notify_commands = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
+    notify_test = notify_commands.add_parser(
+        "test", parents=[config_option], help="send a test message to a channel"
+    )
+    notify_test.add_argument("channel", metavar="CHANNEL")
+
     demo = commands.add_parser("demo", help="start a demo app and monitor it with a demo suite")
     demo.add_argument(
         "--dir", default="onwatch-demo", help="folder for the demo's config and database"
@@ -115,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from onwatch.commands import status
 
             return status(config, json_output=args.json)
+        if args.command == "silence":
+            from onwatch.commands_alerting import silence
+
+            return silence(config, None if args.all else args.check, args.duration, args.reason)
+        if args.command == "notify":
+            from onwatch.commands_alerting import notify_test
+
+            return notify_test(config, args.channel)
         if args.command == "run":
             from onwatch.daemon import run_daemon
 

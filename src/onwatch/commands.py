@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onwatch.config import Check, Config
 from onwatch.errors import ConfigError, StoreError
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from onwatch.model import CheckStatus, Run
     from onwatch.store import Store
     from onwatch.store.recorder import Recorder
+    from onwatch.store.sql import SqlStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -142,28 +143,57 @@ def status(config: Config, *, json_output: bool) -> int:
     """Print each check's last run, status, 24 h pass rate, failures in a row and next run."""
     from onwatch.report import print_statuses
     from onwatch.store import open_store
+    from onwatch.store.outbox import OutboxStore
 
     store = open_store(config.database_url)
     try:
         store.ensure_schema()
         statuses = check_statuses(config, store)
+        channels = [_channel_json(state) for state in OutboxStore(store).channel_states()]
     finally:
         store.close()
     if json_output:
-        json.dump({"checks": [s.to_json() for s in statuses]}, sys.stdout, indent=2)
+        payload = {"checks": [s.to_json() for s in statuses], "channels": channels}
+        json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_statuses(statuses)
+        for channel in channels:
+            if channel["failing"]:
+                print(
+                    f"channel {channel['name']} is failing since {channel['failing_since']}: "
+                    f"{channel['last_error']}"
+                )
     return EXIT_OK
 
 
-def check_statuses(config: Config, store: Store) -> list[CheckStatus]:
+def _channel_json(state: Any) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "name": state.channel,
+        "failing": state.consecutive_failures > 0,
+        "consecutive_failures": state.consecutive_failures,
+        "failing_since": iso(state.failing_since),
+        "last_error": state.last_error,
+        "last_attempt_at": iso(state.last_attempt_at),
+        "last_success_at": iso(state.last_success_at),
+    }
+
+
+def check_statuses(config: Config, store: SqlStore) -> list[CheckStatus]:
     """Return the status of every configured check from the store."""
+    from onwatch.alerting.silences import active_windows, silenced
     from onwatch.model import CheckStatus, utcnow
     from onwatch.schedule import next_slot
+    from onwatch.store.incidents import IncidentStore
 
     now = utcnow()
     history = store.history(list(config.checks), now)
+    incidents = IncidentStore(store)
+    open_incidents = incidents.open_by_check(list(config.checks))
+    windows = [*active_windows(config.silences, now), *incidents.active_silences(now)]
     statuses = []
     for name, check in config.checks.items():
         past = history[name]
@@ -178,9 +208,23 @@ def check_statuses(config: Config, store: Store) -> list[CheckStatus]:
                 next_run_at=max(next_slot(check, past.last_slot, now), now)
                 if check.enabled
                 else None,
+                incident=_incident_json(open_incidents.get(name)),
+                silenced_until=getattr(silenced(name, windows), "ends_at", None),
             )
         )
     return statuses
+
+
+def _incident_json(incident: Any) -> dict[str, Any] | None:
+    if incident is None:
+        return None
+    return {
+        "id": incident.id,
+        "opened_at": incident.opened_at.isoformat(),
+        "failing_runs": incident.failing_runs,
+        "summary": incident.summary,
+        "notified": incident.notified_at is not None,
+    }
 
 
 class StoreOpener:

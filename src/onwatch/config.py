@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ class Settings:
     max_parallel: int
     drain_timeout: float
     max_jitter: float
+    notify: list[str] = field(default_factory=list)
+    base_url: str = "http://127.0.0.1:8787"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Check:
     env: dict[str, str] = field(default_factory=dict)
     pytest_args: list[str] = field(default_factory=list)
     enabled: bool = True
+    notify: list[str] | None = None
+    alert_after: int = 2
+    recover_after: int = 1
+    remind_every: float | None = None
 
     @property
     def schedule(self) -> str:
@@ -77,6 +84,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Silence:
+    """A ``[[silences]]`` window: one-off (start, end) or recurring (cron, duration)."""
+
+    checks: list[str] = field(default_factory=list)  # empty: every check
+    start: datetime | None = None
+    end: datetime | None = None
+    cron: str | None = None
+    duration: float | None = None
+    timezone: str = "UTC"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded configuration, with the paths it was found at."""
 
@@ -84,6 +104,14 @@ class Config:
     base_dir: Path
     settings: Settings
     checks: dict[str, Check]
+    # [notify.NAME] settings as validated, handed to alerting.channels.build_channel
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    silences: list[Silence] = field(default_factory=list)
+
+    def channels_of(self, check: str) -> list[str]:
+        """Return the channels a check notifies: its own list, else the default one."""
+        own = self.checks[check].notify if check in self.checks else None
+        return list(own) if own is not None else list(self.settings.notify)
 
     @property
     def database_url(self) -> str:
@@ -164,7 +192,14 @@ def load_config(path: Path) -> Config:
         base_dir=path.parent,
         settings=Settings(**data["settings"]),
         checks={name: Check(**check) for name, check in data["checks"].items()},
+        channels=data.get("channels", {}),
+        silences=[_silence(raw) for raw in data.get("silences", [])],
     )
+
+
+def _silence(raw: dict[str, Any]) -> Silence:
+    times = {k: datetime.fromisoformat(raw[k]) for k in ("start", "end") if raw.get(k)}
+    return Silence(**{**raw, **times})
 
 
 def _cache_key(content: bytes) -> str:

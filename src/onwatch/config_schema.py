@@ -7,14 +7,14 @@ documented in docs/configuration.md; a test fails when a field is missing there.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,11 +24,39 @@ from pydantic import (
     model_validator,
 )
 
+from onwatch.config_errors import did_you_mean, explain, problem, read_toml
 from onwatch.durations import parse_duration
 from onwatch.errors import ConfigError
 
+
+def _check_cron(value: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a cron expression; write five fields "
+            '(minute hour day month weekday), e.g. "*/5 * * * *"'
+        )
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f'{value!r} is not a time zone; use an IANA name such as "UTC" or "Europe/Paris"'
+        ) from None
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+CronExpression = Annotated[str, AfterValidator(_check_cron)]
+TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+TABLES = ("checks", "notify", "silences")
 CONFIG_FILE = "onwatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 
@@ -64,6 +92,14 @@ class SettingsModel(BaseModel):
         description="Upper bound of the small, stable per-check delay that spreads checks due at "
         "the same moment (never more than 10% of a check's interval).",
     )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="Channels ([notify.NAME]) of checks that name none of their own.",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8787",
+        description="Address of onwatch's web pages, for the run links in notifications.",
+    )
 
 
 class CheckModel(BaseModel):
@@ -78,8 +114,10 @@ class CheckModel(BaseModel):
     markers: str = Field(default="", description="pytest -m expression.")
     keyword: str = Field(default="", description="pytest -k expression.")
     every: Duration | None = Field(default=None, description='Run every so often, e.g. "5m".')
-    cron: str | None = Field(default=None, description='Run on a cron schedule, e.g. "0 * * * *".')
-    timezone: str = Field(default="UTC", description="Time zone of the cron expression.")
+    cron: CronExpression | None = Field(
+        default=None, description='Run on a cron schedule, e.g. "0 * * * *".'
+    )
+    timezone: TimeZone = Field(default="UTC", description="Time zone of the cron expression.")
     timeout: Duration = Field(
         default=300.0,
         description="Wall-clock limit of a whole run, retries included; the run is then killed.",
@@ -92,33 +130,18 @@ class CheckModel(BaseModel):
         default_factory=list, description="Extra arguments passed to pytest as they are."
     )
     enabled: bool = Field(default=True, description="false keeps the check out of `onwatch run`.")
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from croniter import croniter
-
-        if not croniter.is_valid(value):
-            raise ValueError(
-                f"{value!r} is not a cron expression; write five fields "
-                '(minute hour day month weekday), e.g. "*/5 * * * *"'
-            )
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f'{value!r} is not a time zone; use an IANA name such as "UTC" or "Europe/Paris"'
-            ) from None
-        return value
+    notify: list[str] | None = Field(
+        default=None, description="Channels to notify; default: [onwatch] notify."
+    )
+    alert_after: int = Field(
+        default=2, ge=1, le=1000, description="Failing runs in a row that open an incident."
+    )
+    recover_after: int = Field(
+        default=1, ge=1, le=1000, description="Passing runs in a row that resolve it."
+    )
+    remind_every: Duration | None = Field(
+        default=None, description="Remind while an incident stays open; default: never."
+    )
 
     @field_validator("env")
     @classmethod
@@ -134,6 +157,79 @@ class CheckModel(BaseModel):
     def _one_schedule(self) -> CheckModel:
         if (self.every is None) == (self.cron is None):
             raise ValueError('give exactly one schedule: every = "5m" or cron = "*/5 * * * *"')
+        return self
+
+
+class ChannelModel(BaseModel):
+    """A ``[notify.NAME]`` table: where notifications go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["apprise", "webhook", "alertmanager"] = Field(
+        default="apprise", description="apprise (mail, chat, paging…), webhook or alertmanager."
+    )
+    url: str = Field(min_length=1, description="Apprise URL, webhook URL or Alertmanager URL.")
+    timeout: Duration = Field(default=10.0, description="Limit of one delivery attempt.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers (webhook, alertmanager)."
+    )
+    group_window: Duration = Field(
+        default=60.0,
+        description="apprise: notifications within this window after one is sent go out "
+        "together as one message.",
+    )
+    hold: Duration = Field(
+        default=86400.0,
+        description="alertmanager: how long a firing alert stays active unless refreshed or "
+        "resolved.",
+    )
+
+    @model_validator(mode="after")
+    def _known_url(self) -> ChannelModel:
+        if self.type in ("webhook", "alertmanager") and not self.url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(
+                f"a {self.type} url starts with http:// or https:// (got {self.url!r})"
+            )
+        if self.type == "apprise":
+            from onwatch.alerting.channels import build_channel
+
+            build_channel("check", self.model_dump())
+        return self
+
+
+class SilenceModel(BaseModel):
+    """A ``[[silences]]`` entry: a maintenance window when alerts are held."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checks: list[str] = Field(default_factory=list, description="Checks silenced; empty: all.")
+    start: datetime | None = Field(default=None, description="One-off window: its start.")
+    end: datetime | None = Field(default=None, description="One-off window: its end.")
+    cron: CronExpression | None = Field(
+        default=None, description="Recurring window: when it starts."
+    )
+    duration: Duration | None = Field(default=None, description="Recurring window: its length.")
+    timezone: TimeZone = Field(default="UTC", description="Time zone of a recurring window's cron.")
+    reason: str = Field(default="", description="Shown in status and logs.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SilenceModel:
+        one_off = self.start is not None or self.end is not None
+        recurring = self.cron is not None or self.duration is not None
+        if one_off == recurring:
+            raise ValueError(
+                "give start and end (a one-off window) or cron and duration (a recurring one), "
+                'e.g. cron = "0 2 * * SUN", duration = "2h"'
+            )
+        if one_off and (self.start is None or self.end is None or self.end <= self.start):
+            raise ValueError("a one-off window needs a start and a later end, with time zones")
+        if recurring and (self.cron is None or self.duration is None):
+            raise ValueError("a recurring window needs both cron and duration")
+        for moment in (self.start, self.end):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("write times with their zone, e.g. 2026-12-01T22:00:00Z")
         return self
 
 
@@ -153,17 +249,17 @@ def validate(path: Path) -> dict[str, Any]:
         data = data.get("tool", {}).get("onwatch")
         if not isinstance(data, dict):
             raise ConfigError([f"{path}: no [tool.onwatch] table; add one or use {CONFIG_FILE}"])
-        settings_data = {k: v for k, v in data.items() if k != "checks"}
+        settings_data = {k: v for k, v in data.items() if k not in TABLES}
         settings_loc = root
     else:
-        unknown = [k for k in data if k not in ("onwatch", "checks")]
+        unknown = [k for k in data if k not in ("onwatch", *TABLES)]
         problems = [
-            _problem(
+            problem(
                 path,
                 text,
                 (key,),
-                f"unknown table {key!r}; known tables: [onwatch], "
-                "[checks.NAME]" + _did_you_mean(key, ["onwatch", "checks"]),
+                f"unknown table {key!r}; known tables: [onwatch], [checks.NAME], "
+                "[notify.NAME], [[silences]]" + did_you_mean(key, ["onwatch", *TABLES]),
             )
             for key in unknown
         ]
@@ -174,18 +270,18 @@ def validate(path: Path) -> dict[str, Any]:
     try:
         settings = SettingsModel.model_validate(settings_data)
     except ValidationError as exc:
-        problems += _explain(exc, path, text, settings_loc, SettingsModel)
+        problems += explain(exc, path, text, settings_loc, SettingsModel)
     checks: dict[str, CheckModel] = {}
     raw_checks = data.get("checks", {})
     checks_loc = (*root, "checks")
     if not isinstance(raw_checks, dict):
-        problems.append(_problem(path, text, checks_loc, "must be a table of [checks.NAME]"))
+        problems.append(problem(path, text, checks_loc, "must be a table of [checks.NAME]"))
         raw_checks = {}
     for name, raw in raw_checks.items():
         loc = (*checks_loc, name)
         if not CHECK_NAME.match(name):
             problems.append(
-                _problem(
+                problem(
                     path,
                     text,
                     loc,
@@ -195,22 +291,92 @@ def validate(path: Path) -> dict[str, Any]:
             )
             continue
         if not isinstance(raw, dict):
-            problems.append(_problem(path, text, loc, "must be a table: [checks.NAME] with tests"))
+            problems.append(problem(path, text, loc, "must be a table: [checks.NAME] with tests"))
             continue
         try:
             check = CheckModel.model_validate(raw)
         except ValidationError as exc:
-            problems += _explain(exc, path, text, loc, CheckModel)
+            problems += explain(exc, path, text, loc, CheckModel)
             continue
         problems += _missing_test_paths(check, base_dir, path, text, loc)
         checks[name] = check
+    channels = _channels(data.get("notify", {}), (*root, "notify"), path, text, problems)
+    silences = _silences(data.get("silences", []), (*root, "silences"), path, text, problems)
+    if settings is not None:
+        problems += _unknown_channels(
+            settings.notify, channels, (*settings_loc, "notify"), path, text
+        )
+    for name, check in checks.items():
+        loc = (*checks_loc, name, "notify")
+        problems += _unknown_channels(check.notify or [], channels, loc, path, text)
+    for index, silence in enumerate(silences):
+        for name in silence.checks:
+            if name not in checks:
+                loc = (*root, "silences", str(index), "checks")
+                known = ", ".join(sorted(checks)) or "none"
+                problems.append(
+                    problem(path, text, loc, f"no check named {name!r} (known: {known})")
+                )
     if problems:
         raise ConfigError(problems)
     assert settings is not None
     return {
         "settings": settings.model_dump(mode="json"),
         "checks": {name: check.model_dump(mode="json") for name, check in checks.items()},
+        "channels": {name: channel.model_dump(mode="json") for name, channel in channels.items()},
+        "silences": [silence.model_dump(mode="json") for silence in silences],
     }
+
+
+def _channels(
+    raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
+) -> dict[str, ChannelModel]:
+    if not isinstance(raw, dict):
+        problems.append(problem(path, text, loc, "must be a table of [notify.NAME]"))
+        return {}
+    channels = {}
+    for name, table in raw.items():
+        where = (*loc, name)
+        if not CHECK_NAME.match(name) or not isinstance(table, dict):
+            problems.append(
+                problem(path, text, where, "must be a [notify.NAME] table with a usable name")
+            )
+            continue
+        try:
+            channels[name] = ChannelModel.model_validate(table)
+        except ValidationError as exc:
+            problems += explain(exc, path, text, where, ChannelModel)
+    return channels
+
+
+def _silences(
+    raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
+) -> list[SilenceModel]:
+    if not isinstance(raw, list):
+        problems.append(problem(path, text, loc, "must be an array of tables: [[silences]]"))
+        return []
+    silences = []
+    for index, table in enumerate(raw):
+        try:
+            silences.append(SilenceModel.model_validate(table))
+        except ValidationError as exc:
+            problems += explain(exc, path, text, (*loc, str(index)), SilenceModel)
+    return silences
+
+
+def _unknown_channels(
+    names: list[str],
+    channels: dict[str, ChannelModel],
+    loc: tuple[str, ...],
+    path: Path,
+    text: str,
+) -> list[str]:
+    known = ", ".join(sorted(channels)) or "none; add a [notify.NAME] table"
+    return [
+        problem(path, text, loc, f"no channel named {name!r} (known: {known})")
+        for name in names
+        if name not in channels
+    ]
 
 
 def _missing_test_paths(
@@ -223,7 +389,7 @@ def _missing_test_paths(
         target = base_dir / arg.split("::", 1)[0]
         if not target.exists():
             problems.append(
-                _problem(
+                problem(
                     path,
                     text,
                     (*loc, "tests"),
@@ -232,99 +398,3 @@ def _missing_test_paths(
                 )
             )
     return problems
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        where = f"{path}:{match.group(1)}" if match else str(path)
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(
-            [
-                f"{where}: invalid TOML: {reason}; fix the syntax (strings need quotes, "
-                'e.g. every = "5m")'
-            ]
-        ) from None
-
-
-def _explain(
-    exc: ValidationError,
-    path: Path,
-    text: str,
-    prefix: tuple[str, ...],
-    model: type[BaseModel],
-) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        loc = (*prefix, *(str(part) for part in error["loc"]))
-        kind = error["type"]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        if kind == "extra_forbidden":
-            known = sorted(model.model_fields)
-            message = f"unknown key {field!r}{_did_you_mean(field, known)}; known keys: " + (
-                ", ".join(known)
-            )
-        elif kind == "missing":
-            message = f"required key {field!r} is missing; add it (see docs/configuration.md)"
-        elif kind == "value_error":
-            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
-        else:
-            message = f"{error['msg'].lower()} (got {error.get('input')!r})"
-        problems.append(_problem(path, text, loc, message))
-    return problems
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _problem(path: Path, text: str, loc: tuple[str, ...], message: str) -> str:
-    line = locate(text, loc)
-    where = f"{path}:{line}" if line else str(path)
-    keypath = ".".join(_quote_key(part) for part in loc)
-    return f"{where}: {keypath}: {message}"
-
-
-def _quote_key(part: str) -> str:
-    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
-
-
-def _split_key(text: str) -> list[str]:
-    parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([^.\s]+)', text)
-    return [a or b or c for a, b, c in parts]
-
-
-def locate(text: str, loc: tuple[str, ...]) -> int | None:
-    """Return the 1-based line in TOML ``text`` that best matches the key path ``loc``."""
-    lines = text.splitlines()
-    table: list[str] = []
-    best: tuple[int, int] | None = None  # (matched depth, line number)
-    header = re.compile(r"^\s*\[\[?\s*(.+?)\s*\]\]?\s*(#.*)?$")
-    assignment = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_.\-"\' ]+?)\s*=')
-    for number, line in enumerate(lines, start=1):
-        found = header.match(line)
-        if found:
-            table = _split_key(found.group(1))
-            key_path = table
-        else:
-            found = assignment.match(line)
-            if not found:
-                continue
-            key_path = table + _split_key(found.group(1))
-        depth = 0
-        for want, have in zip(loc, key_path, strict=False):
-            if want != have:
-                break
-            depth += 1
-        matched = depth == len(key_path) or depth == len(loc)
-        if matched and depth > 0 and (best is None or depth > best[0]):
-            best = (depth, number)
-    return None if best is None else best[1]

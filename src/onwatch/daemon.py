@@ -10,12 +10,18 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from onwatch.config import Config
 from onwatch.errors import StoreError
 from onwatch.logs import configure_logging
 
+if TYPE_CHECKING:
+    from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.store.sql import SqlStore
+
 log = logging.getLogger("onwatch.daemon")
+OUTBOX_GRACE_SECONDS = 5.0
 
 
 def run_daemon(
@@ -26,6 +32,7 @@ def run_daemon(
     stopping: threading.Event | None = None,
 ) -> int:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
+    from onwatch.alerting.engine import Alerting
     from onwatch.runner.execute import Runner
     from onwatch.scheduler import Scheduler
     from onwatch.store import open_store
@@ -43,7 +50,18 @@ def run_daemon(
         log.warning("database unreachable; runs are spooled until it is back: %s", exc)
     recorder = Recorder(store, Spool(config.state_dir / "spool"))
     runner = Runner(config, stop=kill)
-    scheduler = Scheduler(config, runner, recorder, store, stopping=stopping, kill=kill)
+    outbox, worker = _start_outbox(config, store)
+    alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
+    scheduler = Scheduler(
+        config,
+        runner,
+        recorder,
+        store,
+        stopping=stopping,
+        kill=kill,
+        on_recorded=alerting.on_run,
+        on_tick=alerting.tick,
+    )
     enabled = [name for name, check in config.checks.items() if check.enabled]
     log.info(
         "onwatch started",
@@ -53,9 +71,25 @@ def run_daemon(
         scheduler.run()
     finally:
         recorder.replay()
+        # Give notifications just queued a moment to leave; what remains is sent next start.
+        worker.stop(timeout=OUTBOX_GRACE_SECONDS)
+        outbox.close()
         store.close()
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
     return 0
+
+
+def _start_outbox(config: Config, store: SqlStore) -> tuple[Outbox, OutboxWorker]:
+    from onwatch.alerting.channels import build_channel
+    from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.store.outbox import OutboxStore
+
+    channels = {name: build_channel(name, settings) for name, settings in config.channels.items()}
+    windows = {name: float(settings["group_window"]) for name, settings in config.channels.items()}
+    outbox = Outbox(OutboxStore(store), channels, group_window=windows)
+    worker = OutboxWorker(outbox)
+    worker.start()
+    return outbox, worker
 
 
 def _handle_signals(stopping: threading.Event, kill: threading.Event) -> None:

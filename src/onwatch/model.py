@@ -215,6 +215,8 @@ class CheckStatus:
     consecutive_failures: int
     next_run_at: datetime | None
     runs_24h: int = 0
+    incident: dict[str, Any] | None = None  # the open incident: opened_at, failing_runs, ...
+    silenced_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON shape of one check in ``onwatch status --json``."""
@@ -226,4 +228,6 @@ class CheckStatus:
             "runs_24h": self.runs_24h,
             "consecutive_failures": self.consecutive_failures,
             "next_run_at": _iso(self.next_run_at),
+            "incident": self.incident,
+            "silenced_until": _iso(self.silenced_until),
         }

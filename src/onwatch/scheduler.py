@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ class Scheduler:
         *,
         stopping: threading.Event,
         kill: threading.Event,
+        on_recorded: Callable[[Run], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -66,6 +69,8 @@ class Scheduler:
             max_workers=config.settings.max_parallel, thread_name_prefix="onwatch-run"
         )
         self.last_tick = time.monotonic()
+        self.on_recorded = on_recorded  # alerting: after each run is recorded
+        self.on_tick = on_tick  # alerting: reminders and silences that ended
 
     def run(self) -> None:
         """Schedule and run checks until ``stopping`` is set; then drain and return."""
@@ -79,9 +84,12 @@ class Scheduler:
                 if slot.due <= now:
                     self._start_or_skip(name, slot)
                     self._advance(name, slot, now)
-            if now - last_replay >= REPLAY_EVERY and self.recorder.pending():
+            if now - last_replay >= REPLAY_EVERY:
                 last_replay = now
-                self.recorder.replay()
+                if self.recorder.pending():
+                    self.recorder.replay()
+                if self.on_tick is not None:
+                    self.on_tick()
             wake = min((s.due for s in self.slots.values()), default=now + MAX_SLEEP)
             self.stopping.wait(max(0.0, min(wake - time.monotonic(), MAX_SLEEP)))
         self._drain()
@@ -168,6 +176,8 @@ class Scheduler:
             return
         self.runner.discard(run.id)
         log_run(run, where)
+        if self.on_recorded is not None:
+            self.on_recorded(run)
 
     def _drain(self) -> None:
         running = [s.running for s in self.slots.values() if s.running and not s.running.done()]

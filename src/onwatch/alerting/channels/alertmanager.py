@@ -1,0 +1,102 @@
+"""Alertmanager: post notifications as alerts to its v2 API, where routing and silences live.
+
+An incident's opened, reminder and resolved notifications carry identical labels, so
+Alertmanager sees one alert that fires and later resolves. Firing alerts are posted with an
+``endsAt`` far ahead (``hold``): without it Alertmanager resolves them by itself after its
+``resolve_timeout``, while the check may still be failing between two reminders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from onwatch.alerting import render
+from onwatch.alerting.channels.webhook import check_url, post_json
+from onwatch.alerting.notification import Event, Notification
+from onwatch.durations import parse_duration
+from onwatch.model import as_utc
+
+ALERT_NAMES: dict[Event, str] = {
+    Event.INCIDENT_OPENED: "OnwatchIncident",
+    Event.INCIDENT_REMINDER: "OnwatchIncident",
+    Event.INCIDENT_RESOLVED: "OnwatchIncident",
+    Event.CHECK_OVERDUE: "OnwatchCheckOverdue",
+    Event.CHANNEL_FAILING: "OnwatchChannelFailing",
+    Event.TEST: "OnwatchTest",
+}
+
+
+class Alertmanager:
+    """Post one alert per notification to ``{url}/api/v2/alerts``."""
+
+    grouped = False
+
+    def __init__(
+        self,
+        name: str,
+        settings: dict[str, Any],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.name = name
+        self.url = check_url(name, settings["url"]).rstrip("/") + "/api/v2/alerts"
+        self.timeout = parse_duration(settings.get("timeout", 10))
+        self.hold = parse_duration(settings.get("hold", 86400))
+        self.headers: dict[str, str] = dict(settings.get("headers") or {})
+        self.clock = clock
+
+    def send(self, notifications: list[Notification]) -> None:
+        """Post the notifications as alerts, or raise DeliveryError."""
+        now = as_utc(self.clock())
+        alerts = [self.alert(n, now) for n in notifications]
+        post_json(
+            f"alertmanager '{self.name}'",
+            self.url,
+            alerts,
+            headers=self.headers,
+            timeout=self.timeout,
+        )
+
+    def alert(self, n: Notification, now: datetime) -> dict[str, Any]:
+        """Return the Alertmanager alert for ``n``."""
+        starts = as_utc(n.opened_at) if n.opened_at else now
+        if n.event is Event.INCIDENT_RESOLVED:
+            ends = as_utc(n.resolved_at) if n.resolved_at else now
+        else:
+            ends = now + timedelta(seconds=self.hold)
+        # Alertmanager rejects an alert that ends before it starts (clock skew, missing times).
+        starts = min(starts, ends)
+        annotations = {"summary": n.summary, "description": render.text(n)[1]}
+        alert: dict[str, Any] = {
+            "labels": labels(n),
+            "annotations": annotations,
+            "startsAt": _rfc3339(starts),
+            "endsAt": _rfc3339(ends),
+        }
+        if n.run_url:
+            annotations["run_url"] = n.run_url
+            # Alertmanager validates generatorURL as a URI; a relative link stays an annotation.
+            if n.run_url.startswith(("http://", "https://")):
+                alert["generatorURL"] = n.run_url
+        return alert
+
+
+def labels(n: Notification) -> dict[str, str]:
+    """Return the alert's labels: the same for every notification of one incident."""
+    result = {
+        "alertname": ALERT_NAMES[n.event],
+        "check": n.check or "onwatch",
+        "severity": n.severity,
+        "category": n.category or "unknown",
+    }
+    channel = n.details.get("channel")
+    if n.event is Event.CHANNEL_FAILING and isinstance(channel, str):
+        # Two failing channels are two alerts, not one that flaps between them.
+        result["channel"] = channel
+    return result
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,67 @@
+"""The alerting commands: ``onwatch silence`` and ``onwatch notify test``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from datetime import timedelta
+
+from onwatch.config import Config
+from onwatch.errors import ConfigError, DeliveryError
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def silence(config: Config, check: str | None, duration: str, reason: str) -> int:
+    """Hold the alerts of one check (or all) for ``duration``; runs go on being recorded."""
+    from onwatch.durations import parse_duration
+    from onwatch.model import utcnow
+    from onwatch.store import open_store
+    from onwatch.store.incidents import IncidentStore
+
+    if check is not None:
+        config.select([check])
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise ConfigError([f"--for: {exc}"]) from None
+    store = open_store(config.database_url)
+    try:
+        store.ensure_schema()
+        now = utcnow()
+        ends = now + timedelta(seconds=seconds)
+        IncidentStore(store).add_silence(check, now, ends, reason)
+    finally:
+        store.close()
+    who = check or "every check"
+    why = f": {reason}" if reason else ""
+    print(f"silenced {who} until {ends:%Y-%m-%d %H:%M:%S} UTC{why}")
+    return EXIT_OK
+
+
+def notify_test(config: Config, channel: str) -> int:
+    """Send a test notification through one channel, now, and say how it went."""
+    from onwatch.alerting.channels import build_channel
+    from onwatch.alerting.notification import Event, Notification
+
+    if channel not in config.channels:
+        known = ", ".join(sorted(config.channels)) or "none; add a [notify.NAME] table"
+        raise ConfigError([f"{config.path}: no channel named {channel!r} (known: {known})"])
+    transport = build_channel(channel, config.channels[channel])
+    host = os.uname().nodename
+    notification = Notification(
+        event=Event.TEST,
+        key=f"test.{uuid.uuid4()}",
+        summary=f"onwatch test notification from {host} to channel '{channel}'",
+        severity="info",
+        details={"host": host},
+    )
+    try:
+        transport.send([notification])
+    except DeliveryError as exc:
+        kind = "permanent" if exc.permanent else "temporary"
+        print(f"{channel}: NOT sent ({kind} error): {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{channel}: sent")
+    return EXIT_OK

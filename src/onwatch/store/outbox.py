@@ -1,0 +1,355 @@
+"""OutboxStore: the deliveries, their attempts and the health of each channel, in SQL.
+
+This is the only module that issues SQL for ``deliveries``, ``delivery_attempts`` and
+``channel_states``. Every statement is a SQLAlchemy Core expression that SQLite and PostgreSQL
+both run, and every failure leaves as ``StoreError`` through ``SqlStore.translated``.
+
+A delivery is pending until it is sent or given up on (failed). While one process sends it, the
+delivery is *claimed*: its ``next_attempt_at`` is pushed past the send's longest duration, so
+that a second process on the same database does not pick it up too, and a process that dies
+mid-send leaves it to be tried again once the claim runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from onwatch.store.schema import channel_states, deliveries, delivery_attempts
+from onwatch.store.sql import SqlStore
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands."""
+
+    PENDING = "pending"  # waiting for its next attempt (or being sent)
+    SENT = "sent"
+    FAILED = "failed"  # refused permanently, or out of attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification for one channel, as stored in the outbox."""
+
+    id: int
+    key: str
+    channel: str
+    event: str
+    check: str | None
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try to send a delivery."""
+
+    delivery_id: int
+    attempted_at: datetime
+    duration: float  # seconds
+    ok: bool
+    permanent: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """The health of one notification channel."""
+
+    channel: str
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+
+
+class OutboxStore:
+    """Deliveries, attempts and channel health on the database of a ``SqlStore``."""
+
+    def __init__(self, sql: SqlStore) -> None:
+        self._sql = sql
+        self._engine = sql.engine
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        key: str,
+        channel: str,
+        event: str,
+        check: str | None,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Store a pending delivery, due at ``now``; False if one with ``key`` already exists."""
+        row = {
+            "key": key,
+            "channel": channel,
+            "event": event,
+            "check": check,
+            "payload": payload,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        with self._sql.translated(f"cannot store delivery {key}"):
+            try:
+                with self._engine.begin() as conn:
+                    if _key_exists(conn, key):
+                        return False
+                    conn.execute(insert(deliveries).values(row))
+            except IntegrityError:
+                # Two writers can both pass the existence check; the loser's insert violates
+                # the unique key, and the delivery is stored after all. Anything else is real.
+                with self._engine.connect() as conn:
+                    if _key_exists(conn, key):
+                        return False
+                raise
+        return True
+
+    def due(
+        self, now: datetime, *, channels: Collection[str] | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """Return pending deliveries due at ``now`` (of ``channels`` if given), oldest first."""
+        query = (
+            select(deliveries)
+            .where(
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.next_attempt_at <= now,
+            )
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+            .limit(limit)
+        )
+        if channels is not None:
+            query = query.where(deliveries.c.channel.in_(list(channels)))
+        with self._sql.translated("cannot read due deliveries"), self._engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    def claim(self, ids: Iterable[int], *, now: datetime, until: datetime) -> list[int]:
+        """Reserve due deliveries for a send until ``until``; return the ids this call got."""
+        claimed: list[int] = []
+        with self._sql.translated("cannot claim deliveries"), self._engine.begin() as conn:
+            for delivery_id in ids:
+                # Still pending and still due: another process that claimed it first has
+                # moved next_attempt_at past now, and this update then matches nothing.
+                done = conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == delivery_id,
+                        deliveries.c.status == DeliveryStatus.PENDING.value,
+                        deliveries.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=until)
+                )
+                if done.rowcount == 1:
+                    claimed.append(delivery_id)
+        return claimed
+
+    def pending_for(self, channel: str) -> list[Delivery]:
+        """Return a channel's pending deliveries, oldest first."""
+        query = (
+            select(deliveries)
+            .where(
+                deliveries.c.channel == channel,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+            )
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
+        with (
+            self._sql.translated(f"cannot read pending deliveries of {channel}"),
+            self._engine.connect() as conn,
+        ):
+            return [_delivery(row) for row in conn.execute(query)]
+
+    def next_due_by_channel(self) -> dict[str, datetime]:
+        """Return, per channel with pending deliveries, when the earliest of them is due."""
+        query = (
+            select(deliveries.c.channel, func.min(deliveries.c.next_attempt_at).label("due"))
+            .where(deliveries.c.status == DeliveryStatus.PENDING.value)
+            .group_by(deliveries.c.channel)
+        )
+        # min() keeps the column's type, so the values come back as aware UTC datetimes.
+        with self._sql.translated("cannot read pending deliveries"), self._engine.connect() as c:
+            return {row.channel: row.due for row in c.execute(query)}
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        *,
+        at: datetime,
+        duration: float,
+        ok: bool,
+        permanent: bool,
+        error: str | None,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Store one attempt and move its delivery on: sent, failed, or due again later.
+
+        ``next_attempt_at`` None means there is no further attempt: the delivery fails.
+        """
+        values: dict[str, Any] = {
+            "attempts": deliveries.c.attempts + 1,
+            "last_error": error,
+        }
+        if ok:
+            values.update(status=DeliveryStatus.SENT.value, sent_at=at)
+        elif permanent or next_attempt_at is None:
+            values.update(status=DeliveryStatus.FAILED.value)
+        else:
+            values.update(next_attempt_at=next_attempt_at)
+        with (
+            self._sql.translated(f"cannot record an attempt of delivery {delivery_id}"),
+            self._engine.begin() as conn,
+        ):
+            conn.execute(
+                insert(delivery_attempts).values(
+                    delivery_id=delivery_id,
+                    attempted_at=at,
+                    duration=duration,
+                    ok=ok,
+                    permanent=permanent,
+                    error=error,
+                )
+            )
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        """Return one delivery, or None."""
+        query = select(deliveries).where(deliveries.c.id == delivery_id)
+        with (
+            self._sql.translated(f"cannot read delivery {delivery_id}"),
+            self._engine.connect() as conn,
+        ):
+            row = conn.execute(query).first()
+        return None if row is None else _delivery(row)
+
+    def deliveries(
+        self, limit: int = 100, *, status: DeliveryStatus | None = None
+    ) -> list[Delivery]:
+        """Return deliveries newest first, optionally only those with ``status``."""
+        query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(deliveries.c.status == status.value)
+        with self._sql.translated("cannot list deliveries"), self._engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    def attempts(self, delivery_id: int) -> list[Attempt]:
+        """Return every attempt of a delivery, first first."""
+        query = (
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .order_by(delivery_attempts.c.id)
+        )
+        with (
+            self._sql.translated(f"cannot read attempts of delivery {delivery_id}"),
+            self._engine.connect() as conn,
+        ):
+            return [
+                Attempt(
+                    delivery_id=row.delivery_id,
+                    attempted_at=row.attempted_at,
+                    duration=row.duration,
+                    ok=row.ok,
+                    permanent=row.permanent,
+                    error=row.error,
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- channel health ------------------------------------------------------------------------
+
+    def channel_states(self) -> list[ChannelState]:
+        """Return the health of every channel that was ever tried, by name."""
+        query = select(channel_states).order_by(channel_states.c.channel)
+        with self._sql.translated("cannot read channel states"), self._engine.connect() as conn:
+            return [_channel_state(row) for row in conn.execute(query)]
+
+    def update_channel(
+        self, channel: str, *, ok: bool, error: str | None, at: datetime
+    ) -> ChannelState:
+        """Record the outcome of a send on a channel and return its new state."""
+        # Relative updates (failures + 1, failing_since kept if set) stay right when two
+        # processes record outcomes of the same channel at once.
+        values: dict[str, Any]
+        if ok:
+            values = {
+                "consecutive_failures": 0,
+                "failing_since": None,
+                "last_attempt_at": at,
+                "last_success_at": at,
+            }
+        else:
+            values = {
+                "consecutive_failures": channel_states.c.consecutive_failures + 1,
+                "failing_since": func.coalesce(channel_states.c.failing_since, at),
+                "last_error": error,
+                "last_attempt_at": at,
+            }
+        first = {
+            "channel": channel,
+            "consecutive_failures": 0 if ok else 1,
+            "failing_since": None if ok else at,
+            "last_error": None if ok else error,
+            "last_attempt_at": at,
+            "last_success_at": at if ok else None,
+        }
+        change = update(channel_states).where(channel_states.c.channel == channel).values(values)
+        with self._sql.translated(f"cannot record the state of channel {channel}"):
+            try:
+                with self._engine.begin() as conn:
+                    if conn.execute(change).rowcount == 0:
+                        conn.execute(insert(channel_states).values(first))
+            except IntegrityError:
+                # Another writer inserted the channel's first row in between: update it.
+                with self._engine.begin() as conn:
+                    conn.execute(change)
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(channel_states).where(channel_states.c.channel == channel)
+                ).one()
+        return _channel_state(row)
+
+
+def _key_exists(conn: Connection, key: str) -> bool:
+    return conn.execute(select(deliveries.c.id).where(deliveries.c.key == key)).first() is not None
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id,
+        key=row.key,
+        channel=row.channel,
+        event=row.event,
+        check=row.check,
+        payload=dict(row.payload),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
+    )
+
+
+def _channel_state(row: Row[Any]) -> ChannelState:
+    return ChannelState(
+        channel=row.channel,
+        consecutive_failures=row.consecutive_failures,
+        failing_since=row.failing_since,
+        last_error=row.last_error,
+        last_attempt_at=row.last_attempt_at,
+        last_success_at=row.last_success_at,
+    )

@@ -1,0 +1,603 @@
+"""The outbox against real databases and real HTTP receivers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from onwatch.alerting.channels.webhook import Webhook
+from onwatch.alerting.notification import Event, Notification
+from onwatch.alerting.outbox import Outbox, OutboxWorker, retry_delay
+from onwatch.errors import DeliveryError
+from onwatch.store import open_store
+from onwatch.store.outbox import Delivery, DeliveryStatus, OutboxStore
+from onwatch.store.sql import SqlStore
+from pgserver import PgServer, fresh_database
+from receivers import Behaviour, HttpReceiver
+
+# Small delays keep the file fast; the code paths are those of the daemon's defaults.
+FAST: dict[str, Any] = {"base_delay": 0.05, "max_delay": 0.2}
+
+
+class HttpChannel:
+    """A webhook-like channel: POSTs payloads, 5xx and network errors are temporary."""
+
+    def __init__(self, name: str, url: str, *, grouped: bool = False, timeout: float = 2.0):
+        self.name = name
+        self.url = url
+        self.grouped = grouped
+        self.timeout = timeout
+
+    def send(self, notifications: list[Notification]) -> None:
+        """POST one body per call: a list of payloads when grouped, else the one payload."""
+        if self.grouped:
+            body: Any = {"notifications": [n.payload() for n in notifications]}
+        else:
+            [notification] = notifications
+            body = notification.payload()
+        try:
+            response = httpx.post(self.url, json=body, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            permanent = response.status_code < 500
+            raise DeliveryError(f"HTTP {response.status_code}", permanent=permanent)
+
+
+class FailsOnce:
+    """A channel that raises an unexpected exception once, then keeps what it is sent."""
+
+    grouped = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self.sent: list[Notification] = []
+
+    def send(self, notifications: list[Notification]) -> None:
+        """Raise RuntimeError on the first call, then keep the notifications."""
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug in the channel")
+        self.sent += notifications
+
+
+def opened(key: str, check: str = "api") -> Notification:
+    return Notification(
+        event=Event.INCIDENT_OPENED, key=key, summary=f"{check} is failing", check=check
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def only(store: OutboxStore) -> Delivery:
+    [delivery] = store.deliveries()
+    return delivery
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Return an empty database's URL: SQLite unless a test asks for PostgreSQL too."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'onwatch.db'}"
+    return fresh_database(request.getfixturevalue("postgres_url"))
+
+
+BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def open_sql(db_url: str) -> Iterator[Callable[[], SqlStore]]:
+    """Yield a function that opens a store on the database, as a new process would."""
+    stores: list[SqlStore] = []
+
+    def open_one() -> SqlStore:
+        store = open_store(db_url)
+        stores.append(store)
+        store.ensure_schema()
+        return store
+
+    yield open_one
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def store(open_sql: Callable[[], SqlStore]) -> OutboxStore:
+    return OutboxStore(open_sql())
+
+
+@pytest.fixture
+def make_outbox() -> Iterator[Callable[..., Outbox]]:
+    """Yield a factory of outboxes that are all closed after the test."""
+    made: list[Outbox] = []
+
+    def make(store: OutboxStore, channels: list[Any], **options: Any) -> Outbox:
+        outbox = Outbox(store, {c.name: c for c in channels}, **{**FAST, **options})
+        made.append(outbox)
+        return outbox
+
+    yield make
+    for outbox in made:
+        outbox.close()
+
+
+@pytest.fixture
+def start_worker(make_outbox: Callable[..., Outbox]) -> Iterator[Callable[..., OutboxWorker]]:
+    """Yield a function that starts a worker, stopped after the test."""
+    workers: list[OutboxWorker] = []
+
+    def start(outbox: Outbox, **options: Any) -> OutboxWorker:
+        worker = OutboxWorker(outbox, **options)
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def receivers() -> Iterator[tuple[HttpReceiver, HttpReceiver]]:
+    """Yield two receivers shared by the module's tests: stopping one takes half a second."""
+    with HttpReceiver() as first, HttpReceiver() as second:
+        yield first, second
+
+
+def reset(receiver: HttpReceiver) -> HttpReceiver:
+    with receiver.lock:
+        receiver.received.clear()
+    receiver.behaviour = Behaviour()
+    return receiver
+
+
+@pytest.fixture
+def receiver(receivers: tuple[HttpReceiver, HttpReceiver]) -> HttpReceiver:
+    return reset(receivers[0])
+
+
+@pytest.fixture
+def other_receiver(receivers: tuple[HttpReceiver, HttpReceiver]) -> HttpReceiver:
+    return reset(receivers[1])
+
+
+# -- delivery, retries, permanent failures ------------------------------------------------------
+
+
+@BOTH_DATABASES
+def test_it_delivers_a_notification_once(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    notification = opened("api|opened|1")
+
+    assert outbox.enqueue(notification, ["hook"]) == 1
+    assert outbox.enqueue(notification, ["hook"]) == 0  # the same transition, enqueued again
+    assert outbox.deliver_due() == 1
+    assert outbox.deliver_due() == 0
+
+    [request] = receiver.received
+    assert request.json() == notification.payload()
+    delivery = only(store)
+    assert (delivery.key, delivery.status, delivery.attempts) == (
+        "api|opened|1|hook",
+        DeliveryStatus.SENT,
+        1,
+    )
+    [attempt] = store.attempts(delivery.id)
+    assert attempt.ok and attempt.error is None
+    [state] = store.channel_states()
+    assert (state.channel, state.consecutive_failures) == ("hook", 0)
+    assert state.last_success_at == delivery.sent_at
+
+
+def test_it_delivers_through_the_webhook_channel(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    hook = Webhook("hook", {"url": f"{receiver.url}/hook", "timeout": 2})
+    outbox = make_outbox(store, [hook])
+    outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+    assert outbox.deliver_due() == 1
+
+    [request] = receiver.received
+    assert request.json()["key"] == "api|opened|1"
+    assert request.headers["idempotency-key"] == "api|opened|1"
+
+
+def test_it_retries_a_temporary_failure_and_then_delivers_once(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    receiver.behaviour = Behaviour(status=500)
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+    assert outbox.deliver_due() == 0
+    failed = only(store)
+    assert (failed.status, failed.attempts, failed.last_error) == (
+        DeliveryStatus.PENDING,
+        1,
+        "HTTP 500",
+    )
+    assert outbox.deliver_due() == 0  # not due yet: backing off
+    assert len(receiver.received) == 1
+
+    receiver.behaviour = Behaviour(status=200)
+    wait_until(lambda: outbox.deliver_due() == 1)
+    assert outbox.deliver_due() == 0
+
+    assert len(receiver.received) == 2
+    delivery = only(store)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+    attempts = store.attempts(delivery.id)
+    assert [(a.ok, a.permanent, a.error) for a in attempts] == [
+        (False, False, "HTTP 500"),
+        (True, False, None),
+    ]
+    # The retry waited out the backoff of base_delay (plus jitter) after the first attempt.
+    assert failed.next_attempt_at - attempts[0].attempted_at >= timedelta(seconds=0.05)
+    assert attempts[1].attempted_at >= failed.next_attempt_at
+
+
+def test_it_does_not_retry_a_permanent_failure(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    receiver.behaviour = Behaviour(status=400)
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+    assert outbox.deliver_due() == 0
+    time.sleep(0.2)  # several base delays
+    assert outbox.deliver_due() == 0
+
+    assert len(receiver.received) == 1
+    delivery = only(store)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
+    [attempt] = store.attempts(delivery.id)
+    assert (attempt.ok, attempt.permanent, attempt.error) == (False, True, "HTTP 400")
+    assert outbox.next_wake() == 1.0  # nothing left to do
+
+
+def test_it_gives_up_after_max_attempts(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    receiver.behaviour = Behaviour(status=503)
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], max_attempts=3)
+    outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+    def failed() -> bool:
+        outbox.deliver_due()
+        return only(store).status is DeliveryStatus.FAILED
+
+    wait_until(failed)
+    time.sleep(0.3)
+    assert outbox.deliver_due() == 0
+
+    assert len(receiver.received) == 3
+    delivery = only(store)
+    assert [a.error for a in store.attempts(delivery.id)] == ["HTTP 503"] * 3
+    assert [a.permanent for a in store.attempts(delivery.id)] == [False] * 3
+
+
+def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
+    store: OutboxStore, make_outbox: Callable[..., Outbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    channel = FailsOnce("buggy")
+    outbox = make_outbox(store, [channel])
+    outbox.enqueue(opened("api|opened|1"), ["buggy"])
+
+    with caplog.at_level(logging.WARNING, logger="onwatch.alerting"):
+        assert outbox.deliver_due() == 0
+    wait_until(lambda: outbox.deliver_due() == 1)
+
+    assert [n.key for n in channel.sent] == ["api|opened|1"]
+    delivery = only(store)
+    errors = [a.error for a in store.attempts(delivery.id)]
+    assert errors == ["RuntimeError: a bug in the channel", None]
+    assert any(r.exc_info and "unexpected" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_channels_are_logged_and_skipped(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+
+    with caplog.at_level(logging.WARNING, logger="onwatch.alerting"):
+        assert outbox.enqueue(opened("api|opened|1"), ["hook", "pager"]) == 1
+
+    assert [d.channel for d in store.deliveries()] == ["hook"]
+    [record] = caplog.records
+    assert "unknown channel" in record.getMessage()
+    assert record.__dict__["fields"]["channel"] == "pager"
+
+
+def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    gone = HttpReceiver()
+    gone.server.server_close()  # a receiver that is down: its port refuses connections
+    first = make_outbox(store, [HttpChannel("hook", gone.url)])
+    first.enqueue(opened("api|opened|1"), ["hook"])
+    assert first.deliver_due() == 0
+    wait_until(lambda: first.deliver_due() == 0 and only(store).attempts >= 2)
+    first.close()
+
+    # The receiver is up again elsewhere; a new outbox reads the same rows and sends there.
+    second = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    start_worker(second)
+    receiver.wait_for(1)
+    wait_until(lambda: only(store).status is DeliveryStatus.SENT)
+    time.sleep(0.3)  # several backoffs: a duplicate would have arrived by now
+    assert len(receiver.received) == 1
+
+    delivery = only(store)
+    attempts = store.attempts(delivery.id)
+    assert [a.ok for a in attempts] == [False] * (len(attempts) - 1) + [True]
+    assert all("ConnectError" in (a.error or "") for a in attempts[:-1])
+
+
+# -- concurrency and grouping ------------------------------------------------------------------
+
+
+def test_a_hanging_receiver_does_not_delay_another_channel(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    hanging = HttpReceiver(Behaviour(hang=True)).start()
+    try:
+        outbox = make_outbox(
+            store, [HttpChannel("slow", hanging.url, timeout=10), HttpChannel("fast", receiver.url)]
+        )
+        worker = start_worker(outbox)
+        outbox.enqueue(opened("api|opened|1"), ["slow", "fast"])
+        started = time.monotonic()
+        worker.wake()
+        receiver.wait_for(1)
+        hanging.wait_for(1)
+        assert time.monotonic() - started < 0.5
+
+        # While "slow" still hangs on its first send, "fast" keeps sending at once.
+        outbox.enqueue(opened("db|opened|1", check="db"), ["fast"])
+        started = time.monotonic()
+        worker.wake()
+        receiver.wait_for(2)
+        assert time.monotonic() - started < 0.5
+        assert len(hanging.received) == 1
+    finally:
+        hanging.stop()  # releases the hanging request, so the outbox closes promptly
+    sent = {d.key: d.status for d in store.deliveries()}
+    assert sent["api|opened|1|fast"] is DeliveryStatus.SENT
+    assert sent["db|opened|1|fast"] is DeliveryStatus.SENT
+
+
+def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
+    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+) -> None:
+    chat = HttpChannel("chat", receiver.url, grouped=True)
+    outbox = make_outbox(store, [chat], group_window=0.5)
+
+    outbox.enqueue(opened("check0|opened|1", check="check0"), ["chat"])
+    assert outbox.deliver_due() == 1
+    for number in range(1, 5):
+        outbox.enqueue(opened(f"check{number}|opened|1", check=f"check{number}"), ["chat"])
+    assert outbox.deliver_due() == 0  # held: the channel sent a message less than 0.5s ago
+    assert 0.2 < outbox.next_wake() <= 0.5
+    wait_until(lambda: outbox.deliver_due() == 4)
+
+    first, second = receiver.wait_for(2)
+    assert [n["check"] for n in first.json()["notifications"]] == ["check0"]
+    assert [n["check"] for n in second.json()["notifications"]] == [
+        "check1",
+        "check2",
+        "check3",
+        "check4",
+    ]
+    assert second.at - first.at >= 0.5
+    for delivery in store.deliveries():
+        assert delivery.status is DeliveryStatus.SENT
+        assert len(store.attempts(delivery.id)) == 1
+
+
+def test_group_windows_can_differ_per_channel(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    other_receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+) -> None:
+    chat = HttpChannel("chat", receiver.url, grouped=True)
+    mail = HttpChannel("mail", other_receiver.url, grouped=True)
+    outbox = make_outbox(store, [chat, mail], group_window={"chat": 0.0, "mail": 60.0})
+
+    for number in range(2):
+        outbox.enqueue(opened(f"check{number}|opened|1"), ["chat", "mail"])
+        outbox.deliver_due()
+
+    assert len(receiver.received) == 2  # no window: each at once
+    assert len(other_receiver.received) == 1  # the second waits for the window
+    assert [d.channel for d in store.pending_for("mail")] == ["mail"]
+
+
+# -- restarts, channel health, the worker --------------------------------------------------------
+
+
+@BOTH_DATABASES
+def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
+    open_sql: Callable[[], SqlStore],
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    # The daemon wrote the outbox rows and died before sending anything.
+    dead = make_outbox(OutboxStore(open_sql()), [HttpChannel("hook", receiver.url)])
+    dead.enqueue(opened("api|opened|1"), ["hook"])
+    dead.enqueue(opened("db|opened|1", check="db"), ["hook"])
+    dead.close()
+
+    store = OutboxStore(open_sql())
+    start_worker(make_outbox(store, [HttpChannel("hook", receiver.url)]))
+
+    received = receiver.wait_for(2)
+    wait_until(lambda: all(d.status is DeliveryStatus.SENT for d in store.deliveries()))
+    time.sleep(0.3)
+    assert len(receiver.received) == 2
+    assert sorted(r.json()["key"] for r in received) == ["api|opened|1", "db|opened|1"]
+    for delivery in store.deliveries():
+        assert len(store.attempts(delivery.id)) == 1
+
+
+def test_a_failing_channel_is_announced_once_on_the_other_channels(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    other_receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    other_receiver.behaviour = Behaviour(status=502)
+    outbox = make_outbox(
+        store,
+        [HttpChannel("ops", receiver.url), HttpChannel("broken", other_receiver.url)],
+        base_delay=0.01,
+        max_delay=0.02,
+        failing_after=3,
+    )
+    worker = start_worker(outbox)
+    outbox.enqueue(opened("api|opened|1"), ["broken"])
+    worker.wake()
+
+    [announced] = receiver.wait_for(1)
+    other_receiver.wait_for(8)  # failures go on well past the threshold
+    assert len(receiver.received) == 1
+    body = announced.json()
+    assert body["event"] == "channel.failing"
+    assert body["severity"] == "warning"
+    assert body["summary"] == "notification channel 'broken' is failing: HTTP 502"
+    [state] = [s for s in store.channel_states() if s.channel == "broken"]
+    assert state.failing_since is not None
+    assert body["details"] == {
+        "channel": "broken",
+        "error": "HTTP 502",
+        "since": state.failing_since.isoformat(),
+    }
+    assert body["key"] == f"channel.failing|broken|{state.failing_since.isoformat()}"
+
+    # It recovers, then fails again: a new episode, announced again.
+    other_receiver.behaviour = Behaviour(status=200)
+    wait_until(lambda: store.get(only_for(store, "broken").id).status is DeliveryStatus.SENT)
+    other_receiver.behaviour = Behaviour(status=502)
+    outbox.enqueue(opened("api|opened|2"), ["broken"])
+    worker.wake()
+    second = receiver.wait_for(2)[1].json()
+    assert second["event"] == "channel.failing"
+    assert second["key"] != body["key"]
+
+
+def only_for(store: OutboxStore, channel: str) -> Delivery:
+    [delivery] = [d for d in store.deliveries() if d.channel == channel]
+    return delivery
+
+
+def test_the_worker_sends_within_milliseconds_of_a_wake(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    # Polling only every minute: whatever arrives quickly arrived because of wake().
+    worker = start_worker(outbox, poll=60.0)
+    time.sleep(0.1)  # the worker has looked once and sleeps
+    latencies = []
+    for number in range(20):
+        outbox.enqueue(opened(f"check{number}|opened|1"), ["hook"])
+        started = time.monotonic()
+        worker.wake()
+        received = receiver.wait_for(number + 1)
+        latencies.append(received[-1].at - started)
+    assert max(latencies) < 0.3, latencies
+
+
+def test_the_worker_sends_what_is_due_when_it_stops(
+    store: OutboxStore,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    worker = start_worker(outbox, poll=60.0)
+    time.sleep(0.1)
+    outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+    worker.stop(timeout=5)  # no wake(): only the last look on the way out sends it
+    outbox.close()
+
+    assert not worker.is_alive()
+    assert len(receiver.received) == 1
+    assert only(store).status is DeliveryStatus.SENT
+
+
+def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
+    own_postgres: PgServer,
+    receiver: HttpReceiver,
+    make_outbox: Callable[..., Outbox],
+    start_worker: Callable[..., OutboxWorker],
+) -> None:
+    sql = open_store(own_postgres.create_database())
+    try:
+        sql.ensure_schema()
+        store = OutboxStore(sql)
+
+        class StopsTheDatabase(HttpChannel):
+            """Sends, but the database goes down during the first send."""
+
+            def send(self, notifications: list[Notification]) -> None:
+                if own_postgres.running:
+                    own_postgres.stop("immediate")
+                super().send(notifications)
+
+        # A claim shorter than the outage: without the attempt kept in memory, the delivery
+        # would be due again when the database is back, and sent a second time.
+        outbox = make_outbox(store, [StopsTheDatabase("hook", receiver.url)], claim_for=0.05)
+        outbox.enqueue(opened("api|opened|1"), ["hook"])
+        worker = start_worker(outbox, retry_pause=0.05)
+        receiver.wait_for(1)
+        time.sleep(0.5)  # the worker meets a dead database several times
+        assert worker.is_alive()
+
+        own_postgres.start()
+        wait_until(lambda: only(store).status is DeliveryStatus.SENT)
+        time.sleep(0.3)
+        assert len(receiver.received) == 1
+        assert [a.ok for a in store.attempts(only(store).id)] == [True]
+        worker.stop(timeout=5)
+        outbox.close()
+    finally:
+        sql.close()
+
+
+def test_retry_delay_doubles_up_to_the_cap_with_up_to_ten_percent_jitter() -> None:
+    delays = [retry_delay(n, base_delay=1.0, max_delay=300.0, jitter=0.0) for n in range(11)]
+    assert delays == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    assert retry_delay(3, base_delay=1.0, max_delay=300.0, jitter=0.999) == pytest.approx(8.8, 0.01)
+    assert retry_delay(5000, base_delay=1.0, max_delay=300.0, jitter=0.0) == 300.0
