@@ -194,3 +194,72 @@ def test_durations_read_as_people_write_them(text: str | int, seconds: float) ->
 def test_bad_durations_are_rejected_with_the_fix(text: object) -> None:
     with pytest.raises(ValueError, match="30s"):
         parse_duration(text)
+
+
+CHANNELS = """\
+[onwatch]
+notify = ["mail"]
+
+[notify.mail]
+url = "mailto://127.0.0.1:2525?from=onwatch@example.com&to=ops@example.com"
+
+[notify.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+headers = { Authorization = "Bearer x" }
+
+[checks.api]
+tests = ["tests"]
+every = "1m"
+notify = ["hook"]
+alert_after = 3
+remind_every = "1h"
+
+[checks.web]
+tests = ["tests"]
+every = "1m"
+
+[[silences]]
+checks = ["api"]
+start = 2026-12-01T22:00:00Z
+end = 2026-12-02T01:00:00Z
+
+[[silences]]
+cron = "0 2 * * SUN"
+duration = "2h"
+timezone = "Europe/Paris"
+"""
+
+
+def test_it_loads_channels_alert_settings_and_silences(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, CHANNELS))
+    assert config.channels["hook"]["type"] == "webhook"
+    assert config.channels["mail"]["type"] == "apprise"
+    assert config.channels["mail"]["group_window"] == 60
+    assert config.channels_of("api") == ["hook"] and config.channels_of("web") == ["mail"]
+    api = config.checks["api"]
+    assert (api.alert_after, api.recover_after, api.remind_every) == (3, 1, 3600)
+    one_off, weekly = config.silences
+    assert one_off.checks == ["api"] and one_off.end is not None and one_off.end.hour == 1
+    assert weekly.duration == 7200 and weekly.timezone == "Europe/Paris"
+
+
+def test_unknown_channels_bad_urls_and_half_windows_are_reported(tmp_path: Path) -> None:
+    text = (
+        CHANNELS.replace('notify = ["hook"]', 'notify = ["hoook"]')
+        .replace('url = "http://127.0.0.1:9/hook"', 'url = "127.0.0.1/hook"')
+        .replace('duration = "2h"\n', "")
+        .replace('checks = ["api"]', 'checks = ["apii"]')
+    )
+    path = write(tmp_path, text)
+    found = problems(path)
+    assert any("notify.hook: " in p and "starts with http://" in p for p in found)
+    assert any("checks.api.notify: no channel named 'hoook'" in p for p in found)
+    assert any("silences.1: " in p and "cron and duration" in p for p in found)
+    assert any("silences.0.checks: no check named 'apii'" in p for p in found)
+
+
+def test_an_apprise_url_apprise_does_not_know_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, CHANNELS.replace('url = "mailto://', 'url = "nosuchservice://'))
+    found = problems(path)
+    assert any("notify.mail: " in p and "Apprise" in p for p in found)
