@@ -94,9 +94,7 @@ class IncidentStore:
 
     def active_silences(self, now: datetime) -> list[Window]:
         """Return the stored silences in force at ``now``."""
-        query = select(silences).where(
-            and_(silences.c.starts_at <= now, silences.c.ends_at > now)
-        )
+        query = select(silences).where(and_(silences.c.starts_at <= now, silences.c.ends_at > now))
         with self.sql.translated("cannot read silences"), self.sql.engine.connect() as conn:
             return [
                 Window(check=row.check, ends_at=row.ends_at, reason=row.reason)
