@@ -36,6 +36,11 @@ class Settings:
     max_jitter: float
     notify: list[str] = field(default_factory=list)
     base_url: str = "http://127.0.0.1:8787"
+    listen: str = "127.0.0.1:8787"
+    heartbeat_url: str | None = None
+    heartbeat_method: str = "POST"
+    heartbeat_every: float = 60.0
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,13 @@ class Check:
     alert_after: int = 2
     recover_after: int = 1
     remind_every: float | None = None
+    grace: float | None = None
+    min_collected_ratio: float = 0.5
+
+    @property
+    def grace_seconds(self) -> float:
+        """Return how late a run may complete before the check counts as overdue."""
+        return self.grace if self.grace is not None else self.timeout + 60.0
 
     @property
     def schedule(self) -> str:

@@ -100,6 +100,21 @@ class SettingsModel(BaseModel):
         default="http://127.0.0.1:8787",
         description="Address of onwatch's web pages, for the run links in notifications.",
     )
+    listen: str = Field(
+        default="127.0.0.1:8787",
+        description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
+    )
+    heartbeat_url: str | None = Field(
+        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
+    )
+    heartbeat_method: Literal["GET", "POST"] = Field(
+        default="POST", description="GET, or POST with a JSON status body."
+    )
+    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
+    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
+        default_factory=dict,
+        description="Extra regular expressions that put a failure in a category.",
+    )
 
 
 class CheckModel(BaseModel):
@@ -141,6 +156,18 @@ class CheckModel(BaseModel):
     )
     remind_every: Duration | None = Field(
         default=None, description="Remind while an incident stays open; default: never."
+    )
+    grace: Duration | None = Field(
+        default=None,
+        description="How late a run may complete before the check is overdue; default: its "
+        "timeout + 1 minute.",
+    )
+    min_collected_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A run collecting fewer tests than this share of its recent runs is an "
+        "error; 0 turns it off.",
     )
 
     @field_validator("env")
