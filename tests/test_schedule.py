@@ -62,3 +62,23 @@ def test_jitter_is_small_stable_and_spreads_checks() -> None:
     assert len(values) == 20
     assert jitter("api", 3600, 10) == jitter("api", 3600, 10)
     assert jitter("api", 3600, 10) < 10
+
+
+def test_slots_missed_while_down_are_listed_except_the_one_run_now() -> None:
+    from onwatch.schedule import missed_slots
+
+    last = NOW - timedelta(minutes=23)
+    slots = missed_slots(every("5m"), last, NOW)
+    assert slots == [last + timedelta(minutes=m) for m in (5, 10, 15)]  # 20 is run at once
+    assert next_slot(every("5m"), last, NOW) == last + timedelta(minutes=20)
+    assert missed_slots(every("5m"), NOW - timedelta(minutes=2), NOW) == []
+    assert missed_slots(every("5m"), None, NOW) == []
+
+
+def test_missed_cron_slots_and_the_cap() -> None:
+    from onwatch.schedule import missed_slots
+
+    hourly = cron("0 * * * *")
+    slots = missed_slots(hourly, datetime(2026, 11, 24, 6, tzinfo=UTC), NOW)
+    assert slots == [datetime(2026, 11, 24, h, tzinfo=UTC) for h in (7, 8, 9)]
+    assert len(missed_slots(every("1s"), NOW - timedelta(days=1), NOW, limit=100)) == 100

@@ -14,7 +14,6 @@ from onwatch.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from onwatch.model import CheckStatus, Run
-    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
 
@@ -112,7 +111,7 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
                 interrupted = True
                 stop.set()
                 print("\nonwatch: interrupted; stopping and recording the runs", file=sys.stderr)
-    runs = [finished[name] for name in checks if name in finished]
+    runs = [opened.review(finished[name]) for name in checks if name in finished]
     if progress:
         progress.close()
     recorded = {}
@@ -236,7 +235,7 @@ class StoreOpener:
         self.config = config
         self.checks = checks
         self.after = after
-        self.store: Store | None = None
+        self.store: SqlStore | None = None
         self.error: str | None = None
         self._recorder: Recorder | None = None
         self.thread = threading.Thread(target=self._open, name="onwatch-store", daemon=True)
@@ -258,6 +257,20 @@ class StoreOpener:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def review(self, run: Run) -> Run:
+        """Return ``run``, made an error when its selection drifted from its recent runs."""
+        from onwatch.analysis.drift import with_drift
+        from onwatch.store.incidents import IncidentStore
+
+        self.thread.join()
+        recent: list[int] = []
+        if self.store is not None:
+            try:
+                recent = IncidentStore(self.store).collected_counts(run.check)
+            except StoreError:
+                pass  # the all-skipped rule still applies without history
+        return with_drift(run, recent, self.config.checks[run.check].min_collected_ratio)
 
     def record(self, run: Run) -> str:
         """Store ``run``, or spool it when the database cannot be reached or opened."""

@@ -17,8 +17,11 @@ from onwatch.errors import StoreError
 from onwatch.logs import configure_logging
 
 if TYPE_CHECKING:
+    from onwatch.alerting.channels import Channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.model import Run
     from onwatch.store.sql import SqlStore
+    from onwatch.watchdog import Watchdog
 
 log = logging.getLogger("onwatch.daemon")
 OUTBOX_GRACE_SECONDS = 5.0
@@ -38,6 +41,7 @@ def run_daemon(
     from onwatch.store import open_store
     from onwatch.store.recorder import Recorder
     from onwatch.store.spool import Spool
+    from onwatch.watchdog import DatabaseAlarm, Watchdog
 
     configure_logging(log_level, log_format)
     stopping = stopping or threading.Event()
@@ -50,8 +54,21 @@ def run_daemon(
         log.warning("database unreachable; runs are spooled until it is back: %s", exc)
     recorder = Recorder(store, Spool(config.state_dir / "spool"))
     runner = Runner(config, stop=kill)
-    outbox, worker = _start_outbox(config, store)
+    channels, outbox, worker = _start_outbox(config, store)
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
+    watchdog = Watchdog(config, notify=alerting.send)
+    alarm = DatabaseAlarm(config, channels)
+    _look_back(config, store, watchdog)
+
+    def recorded(run: Run, where: str) -> None:
+        alarm.on_recorded(run, where)
+        watchdog.on_run(run)
+        alerting.on_run(run)
+
+    def tick() -> None:
+        watchdog.check()
+        alerting.tick()
+
     scheduler = Scheduler(
         config,
         runner,
@@ -59,8 +76,9 @@ def run_daemon(
         store,
         stopping=stopping,
         kill=kill,
-        on_recorded=alerting.on_run,
-        on_tick=alerting.tick,
+        on_recorded=recorded,
+        on_tick=tick,
+        review=lambda run: _review(config, store, run),
     )
     enabled = [name for name, check in config.checks.items() if check.enabled]
     log.info(
@@ -79,7 +97,36 @@ def run_daemon(
     return 0
 
 
-def _start_outbox(config: Config, store: SqlStore) -> tuple[Outbox, OutboxWorker]:
+def _look_back(config: Config, store: SqlStore, watchdog: Watchdog) -> None:
+    """Seed the watchdog with the stored history and record what was missed while down."""
+    from onwatch.model import utcnow
+
+    try:
+        history = store.history(list(config.checks), utcnow())
+        watchdog.seed(history)
+        watchdog.record_gap(store, history)
+    except StoreError as exc:
+        log.warning("cannot look back at the history: %s", exc)
+
+
+def _review(config: Config, store: SqlStore, run: Run) -> Run:
+    """Turn a run whose selection drifted into an error, judged against its recent runs."""
+    from onwatch.analysis.drift import with_drift
+    from onwatch.store.incidents import IncidentStore
+
+    check = config.checks.get(run.check)
+    if check is None:
+        return run
+    try:
+        recent = IncidentStore(store).collected_counts(run.check)
+    except StoreError:
+        recent = []  # the all-skipped rule still applies without history
+    return with_drift(run, recent, check.min_collected_ratio)
+
+
+def _start_outbox(
+    config: Config, store: SqlStore
+) -> tuple[dict[str, Channel], Outbox, OutboxWorker]:
     from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.store.outbox import OutboxStore
@@ -89,7 +136,7 @@ def _start_outbox(config: Config, store: SqlStore) -> tuple[Outbox, OutboxWorker
     outbox = Outbox(OutboxStore(store), channels, group_window=windows)
     worker = OutboxWorker(outbox)
     worker.start()
-    return outbox, worker
+    return channels, outbox, worker
 
 
 def _handle_signals(stopping: threading.Event, kill: threading.Event) -> None:

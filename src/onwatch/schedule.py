@@ -81,3 +81,33 @@ def following_slot(check: Check, slot: datetime, now: datetime) -> datetime:
         datetime
     )
     return upcoming.astimezone(now.tzinfo)
+
+
+def missed_slots(
+    check: Check, last_slot: datetime | None, now: datetime, limit: int = 1000
+) -> list[datetime]:
+    """Return the slots after ``last_slot`` that passed unrun, oldest first, at most ``limit``.
+
+    The latest slot at or before ``now`` is not among them: the scheduler runs it at once.
+    """
+    if last_slot is None:
+        return []
+    slots: list[datetime] = []
+    if check.every is not None:
+        interval = timedelta(seconds=check.every)
+        slot = last_slot + interval
+        while slot <= now and len(slots) <= limit:
+            slots.append(slot)
+            slot += interval
+    else:
+        from croniter import croniter
+
+        assert check.cron is not None
+        zone = ZoneInfo(check.timezone)
+        iterator = croniter(check.cron, last_slot.astimezone(zone))
+        while len(slots) <= limit:
+            slot = iterator.get_next(datetime).astimezone(now.tzinfo)
+            if slot > now:
+                break
+            slots.append(slot)
+    return slots[:-1][-limit:] if slots else []

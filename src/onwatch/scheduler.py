@@ -54,8 +54,9 @@ class Scheduler:
         *,
         stopping: threading.Event,
         kill: threading.Event,
-        on_recorded: Callable[[Run], None] | None = None,
+        on_recorded: Callable[[Run, str], None] | None = None,
         on_tick: Callable[[], None] | None = None,
+        review: Callable[[Run], Run] | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -71,6 +72,7 @@ class Scheduler:
         self.last_tick = time.monotonic()
         self.on_recorded = on_recorded  # alerting: after each run is recorded
         self.on_tick = on_tick  # alerting: reminders and silences that ended
+        self.review = review  # selection drift: may turn a run into an error before it is kept
 
     def run(self) -> None:
         """Schedule and run checks until ``stopping`` is set; then drain and return."""
@@ -166,6 +168,11 @@ class Scheduler:
                 scheduled_for=scheduled_for,
                 config_digest=check.digest(),
             )
+        if self.review is not None:
+            try:
+                run = self.review(run)
+            except Exception:  # noqa: BLE001 - a review that fails must not lose the run
+                log.exception("could not review run %s of %s", run.id, name)
         self._record(run)
 
     def _record(self, run: Run) -> None:
@@ -177,7 +184,10 @@ class Scheduler:
         self.runner.discard(run.id)
         log_run(run, where)
         if self.on_recorded is not None:
-            self.on_recorded(run)
+            try:
+                self.on_recorded(run, where)
+            except Exception:  # noqa: BLE001 - the run is kept; what follows it must not kill us
+                log.exception("could not process run %s of %s", run.id, run.check)
 
     def _drain(self) -> None:
         running = [s.running for s in self.slots.values() if s.running and not s.running.done()]

@@ -97,6 +97,16 @@ class Alerting:
             log.warning("alerting deferred for %s: %s", run.check, exc)
             self.pending.add(run.check)
 
+    def send(self, notification: Notification, channels: list[str]) -> None:
+        """Queue a notification that is not about an incident (overdue, onwatch itself)."""
+        try:
+            self.outbox.enqueue(notification, channels)
+        except StoreError as exc:
+            log.warning("notification not queued: %s: %s", notification.summary, exc)
+            return
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+
     def tick(self) -> None:
         """Send what time alone decides: held openings after a silence, and reminders."""
         try:

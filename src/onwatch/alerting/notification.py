@@ -24,6 +24,7 @@ class Event(StrEnum):
     INCIDENT_REMINDER = "incident.reminder"
     CHECK_OVERDUE = "check.overdue"
     CHANNEL_FAILING = "channel.failing"
+    MONITOR_DEGRADED = "monitor.degraded"  # onwatch's own trouble: downtime, database failing
     TEST = "test"
 
 

@@ -56,6 +56,7 @@ _BATCH_WORDS: dict[Event, str] = {
     Event.INCIDENT_RESOLVED: "resolved",
     Event.CHECK_OVERDUE: "overdue",
     Event.CHANNEL_FAILING: "channel failing",
+    Event.MONITOR_DEGRADED: "onwatch degraded",
     Event.TEST: "test",
 }
 _INCIDENT_EVENTS = frozenset(
@@ -206,6 +207,8 @@ def _first_line(message: str) -> str:
 def _title(n: Notification, check: str | None, summary: str) -> str:
     if n.event is Event.TEST:
         return f"{PREFIX} test notification"
+    if n.event is Event.MONITOR_DEGRADED:
+        return clean(f"{PREFIX} onwatch: {summary}", one_line=True, limit=200)
     if n.event is Event.CHANNEL_FAILING:
         channel = n.details.get("channel")
         if isinstance(channel, str) and channel:

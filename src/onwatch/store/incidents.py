@@ -77,6 +77,21 @@ class IncidentStore:
                 for row in conn.execute(query)
             ]
 
+    def collected_counts(self, check: str, limit: int = 10) -> list[int]:
+        """Return how many tests the check's latest runs that tested collected, newest first."""
+        query = (
+            select(runs.c.collected)
+            .where(
+                runs.c.check == check,
+                runs.c.collected.is_not(None),
+                runs.c.status.in_([RunStatus.PASSED.value, RunStatus.FAILED.value]),
+            )
+            .order_by(runs.c.started_at.desc())
+            .limit(limit)
+        )
+        with self.sql.translated("cannot read runs"), self.sql.engine.connect() as conn:
+            return [int(row.collected) for row in conn.execute(query)]
+
     def add_silence(
         self, check: str | None, starts_at: datetime, ends_at: datetime, reason: str
     ) -> None:

@@ -24,6 +24,7 @@ ALERT_NAMES: dict[Event, str] = {
     Event.INCIDENT_RESOLVED: "OnwatchIncident",
     Event.CHECK_OVERDUE: "OnwatchCheckOverdue",
     Event.CHANNEL_FAILING: "OnwatchChannelFailing",
+    Event.MONITOR_DEGRADED: "OnwatchDegraded",
     Event.TEST: "OnwatchTest",
 }
 

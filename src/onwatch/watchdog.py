@@ -1,0 +1,214 @@
+"""Never blind: notice when monitoring itself stops working, and say so.
+
+- A check with no completed run within its interval plus ``grace`` is **overdue**
+  (``check.overdue``, once per episode), whatever the cause: a hung run, a stuck scheduler,
+  onwatch down.
+- After downtime, every slot missed is recorded (reason ``down``) and ONE ``monitor.degraded``
+  notification summarises the gap: no storm of alerts, no storm of catch-up runs.
+- When the database cannot be written, runs are spooled; the outbox lives in that database, so
+  this one alarm is sent straight through the channels, best effort.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from onwatch.alerting.notification import Event, Notification
+from onwatch.config import Check, Config
+from onwatch.durations import format_duration
+from onwatch.errors import DeliveryError
+from onwatch.model import Run, utcnow
+from onwatch.schedule import missed_slots
+
+if TYPE_CHECKING:
+    from onwatch.alerting.channels import Channel
+    from onwatch.store import CheckHistory, Store
+
+log = logging.getLogger("onwatch.watchdog")
+Notify = Callable[[Notification, list[str]], None]
+
+
+def expected_by(check: Check, last_completed: datetime) -> datetime:
+    """Return when the next run after ``last_completed`` should have completed."""
+    if check.every is not None:
+        due = last_completed + timedelta(seconds=check.every)
+    else:
+        from zoneinfo import ZoneInfo
+
+        from croniter import croniter
+
+        assert check.cron is not None
+        local = last_completed.astimezone(ZoneInfo(check.timezone))
+        due = croniter(check.cron, local).get_next(datetime).astimezone(last_completed.tzinfo)
+    return due + timedelta(seconds=check.grace_seconds)
+
+
+class Watchdog:
+    """Tracks when each check last completed a run and raises ``check.overdue``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notify: Notify,
+        clock: Callable[[], datetime] = utcnow,
+        on_overdue: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.notify = notify
+        self.clock = clock
+        self.on_overdue = on_overdue  # e.g. the /metrics gauge
+        self.started = clock()
+        self.checks = {n: c for n, c in config.checks.items() if c.enabled}
+        self.last_completed: dict[str, datetime] = {}
+        self.overdue: dict[str, datetime] = {}  # check -> the deadline it missed
+        self.lock = threading.Lock()
+
+    def seed(self, history: dict[str, CheckHistory]) -> None:
+        """Start from the last completed run of each check, as stored."""
+        with self.lock:
+            for name, past in history.items():
+                if past.last_run_at is not None:
+                    self.last_completed[name] = past.last_run_at
+
+    def on_run(self, run: Run) -> None:
+        """Note a completed run; an overdue check is overdue no more."""
+        with self.lock:
+            self.last_completed[run.check] = run.finished_at
+            if self.overdue.pop(run.check, None) is not None and self.on_overdue is not None:
+                self.on_overdue(run.check, False)
+
+    def check(self) -> list[str]:
+        """Raise ``check.overdue`` for each check newly past its deadline; return their names."""
+        now = self.clock()
+        late = []
+        with self.lock:
+            for name, check in self.checks.items():
+                if name in self.overdue:
+                    continue
+                since = self.last_completed.get(name, self.started)
+                deadline = expected_by(check, max(since, self.started))
+                if now > deadline:
+                    self.overdue[name] = deadline
+                    late.append((name, check, since, deadline))
+        for name, check, since, deadline in late:
+            if self.on_overdue is not None:
+                self.on_overdue(name, True)
+            last = "no completed run yet" if name not in self.last_completed else (
+                f"last run completed {since:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            summary = (
+                f"{name} is overdue: no run completed by {deadline:%H:%M:%S} UTC "
+                f"({check.schedule}, grace {format_duration(check.grace_seconds)}); {last}"
+            )
+            log.warning("check overdue", extra={"fields": {"check": name}})
+            self.notify(
+                Notification(
+                    event=Event.CHECK_OVERDUE,
+                    key=f"check.overdue|{name}|{deadline.isoformat()}",
+                    summary=summary,
+                    check=name,
+                    severity="warning",
+                    details={"deadline": deadline.isoformat(), "schedule": check.schedule},
+                ),
+                self.config.channels_of(name),
+            )
+        return [name for name, *_ in late]
+
+    def record_gap(self, store: Store, history: dict[str, CheckHistory]) -> int:
+        """Record the slots missed while onwatch was down and notify the gap once."""
+        now = self.clock()
+        missed: dict[str, list[datetime]] = {}
+        for name, check in self.checks.items():
+            past = history.get(name)
+            slots = missed_slots(check, past.last_slot if past else None, now)
+            if slots:
+                missed[name] = slots
+        if not missed:
+            return 0
+        for name, slots in missed.items():
+            for slot in slots:
+                store.record_skipped_slot(name, slot, "down")
+        total = sum(len(slots) for slots in missed.values())
+        first = min(slots[0] for slots in missed.values())
+        lasted = format_duration((now - first).total_seconds())
+        summary = (
+            f"onwatch was not running for {lasted} (since {first:%Y-%m-%d %H:%M:%S} UTC): "
+            f"{total} scheduled run{'s' * (total != 1)} of {len(missed)} "
+            f"check{'s' * (len(missed) != 1)} missed"
+        )
+        log.warning("slots missed while down", extra={"fields": {"missed": total}})
+        self.notify(
+            Notification(
+                event=Event.MONITOR_DEGRADED,
+                key=f"monitor.gap|{first.isoformat()}",
+                summary=summary,
+                severity="warning",
+                details={
+                    "problem": "gap",
+                    "since": first.isoformat(),
+                    "missed": {name: len(slots) for name, slots in missed.items()},
+                },
+            ),
+            default_channels(self.config),
+        )
+        return total
+
+
+def default_channels(config: Config) -> list[str]:
+    """Return the channels told about onwatch itself: the default ones, else every check's."""
+    if config.settings.notify:
+        return list(config.settings.notify)
+    names: dict[str, None] = {}
+    for check in config.checks:
+        names.update(dict.fromkeys(config.channels_of(check)))
+    return list(names)
+
+
+class DatabaseAlarm:
+    """Tells people, straight through the channels, when runs must be spooled."""
+
+    def __init__(self, config: Config, channels: dict[str, Channel]) -> None:
+        self.config = config
+        self.channels = channels
+        self.failing_since: datetime | None = None
+
+    def on_recorded(self, run: Run, where: str) -> None:
+        """Raise the alarm on the first spooled run of an outage."""
+        if where == "stored":
+            if self.failing_since is not None:
+                log.info("database is back; spooled runs are being written")
+            self.failing_since = None
+            return
+        if self.failing_since is not None:
+            return
+        self.failing_since = utcnow()
+        notification = Notification(
+            event=Event.MONITOR_DEGRADED,
+            key=f"monitor.database|{self.failing_since.isoformat()}",
+            summary=(
+                "onwatch cannot write to its database: runs are kept on disk and written "
+                "when it is back; alerts about checks wait until then"
+            ),
+            severity="warning",
+            details={"problem": "database", "since": self.failing_since.isoformat()},
+        )
+        targets = [self.channels[n] for n in default_channels(self.config) if n in self.channels]
+        threading.Thread(
+            target=_send_all, args=(targets, notification), name="onwatch-db-alarm", daemon=True
+        ).start()
+
+
+def _send_all(channels: list[Channel], notification: Notification) -> None:
+    for channel in channels:
+        try:
+            channel.send([notification])
+        except DeliveryError as exc:
+            log.warning("database alarm not delivered to %s: %s", channel.name, exc)
+        except Exception:  # noqa: BLE001 - a broken channel must not hide the others
+            log.exception("database alarm failed on %s", channel.name)
+
