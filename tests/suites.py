@@ -37,7 +37,9 @@ def make_project(
     for suite in suites:
         shutil.copytree(FIXTURES / suite, root / suite, dirs_exist_ok=True)
     lines = ["[onwatch]"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in (settings or {}).items()]
+    # A free port for /healthz and /metrics, so that tests never fight over 8787.
+    settings = {"listen": "127.0.0.1:0", **(settings or {})}
+    lines += [f"{k} = {toml_value(v)}" for k, v in settings.items()]
     for name, check in checks.items():
         lines.append(f"\n[checks.{name}]")
         lines += [f"{k} = {toml_value(v)}" for k, v in check.items()]

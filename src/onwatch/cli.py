@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="", help="break features from the start, e.g. chat=broken,deposit=slow"
     )
     demo.add_argument("--once", action="store_true", help="run the demo checks once and exit")
+    demo.add_argument(
+        "--listen",
+        default="127.0.0.1:8787",
+        help="where onwatch serves /healthz and /metrics (default: 127.0.0.1:8787)",
+    )
     _add_log_options(demo)
     return parser
 

@@ -104,6 +104,16 @@ class SettingsModel(BaseModel):
         default="127.0.0.1:8787",
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}", value):
+            raise ValueError(
+                f'{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787; "" turns the server off'
+            )
+        return value
+
     heartbeat_url: str | None = Field(
         default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
     )

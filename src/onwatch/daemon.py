@@ -9,22 +9,30 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from onwatch.config import Config
 from onwatch.errors import StoreError
+from onwatch.health import Health
 from onwatch.logs import configure_logging
+from onwatch.model import RunStatus
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.heartbeat import Heartbeat
     from onwatch.model import Run
     from onwatch.store.sql import SqlStore
     from onwatch.watchdog import Watchdog
+    from onwatch.web.server import WebServer
 
 log = logging.getLogger("onwatch.daemon")
 OUTBOX_GRACE_SECONDS = 5.0
+# /healthz fails when the scheduler loop has not gone round for this long: a pass can wait
+# on the database for a few seconds (replaying the spool, alerting), never for a minute.
+HEALTHY_TICK_SECONDS = 60.0
 
 
 def run_daemon(
@@ -54,13 +62,24 @@ def run_daemon(
         log.warning("database unreachable; runs are spooled until it is back: %s", exc)
     recorder = Recorder(store, Spool(config.state_dir / "spool"))
     runner = Runner(config, stop=kill)
+    enabled = [name for name, check in config.checks.items() if check.enabled]
+    health = Health(enabled)
+    web = _serve_http(config, health, store)
+    heartbeat = _heartbeat(config, health)
     channels, outbox, worker = _start_outbox(config, store)
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
-    watchdog = Watchdog(config, notify=alerting.send)
+    watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
-    _look_back(config, store, watchdog)
+    _look_back(config, store, watchdog, health)
 
     def recorded(run: Run, where: str) -> None:
+        health.record_run(
+            run.check,
+            run.finished_at.timestamp(),
+            run.status is RunStatus.PASSED,
+            run.duration,
+            run.status.value,
+        )
         alarm.on_recorded(run, where)
         watchdog.on_run(run)
         alerting.on_run(run)
@@ -68,6 +87,11 @@ def run_daemon(
     def tick() -> None:
         watchdog.check()
         alerting.tick()
+
+    def cycle() -> None:
+        health.tick(time.time())
+        if heartbeat is not None:
+            heartbeat.maybe_ping(lambda: heartbeat_status(health, recorder.pending()))
 
     scheduler = Scheduler(
         config,
@@ -79,8 +103,8 @@ def run_daemon(
         on_recorded=recorded,
         on_tick=tick,
         review=lambda run: _review(config, store, run),
+        on_cycle=cycle,
     )
-    enabled = [name for name, check in config.checks.items() if check.enabled]
     log.info(
         "onwatch started",
         extra={"fields": {"config": str(config.path), "checks": ",".join(enabled)}},
@@ -92,21 +116,70 @@ def run_daemon(
         # Give notifications just queued a moment to leave; what remains is sent next start.
         worker.stop(timeout=OUTBOX_GRACE_SECONDS)
         outbox.close()
+        if heartbeat is not None:
+            heartbeat.close()
+        if web is not None:
+            web.stop()
         store.close()
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
     return 0
 
 
-def _look_back(config: Config, store: SqlStore, watchdog: Watchdog) -> None:
-    """Seed the watchdog with the stored history and record what was missed while down."""
+def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:
+    """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
 
     try:
         history = store.history(list(config.checks), utcnow())
         watchdog.seed(history)
+        for name, past in history.items():
+            last = None if past.last_run_at is None else past.last_run_at.timestamp()
+            passed = past.last_status is RunStatus.PASSED
+            status = None if past.last_status is None else past.last_status.value
+            health.seed(name, last, last if passed else None, last_status=status)
         watchdog.record_gap(store, history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
+
+
+def _serve_http(config: Config, health: Health, store: SqlStore) -> WebServer | None:
+    """Serve /healthz and /metrics on [onwatch] listen, unless it is empty."""
+    if not config.settings.listen:
+        return None
+    from onwatch.web.app import create_app
+    from onwatch.web.server import serve
+
+    app = create_app(health, db_ok=store.ping, tick_limit=HEALTHY_TICK_SECONDS)
+    server = serve(app, config.settings.listen)
+    log.info("serving /healthz and /metrics", extra={"fields": {"url": server.url}})
+    return server
+
+
+def _heartbeat(config: Config, health: Health) -> Heartbeat | None:
+    settings = config.settings
+    if not settings.heartbeat_url:
+        return None
+    from onwatch.heartbeat import Heartbeat
+
+    return Heartbeat(
+        settings.heartbeat_url, settings.heartbeat_method, settings.heartbeat_every, health
+    )
+
+
+def heartbeat_status(health: Health, spooled: int) -> dict[str, object]:
+    """Return the body of a heartbeat ping: is onwatch working, and how are its checks."""
+    snapshot = health.snapshot()
+    failing = sum(
+        1 for s in snapshot.checks.values() if s.last_status not in (None, RunStatus.PASSED.value)
+    )
+    overdue = sum(1 for s in snapshot.checks.values() if s.overdue)
+    return {
+        "status": "ok" if not (overdue or spooled) else "degraded",
+        "checks": len(snapshot.checks),
+        "failing": failing,
+        "overdue": overdue,
+        "spooled": spooled,
+    }
 
 
 def _review(config: Config, store: SqlStore, run: Run) -> Run:

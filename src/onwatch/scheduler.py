@@ -57,6 +57,7 @@ class Scheduler:
         on_recorded: Callable[[Run, str], None] | None = None,
         on_tick: Callable[[], None] | None = None,
         review: Callable[[Run], Run] | None = None,
+        on_cycle: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -73,6 +74,7 @@ class Scheduler:
         self.on_recorded = on_recorded  # alerting: after each run is recorded
         self.on_tick = on_tick  # alerting: reminders and silences that ended
         self.review = review  # selection drift: may turn a run into an error before it is kept
+        self.on_cycle = on_cycle  # each loop pass: health for /healthz, the heartbeat
 
     def run(self) -> None:
         """Schedule and run checks until ``stopping`` is set; then drain and return."""
@@ -82,6 +84,8 @@ class Scheduler:
         while not self.stopping.is_set():
             now = time.monotonic()
             self.last_tick = now
+            if self.on_cycle is not None:
+                self.on_cycle()
             for name, slot in self.slots.items():
                 if slot.due <= now:
                     self._start_or_skip(name, slot)

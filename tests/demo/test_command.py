@@ -52,7 +52,18 @@ def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_pa
     log_path = tmp_path / "demo.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "onwatch", "demo", "--dir", "demo", "--log-format", "json"],
+            [
+                sys.executable,
+                "-m",
+                "onwatch",
+                "demo",
+                "--dir",
+                "demo",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+            ],
             cwd=tmp_path,
             stderr=log,
             env=os.environ,

@@ -16,6 +16,7 @@ CONFIG_TEMPLATE = """\
 
 [onwatch]
 database = "sqlite:///onwatch.db"
+listen = "{listen}"
 
 # Every API test of the demo suite, twice a minute. A failed test is retried once:
 # a test that passes on retry is recorded as flaky, not failed.
@@ -37,11 +38,11 @@ env = {{ BASE_URL = "{url}" }}
 """
 
 
-def write_demo_config(folder: Path, url: str) -> Path:
+def write_demo_config(folder: Path, url: str, listen: str = "127.0.0.1:8787") -> Path:
     """Write the demo's onwatch.toml into ``folder`` for an app at ``url``; return its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "onwatch.toml"
-    path.write_text(CONFIG_TEMPLATE.format(url=url, suite=SUITE_DIR.as_posix()))
+    path.write_text(CONFIG_TEMPLATE.format(url=url, suite=SUITE_DIR.as_posix(), listen=listen))
     return path
 
 
@@ -56,7 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ConfigError([f"--faults: {exc}"]) from None
     folder = Path(args.dir).resolve()
     with serve(port=args.port, faults=faults) as server:
-        config_path = write_demo_config(folder, server.url)
+        config_path = write_demo_config(folder, server.url, args.listen)
         config = load_config(config_path)
         _banner(server.url, config_path, once=args.once)
         if args.once:

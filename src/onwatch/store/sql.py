@@ -396,6 +396,15 @@ class SqlStore:
         with self._translated(f"cannot read the history of {nodeid}"), self._engine.connect() as c:
             return [result_from_row(row) for row in c.execute(query)]
 
+    def ping(self) -> bool:
+        """Return whether the database answers a trivial query."""
+        try:
+            with self._translated("cannot reach the database"), self._engine.connect() as conn:
+                conn.execute(select(literal(1)))
+        except StoreError:
+            return False
+        return True
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()

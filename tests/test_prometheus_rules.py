@@ -1,0 +1,40 @@
+"""The Prometheus alerting rules in deploy/prometheus, checked and unit-tested by promtool."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = "deploy/prometheus/onwatch-rules.yml"
+RULE_TESTS = "deploy/prometheus/onwatch-rules.test.yml"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool") or (
+        "/usr/bin/promtool" if Path("/usr/bin/promtool").is_file() else None
+    )
+    if found is None:
+        reason = "promtool not found: apt-get install prometheus"
+        # A developer without it may skip; CI must never skip these silently.
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check", "rules", RULES], ["test", "rules", RULE_TESTS]],
+    ids=["check-rules", "test-rules"],
+)
+def test_promtool_accepts_the_rules(promtool: str, command: list[str]) -> None:
+    done = subprocess.run(
+        [promtool, *command], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
