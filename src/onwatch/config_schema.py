@@ -114,6 +114,14 @@ class SettingsModel(BaseModel):
             )
         return value
 
+    @field_validator("categories")
+    @classmethod
+    def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from onwatch.analysis.categorize import Patterns
+
+        Patterns.compile(value)  # raises ValueError naming each bad expression
+        return value
+
     heartbeat_url: str | None = Field(
         default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
     )

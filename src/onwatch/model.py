@@ -87,6 +87,8 @@ class TestResult:
     output: str | None = None  # captured stdout/stderr/log of a test that did not pass
     properties: tuple[tuple[str, Any], ...] = ()  # record_property()
     final: bool = True  # False when a later attempt of the same test exists
+    # Why a failed, errored or timed-out attempt went wrong (analysis.categorize); else None.
+    category: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return this result in the documented JSON shape."""
@@ -102,6 +104,7 @@ class TestResult:
             "traceback": self.traceback,
             "output": self.output,
             "properties": [[name, value] for name, value in self.properties],
+            "category": self.category,
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class TestResult:
             output=data.get("output"),
             properties=tuple((str(n), v) for n, v in data.get("properties") or ()),
             final=bool(data.get("final", True)),
+            category=data.get("category"),
         )
 
 

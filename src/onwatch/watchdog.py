@@ -98,8 +98,10 @@ class Watchdog:
         for name, check, since, deadline in late:
             if self.on_overdue is not None:
                 self.on_overdue(name, True)
-            last = "no completed run yet" if name not in self.last_completed else (
-                f"last run completed {since:%Y-%m-%d %H:%M:%S} UTC"
+            last = (
+                "no completed run yet"
+                if name not in self.last_completed
+                else (f"last run completed {since:%Y-%m-%d %H:%M:%S} UTC")
             )
             summary = (
                 f"{name} is overdue: no run completed by {deadline:%H:%M:%S} UTC "
@@ -211,4 +213,3 @@ def _send_all(channels: list[Channel], notification: Notification) -> None:
             log.warning("database alarm not delivered to %s: %s", channel.name, exc)
         except Exception:  # noqa: BLE001 - a broken channel must not hide the others
             log.exception("database alarm failed on %s", channel.name)
-

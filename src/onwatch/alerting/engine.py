@@ -17,6 +17,7 @@ from onwatch.alerting.notification import Event, FailingTest, Notification
 from onwatch.alerting.outbox import Outbox
 from onwatch.alerting.rules import Change, Incident, Policy, RunFacts, on_run, reminder_due
 from onwatch.alerting.silences import Window, active_windows, silenced
+from onwatch.analysis.categorize import dominant_category, summarize
 from onwatch.config import Config
 from onwatch.durations import format_duration
 from onwatch.errors import StoreError
@@ -36,33 +37,45 @@ def policy_of(config: Config, check: str) -> Policy:
 
 def facts_of(run: Run) -> RunFacts:
     """Return what the rules need of a run, with a one-line account of what went wrong."""
-    bad = [r for r in run.final_results() if r.outcome.is_bad]
+    finals = run.final_results()
+    bad = [r for r in finals if r.outcome.is_bad]
     failing = tuple(
         FailingTest(r.nodeid, (r.message or r.outcome.value).splitlines()[0][:300])
         for r in bad[:MAX_FAILING_TESTS]
     )
+    category = dominant_category(finals)
+    headline = summarize(finals) if category is not None else None
     return RunFacts(
         id=run.id,
         status=run.status,
         started_at=run.started_at,
         finished_at=run.finished_at,
         flaky=run.counts()[Outcome.FLAKY.value],
-        summary=describe_failure(run, len(bad)),
+        summary=describe_failure(run, len(bad), headline),
         failing_tests=failing,
+        category=None if category is None else category.value,
     )
 
 
-def describe_failure(run: Run, bad: int) -> str:
-    """Say in one line what is wrong with a run ('' when it passed)."""
+def describe_failure(run: Run, bad: int, headline: str | None = None) -> str:
+    """Say in one line what is wrong with a run ('' when it passed).
+
+    ``headline`` (from ``analysis.categorize.summarize``) comes first when the failures share
+    a cause: what to fix matters more than how many tests it broke.
+    """
     if run.status is RunStatus.PASSED:
         return ""
     if run.status is RunStatus.FAILED:
         total = len(run.final_results())
-        return f"{run.check} is failing: {bad} of {total} test{'s' * (total != 1)} failed"
-    reason = (run.error or run.status.value).splitlines()[0][:200]
-    if run.status is RunStatus.TIMEOUT:
-        return f"{run.check} is failing: {reason}"
-    return f"{run.check} is failing: the run itself failed: {reason}"
+        detail = f"{bad} of {total} test{'s' * (total != 1)} failed"
+    elif run.status is RunStatus.TIMEOUT:
+        detail = (run.error or run.status.value).splitlines()[0][:200]
+    else:
+        reason = (run.error or run.status.value).splitlines()[0][:200]
+        detail = f"the run itself failed: {reason}"
+    if headline:
+        return f"{run.check} is failing: {headline}; {detail}"
+    return f"{run.check} is failing: {detail}"
 
 
 class Alerting:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from onwatch import __version__
+from onwatch.analysis.categorize import Patterns, builtin_patterns
 from onwatch.config import Check, Config
 from onwatch.durations import format_duration
-from onwatch.errors import RunnerError
+from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
 from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
@@ -42,6 +43,15 @@ class Runner:
         self.spawned = spawned  # set once a pytest process has started
         self.inflight = config.state_dir / "inflight"
         self.host = os.uname().nodename
+        # Compiled once: every run's failures are categorized with the same expressions.
+        try:
+            self.patterns = (
+                Patterns.compile(config.settings.categories)
+                if config.settings.categories
+                else builtin_patterns()
+            )
+        except ValueError as exc:
+            raise ConfigError([f"{config.path}: [onwatch] {exc}"]) from None
 
     def execute(
         self,
@@ -76,14 +86,16 @@ class Runner:
             try:
                 attempt = self._attempt(args, number, run_id, env, deadline, on_event)
             except RunnerError as exc:
-                return _build_run(meta, [], utcnow(), self.host, cannot_start=str(exc))
+                return _build_run(
+                    meta, [], utcnow(), self.host, self.patterns, cannot_start=str(exc)
+                )
             attempts.append(attempt)
             if attempt.timed_out or attempt.interrupted or not attempt.finished:
                 break
             args = _retry_args(attempts, check)
             if not args:
                 break
-        return _build_run(meta, attempts, utcnow(), self.host)
+        return _build_run(meta, attempts, utcnow(), self.host, self.patterns)
 
     def _attempt(
         self,
@@ -144,7 +156,7 @@ class Runner:
             finished = datetime.fromtimestamp(meta_path.stat().st_mtime).astimezone()
             for path in self.inflight.glob(f"{meta['id']}.*.events"):
                 finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
-            recovered.append(_build_run(meta, attempts, as_utc(finished), self.host))
+            recovered.append(_build_run(meta, attempts, as_utc(finished), self.host, self.patterns))
         return recovered
 
 
@@ -177,13 +189,14 @@ def _build_run(
     attempts: list[Attempt],
     finished: datetime,
     host: str,
+    patterns: Patterns,
     cannot_start: str | None = None,
 ) -> Run:
     timeout_text = f"run exceeded its timeout of {format_duration(float(meta['timeout']))}"
     if cannot_start is not None:
         decided = Verdict(RunStatus.ERROR, f"onwatch could not start the run: {cannot_start}", None)
     else:
-        decided = verdict(attempts, str(meta.get("selection", "")), timeout_text)
+        decided = verdict(attempts, str(meta.get("selection", "")), timeout_text, patterns)
     scheduled = meta.get("scheduled_for")
     return Run(
         id=meta["id"],

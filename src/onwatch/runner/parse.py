@@ -3,7 +3,9 @@
 This is where "never a silent green" lives: a run is ``error`` when pytest could not start,
 collected nothing, failed to collect, crashed or was interrupted, and ``timeout`` when it was
 killed at its timeout. Finished tests keep their results in every case; the test in flight when
-a process died is recorded too, so nothing that happened is lost.
+a process died is recorded too, so nothing that happened is lost. Every failed, errored or
+timed-out result gets its category (``analysis.categorize``) here, so that the JSON output, the
+database and the alerts all carry the same one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from onwatch.analysis.categorize import Category, Patterns, builtin_patterns, categorize
 from onwatch.model import Outcome, RunStatus, TestResult
 
 OUTPUT_TAIL_LINES = 30
@@ -177,13 +180,34 @@ def retry_candidates(results: tuple[TestResult, ...]) -> list[str]:
     ]
 
 
-def verdict(attempts: list[Attempt], selection: str, timeout_text: str) -> Verdict:
-    """Decide the status of a run from all of its attempts (the first one is the full run)."""
+def categorized(results: tuple[TestResult, ...], patterns: Patterns) -> tuple[TestResult, ...]:
+    """Give every failed, errored or timed-out result its category; leave the others alone."""
+    # Passing results, the bulk of a large run, cost one attribute test each.
+    return tuple(
+        replace(r, category=_value(categorize(r, patterns))) if r.outcome.is_bad else r
+        for r in results
+    )
+
+
+def _value(category: Category | None) -> str | None:
+    return None if category is None else category.value
+
+
+def verdict(
+    attempts: list[Attempt],
+    selection: str,
+    timeout_text: str,
+    patterns: Patterns | None = None,
+) -> Verdict:
+    """Decide the status of a run from all of its attempts (the first one is the full run).
+
+    ``patterns`` categorizes the failures: the built-in rules when None.
+    """
     first = attempts[0]
     raw: list[TestResult] = []
     for attempt in attempts:
         raw += attempt_results(attempt, timeout_text)
-    results = merge_attempts(raw)
+    results = categorized(merge_attempts(raw), patterns or builtin_patterns())
     collected = first.collected
     finals = [r for r in results if r.final]
     stopped = next((a for a in attempts if a.timed_out or a.interrupted), None)

@@ -55,6 +55,7 @@ def result_row(run: Run, result: TestResult) -> dict[str, Any]:
         "traceback": _text(result.traceback),
         "output": _text(result.output),
         "properties": [[name, value] for name, value in result.properties],
+        "category": result.category,
     }
 
 
@@ -92,4 +93,5 @@ def result_from_row(row: Row[Any]) -> TestResult:
         output=row.output,
         properties=tuple((str(name), value) for name, value in row.properties or ()),
         final=bool(row.final),
+        category=row.category,
     )

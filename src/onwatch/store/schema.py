@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0002"
+HEAD_REVISION: str = "0003"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -100,7 +100,7 @@ runs = Table(
     Index("ix_runs_check_trigger_slot", "check", "trigger", "scheduled_for"),
 )
 
-# Category and fingerprint columns arrive with the analysis package, in their own migration.
+# A fingerprint column arrives with its analysis, in its own migration.
 results = Table(
     "results",
     metadata,
@@ -125,6 +125,9 @@ results = Table(
     Column("traceback", Text, nullable=True),
     Column("output", Text, nullable=True),
     Column("properties", JSON, nullable=False),  # [[name, value], ...] from record_property()
+    # Why a failed result failed (revision 0003): credentials, network, timeout, test-code,
+    # product; NULL for the others and for results recorded before categories existed.
+    Column("category", String(30), nullable=True),
     Index("ix_results_run_id", "run_id"),
     Index("ix_results_test_history", "check", "nodeid", "started_at"),
 )
