@@ -251,6 +251,28 @@ def test_broken_login_refuses_the_right_password(anon: httpx.Client) -> None:
     assert response.status_code == 401
 
 
+def test_broken_auth_refuses_valid_tokens_while_logging_in_still_works(
+    alice: httpx.Client, anon: httpx.Client
+) -> None:
+    set_faults(anon, auth="broken")
+
+    login = anon.post("/api/login", json={"username": "bob", "password": "builder"})
+    fresh = {"Authorization": f"Bearer {login.json()['token']}"}
+    refused = [
+        alice.get("/api/account"),
+        alice.post("/api/account/deposit", json={"amount": "1"}),
+        anon.get("/api/settings", headers=fresh),
+    ]
+
+    assert login.status_code == 200
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    assert {r.json()["detail"] for r in refused} == {"token has been revoked"}
+    forged = anon.get("/api/settings", headers={"Authorization": "Bearer forged"})
+    assert forged.json()["detail"] == "missing or invalid bearer token"
+    set_faults(anon, reset=True)
+    assert alice.get("/api/account").status_code == 200
+
+
 def test_broken_settings_are_accepted_but_not_saved(alice: httpx.Client) -> None:
     before = alice.get("/api/settings").json()
     set_faults(alice, settings="broken")
@@ -336,6 +358,7 @@ def test_healthz_stays_green_while_everything_is_broken(anon: httpx.Client) -> N
         pytest.param("follow", "GET", "/api/users/bob", None, id="follow"),
         pytest.param("chat", "POST", "/api/chat/general/messages", {"text": "slowly"}, id="chat"),
         pytest.param("deposit", "POST", "/api/account/deposit", {"amount": "1"}, id="deposit"),
+        pytest.param("auth", "GET", "/api/account", None, id="auth"),
     ],
 )
 def test_a_slow_feature_answers_after_the_delay(
@@ -438,6 +461,7 @@ def test_faults_parse_reads_a_spec() -> None:
             "follow": "ok",
             "chat": "broken",
             "deposit": "slow",
+            "auth": "ok",
         },
         "slow_delay": 0.5,
     }

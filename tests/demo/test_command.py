@@ -73,6 +73,11 @@ def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_pa
         _wait_for(log_path, r'"check": "money", "status": "passed"')
         httpx.put(f"{url}/admin/faults", json={"deposit": "broken"}, timeout=5).raise_for_status()
         _wait_for(log_path, r'"check": "money", "status": "failed"')
+        # Two failing runs in a row open an incident: the demo's inbox receives the alert.
+        _wait_for(log_path, r'"event": "incident.opened"')
+        inbox = httpx.get(f"{url}/admin/inbox", timeout=5).json()["notifications"]
+        assert inbox[0]["event"] == "incident.opened" and inbox[0]["check"] == "money"
+        assert inbox[0]["summary"].startswith("money is failing")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -1,9 +1,10 @@
 """Bankly, the demo "production" app: a tiny social bank whose features can be broken on purpose.
 
-Five features (``login``, ``settings``, ``follow``, ``chat``, ``deposit``) each run in one of
-three modes: ``ok``, ``broken`` (misbehaves the way a bad deploy would, mostly with a cheerful
-2xx) or ``slow`` (answers after a delay). ``/healthz`` stays green whatever is broken: catching
-that gap is what the monitoring suite is for.
+Six features (``login``, ``settings``, ``follow``, ``chat``, ``deposit``, ``auth``) each run in
+one of three modes: ``ok``, ``broken`` (misbehaves the way a bad deploy would, mostly with a
+cheerful 2xx; broken ``auth`` answers 401 to every authenticated API call, as if the monitoring
+account's token had been revoked) or ``slow`` (answers after a delay). ``/healthz`` stays green
+whatever is broken: catching that gap is what the monitoring suite is for.
 
 This module builds the app and its JSON API and serves it; the faults live in ``faults``, the
 in-memory state in ``bank`` (one ``Bank`` per app) and the HTML pages in ``pages``. Serve it
@@ -34,6 +35,7 @@ from onwatch.demo.bank import (
     Transaction,
 )
 from onwatch.demo.faults import DEFAULT_DELAY, FEATURES, MODES, Faults
+from onwatch.demo.inbox import Inbox
 from onwatch.demo.pages import add_pages
 from onwatch.errors import OnwatchError
 
@@ -85,15 +87,24 @@ def _bank(request: Request) -> Bank:
     return bank
 
 
-def _api_account(
+async def _api_account(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Account:
     """Return the account behind the bearer token, or answer 401."""
+    bank = _bank(request)
+    await bank.pace("auth")
     scheme, _, token = (authorization or "").partition(" ")
-    account = _bank(request).account_for(token.strip()) if scheme.lower() == "bearer" else None
+    account = bank.account_for(token.strip()) if scheme.lower() == "bearer" else None
     if account is None:
         raise HTTPException(
             401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    # Broken: a valid session is refused, as when the monitoring account's token is revoked.
+    if bank.faults.is_broken("auth"):
+        raise HTTPException(
+            401,
+            "token has been revoked",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     return account
 
@@ -109,7 +120,7 @@ def _other_user(bank: Bank, name: str) -> Account:
     return account
 
 
-def _add_api(app: FastAPI, bank: Bank) -> None:
+def _add_api(app: FastAPI, bank: Bank, inbox: Inbox) -> None:
     """Register the JSON API on the app."""
 
     @app.get("/healthz")
@@ -199,6 +210,16 @@ def _add_api(app: FastAPI, bank: Bank) -> None:
         bank.faults.reset()
         return bank.faults.snapshot()
 
+    # onwatch demo points a webhook channel here, so a newcomer sees the alerts it sends.
+    @app.post("/admin/inbox")
+    async def receive_alert(payload: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+        inbox.add(payload)
+        return {"status": "received"}
+
+    @app.get("/admin/inbox")
+    async def alerts() -> dict[str, Any]:
+        return {"notifications": inbox.latest()}
+
 
 def create_app(faults: Faults | None = None) -> FastAPI:
     """Build a fresh demo app with its own in-memory bank."""
@@ -207,8 +228,10 @@ def create_app(faults: Faults | None = None) -> FastAPI:
     app = FastAPI(title="Bankly (onwatch demo)", docs_url=None, redoc_url=None)
     app.state.bank = bank
     app.state.faults = bank.faults
-    _add_api(app, bank)
-    add_pages(app, bank)
+    inbox = Inbox()
+    app.state.inbox = inbox
+    _add_api(app, bank, inbox)
+    add_pages(app, bank, inbox)
     return app
 
 

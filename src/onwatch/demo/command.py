@@ -17,6 +17,14 @@ CONFIG_TEMPLATE = """\
 [onwatch]
 database = "sqlite:///onwatch.db"
 listen = "{listen}"
+notify = ["inbox"]
+
+# Alerts go to the demo app's inbox (shown on {url}/admin and in this log). Point a channel
+# at your own mail or chat instead: any Apprise URL works, e.g.
+# url = "mailtos://user:app-password@smtp.example.com?to=you@example.com"
+[notify.inbox]
+type = "webhook"
+url = "{url}/admin/inbox"
 
 # Every API test of the demo suite, twice a minute. A failed test is retried once:
 # a test that passes on retry is recorded as flaky, not failed.
@@ -59,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with serve(port=args.port, faults=faults) as server:
         config_path = write_demo_config(folder, server.url, args.listen)
         config = load_config(config_path)
-        _banner(server.url, config_path, once=args.once)
+        _banner(server.url, config_path, once=args.once, listen=args.listen)
         if args.once:
             from onwatch.commands import once
 
@@ -69,7 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
 
 
-def _banner(url: str, config_path: Path, *, once: bool) -> None:
+def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
     lines = [
         f"onwatch demo: the demo app is up at {url} (log in as alice / wonderland)",
         f"  its monitoring config: {config_path}",
@@ -77,7 +85,10 @@ def _banner(url: str, config_path: Path, *, once: bool) -> None:
         f"    curl -X PUT {url}/admin/faults -H 'content-type: application/json' "
         '-d \'{"deposit": "broken"}\'',
         f"  in another terminal: onwatch -c {config_path} status",
+        "  alerts show on the admin page and in the log below; an incident opens after two",
+        "  failing runs in a row and closes after one passing run",
     ]
     if not once:
+        lines.append(f"  onwatch's own health and metrics: http://{listen}/healthz and /metrics")
         lines.append("  Ctrl-C stops it. Each finished run logs one line below.")
     print("\n".join(lines), file=sys.stderr, flush=True)

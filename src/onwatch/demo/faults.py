@@ -1,9 +1,11 @@
 """Faults: which Bankly features misbehave on purpose, and how.
 
-Five features (``login``, ``settings``, ``follow``, ``chat``, ``deposit``) each run in one of
-three modes: ``ok``, ``broken`` (misbehaves the way a bad deploy would, mostly with a cheerful
-2xx) or ``slow`` (answers after a delay). This module needs no web framework, so a command line
-can parse ``--faults`` before the app loads.
+Six features (``login``, ``settings``, ``follow``, ``chat``, ``deposit``, ``auth``) each run in
+one of three modes: ``ok``, ``broken`` (misbehaves the way a bad deploy would, mostly with a
+cheerful 2xx) or ``slow`` (answers after a delay). ``auth`` is the API's check of a session
+token: broken, it answers 401 "token has been revoked" to every authenticated API call while
+logging in still works, the way a monitoring account whose token was revoked sees production.
+This module needs no web framework, so a command line can parse ``--faults`` before the app loads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
-FEATURES: Final = ("login", "settings", "follow", "chat", "deposit")
+FEATURES: Final = ("login", "settings", "follow", "chat", "deposit", "auth")
 MODES: Final = ("ok", "broken", "slow")
 DEFAULT_DELAY: Final = 2.0
 MAX_DELAY: Final = 60.0

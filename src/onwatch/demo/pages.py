@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from onwatch.demo.bank import DEMO_USERS, Account, Bank, DepositIn, MessageIn, SettingsIn
 from onwatch.demo.faults import MODES, Faults
+from onwatch.demo.inbox import Inbox
 
 HOME_ROOM: Final = "general"
 SESSION_COOKIE: Final = "bankly_session"
@@ -116,8 +117,15 @@ def _home_page(
     )
 
 
-def _admin_page(faults: Faults, error: str = "", status: int = 200) -> HTMLResponse:
+def _admin_page(faults: Faults, inbox: Inbox, error: str = "", status: int = 200) -> HTMLResponse:
     snapshot = faults.snapshot()
+    alerts = (
+        "".join(
+            f"<li><b>{escape(str(n.get('event')))}</b> {escape(str(n.get('summary')))}</li>"
+            for n in inbox.latest()[:20]
+        )
+        or "<li>none yet</li>"
+    )
     rows = "".join(
         f'<tr id="fault-{feature}"><th>{feature}</th><td class="mode">{mode}</td><td>'
         f'<form method="post" action="/admin"><input type="hidden" name="feature" '
@@ -136,6 +144,8 @@ def _admin_page(faults: Faults, error: str = "", status: int = 200) -> HTMLRespo
 {snapshot["slow_delay"]:g} s. <code>/healthz</code> stays green either way.</p>
 <table id="faults">{rows}</table>
 <form method="post" action="/admin"><button name="reset" value="true">Reset all</button></form>
+<h2>Alerts onwatch sent</h2>
+<ul id="alerts">{alerts}</ul>
 <p><a href="/">Back to Bankly</a></p>""",
         status=status,
     )
@@ -175,7 +185,7 @@ def _submit(bank: Bank, me: Account, form_name: HomeForm, form: Mapping[str, str
         bank.deposit(me, DepositIn.model_validate({"amount": form.get("amount", "")}).amount)
 
 
-def add_pages(app: FastAPI, bank: Bank) -> None:
+def add_pages(app: FastAPI, bank: Bank, inbox: Inbox) -> None:
     """Register the server-rendered pages, which use a cookie session."""
 
     @app.get("/")
@@ -226,7 +236,7 @@ def add_pages(app: FastAPI, bank: Bank) -> None:
 
     @app.get("/admin")
     async def admin() -> Response:
-        return _admin_page(bank.faults)
+        return _admin_page(bank.faults, inbox)
 
     @app.post("/admin")
     async def admin_form(request: Request) -> Response:
@@ -237,5 +247,5 @@ def add_pages(app: FastAPI, bank: Bank) -> None:
         try:
             bank.faults.apply(changes)
         except ValueError as error:
-            return _admin_page(bank.faults, str(error), 422)
+            return _admin_page(bank.faults, inbox, str(error), 422)
         return RedirectResponse("/admin", 303)
