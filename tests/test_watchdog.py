@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -163,3 +164,30 @@ def test_a_run_whose_tests_were_all_skipped_is_an_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     [run] = json.loads(done.stdout)["runs"]
     assert run["status"] == "error" and "every test was skipped (1 of 1)" in run["error"]
+
+
+def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {
+            "fast": {"tests": ["many"], "every": "1s", "timeout": "1s", "grace": "1s"},
+            "slow": {"tests": ["many"], "every": "1h"},
+        },
+        suites=("many",),
+    )
+
+    def onwatch(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MANY_TESTS": "1"}
+        return subprocess.run(
+            [sys.executable, "-m", "onwatch", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    assert onwatch("once").returncode == 0
+    time.sleep(2.5)
+    checks = {c["name"]: c for c in json.loads(onwatch("status", "--json").stdout)["checks"]}
+    assert checks["fast"]["overdue"] is True and checks["slow"]["overdue"] is False
+    assert "(overdue)" in onwatch("status").stdout

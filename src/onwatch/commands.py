@@ -151,12 +151,21 @@ def status(config: Config, *, json_output: bool) -> int:
         channels = [_channel_json(state) for state in OutboxStore(store).channel_states()]
     finally:
         store.close()
+    from onwatch.store.spool import Spool
+
+    spooled = len(Spool(config.state_dir / "spool"))
     if json_output:
-        payload = {"checks": [s.to_json() for s in statuses], "channels": channels}
+        payload = {
+            "checks": [s.to_json() for s in statuses],
+            "channels": channels,
+            "spooled": spooled,
+        }
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_statuses(statuses)
+        if spooled:
+            print(f"{spooled} run(s) wait on disk for the database ({config.state_dir / 'spool'})")
         for channel in channels:
             if channel["failing"]:
                 print(
@@ -187,6 +196,7 @@ def check_statuses(config: Config, store: SqlStore) -> list[CheckStatus]:
     from onwatch.model import CheckStatus, utcnow
     from onwatch.schedule import next_slot
     from onwatch.store.incidents import IncidentStore
+    from onwatch.watchdog import expected_by
 
     now = utcnow()
     history = store.history(list(config.checks), now)
@@ -209,6 +219,9 @@ def check_statuses(config: Config, store: SqlStore) -> list[CheckStatus]:
                 else None,
                 incident=_incident_json(open_incidents.get(name)),
                 silenced_until=getattr(silenced(name, windows), "ends_at", None),
+                overdue=check.enabled
+                and past.last_run_at is not None
+                and now > expected_by(check, past.last_run_at),
             )
         )
     return statuses

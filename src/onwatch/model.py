@@ -221,6 +221,7 @@ class CheckStatus:
     runs_24h: int = 0
     incident: dict[str, Any] | None = None  # the open incident: opened_at, failing_runs, ...
     silenced_until: datetime | None = None
+    overdue: bool = False  # no completed run within interval + grace
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON shape of one check in ``onwatch status --json``."""
@@ -234,4 +235,5 @@ class CheckStatus:
             "next_run_at": _iso(self.next_run_at),
             "incident": self.incident,
             "silenced_until": _iso(self.silenced_until),
+            "overdue": self.overdue,
         }

@@ -128,7 +128,9 @@ def print_statuses(statuses: list[CheckStatus], stream: IO[str] = sys.stdout) ->
         rows.append(
             (
                 s.name,
-                s.last_status.value if s.last_status else "never run",
+                (s.last_status.value if s.last_status else "never run")
+                + (" (overdue)" if s.overdue else "")
+                + (" (incident)" if s.incident else ""),
                 s.last_run_at.strftime("%Y-%m-%d %H:%M:%S") if s.last_run_at else "-",
                 f"{s.pass_rate_24h:.0%} of {s.runs_24h}" if s.pass_rate_24h is not None else "-",
                 str(s.consecutive_failures),

@@ -96,3 +96,37 @@ def _wait_for(path: Path, pattern: str, timeout: float = 60) -> str:
             return found.group(1) if found.groups() else found.group(0)
         time.sleep(0.1)
     raise AssertionError(f"{pattern!r} never appeared in:\n{path.read_text()}")
+
+
+def test_a_revoked_token_reaches_people_as_a_credentials_alert(tmp_path: Path) -> None:
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "onwatch",
+                "demo",
+                "--dir",
+                "demo",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+                "--faults",
+                "auth=broken",
+            ],
+            cwd=tmp_path,
+            stderr=log,
+        )
+    try:
+        url = _wait_for(log_path, r"demo app is up at (http://127\.0\.0\.1:\d+)")
+        _wait_for(log_path, r'"event": "incident.opened"')
+        inbox = httpx.get(f"{url}/admin/inbox", timeout=5).json()["notifications"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    opened = inbox[-1]
+    assert opened["category"] == "credentials"
+    assert "Monitoring credentials look invalid" in opened["summary"]
+    assert "401" in opened["summary"]
