@@ -14,16 +14,18 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onwatch import __version__
-from onwatch.analysis.categorize import Patterns, builtin_patterns
 from onwatch.config import Check, Config
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
 from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
+
+if TYPE_CHECKING:
+    from onwatch.analysis.categorize import Patterns
 
 RUN_ID_ENV = "ONWATCH_RUN_ID"
 CHECK_ENV = "ONWATCH_CHECK"
@@ -43,15 +45,24 @@ class Runner:
         self.spawned = spawned  # set once a pytest process has started
         self.inflight = config.state_dir / "inflight"
         self.host = os.uname().nodename
-        # Compiled once: every run's failures are categorized with the same expressions.
-        try:
-            self.patterns = (
-                Patterns.compile(config.settings.categories)
-                if config.settings.categories
-                else builtin_patterns()
-            )
-        except ValueError as exc:
-            raise ConfigError([f"{config.path}: [onwatch] {exc}"]) from None
+        self._patterns: Patterns | None = None
+
+    @property
+    def patterns(self) -> Patterns:
+        """The failure categories' expressions, compiled on first use (after pytest started)."""
+        if self._patterns is None:
+            from onwatch.analysis import categorize
+
+            categories = self.config.settings.categories
+            try:
+                self._patterns = (
+                    categorize.Patterns.compile(categories)
+                    if categories
+                    else categorize.builtin_patterns()
+                )
+            except ValueError as exc:
+                raise ConfigError([f"{self.config.path}: [onwatch] {exc}"]) from None
+        return self._patterns
 
     def execute(
         self,

@@ -14,10 +14,12 @@ import json
 import re
 import signal
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from onwatch.analysis.categorize import Category, Patterns, builtin_patterns, categorize
 from onwatch.model import Outcome, RunStatus, TestResult
+
+if TYPE_CHECKING:
+    from onwatch.analysis.categorize import Category, Patterns
 
 OUTPUT_TAIL_LINES = 30
 
@@ -182,6 +184,8 @@ def retry_candidates(results: tuple[TestResult, ...]) -> list[str]:
 
 def categorized(results: tuple[TestResult, ...], patterns: Patterns) -> tuple[TestResult, ...]:
     """Give every failed, errored or timed-out result its category; leave the others alone."""
+    from onwatch.analysis.categorize import categorize
+
     # Passing results, the bulk of a large run, cost one attribute test each.
     return tuple(
         replace(r, category=_value(categorize(r, patterns))) if r.outcome.is_bad else r
@@ -207,7 +211,11 @@ def verdict(
     raw: list[TestResult] = []
     for attempt in attempts:
         raw += attempt_results(attempt, timeout_text)
-    results = categorized(merge_attempts(raw), patterns or builtin_patterns())
+    if patterns is None:
+        from onwatch.analysis.categorize import builtin_patterns
+
+        patterns = builtin_patterns()
+    results = categorized(merge_attempts(raw), patterns)
     collected = first.collected
     finals = [r for r in results if r.final]
     stopped = next((a for a in attempts if a.timed_out or a.interrupted), None)
