@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +48,8 @@ class Runner:
         self.host = os.uname().nodename
         self._patterns: Patterns | None = None
 
-    @property
     def patterns(self) -> Patterns:
-        """The failure categories' expressions, compiled on first use (after pytest started)."""
+        """Return the failure categories' expressions, compiled on first use, once."""
         if self._patterns is None:
             from onwatch.analysis import categorize
 
@@ -200,7 +200,7 @@ def _build_run(
     attempts: list[Attempt],
     finished: datetime,
     host: str,
-    patterns: Patterns,
+    patterns: Callable[[], Patterns],
     cannot_start: str | None = None,
 ) -> Run:
     timeout_text = f"run exceeded its timeout of {format_duration(float(meta['timeout']))}"

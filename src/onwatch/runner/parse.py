@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,7 @@ def verdict(
     attempts: list[Attempt],
     selection: str,
     timeout_text: str,
-    patterns: Patterns | None = None,
+    patterns: Patterns | Callable[[], Patterns] | None = None,
 ) -> Verdict:
     """Decide the status of a run from all of its attempts (the first one is the full run).
 
@@ -211,11 +212,13 @@ def verdict(
     raw: list[TestResult] = []
     for attempt in attempts:
         raw += attempt_results(attempt, timeout_text)
-    if patterns is None:
-        from onwatch.analysis.categorize import builtin_patterns
+    results = merge_attempts(raw)
+    if any(r.outcome.is_bad for r in results):  # a green run needs no patterns compiled
+        if patterns is None:
+            from onwatch.analysis.categorize import builtin_patterns
 
-        patterns = builtin_patterns()
-    results = categorized(merge_attempts(raw), patterns)
+            patterns = builtin_patterns()
+        results = categorized(results, patterns() if callable(patterns) else patterns)
     collected = first.collected
     finals = [r for r in results if r.final]
     stopped = next((a for a in attempts if a.timed_out or a.interrupted), None)
