@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import threading
-import time
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import uvicorn
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 
 from onwatch.demo.bank import (
@@ -38,6 +36,9 @@ from onwatch.demo.faults import DEFAULT_DELAY, FEATURES, MODES, Faults
 from onwatch.demo.inbox import Inbox
 from onwatch.demo.pages import add_pages
 from onwatch.errors import OnwatchError
+
+if TYPE_CHECKING:
+    from onwatch.web.server import WebServer
 
 # `onwatch demo` and other callers start the demo through this module: keep its names here.
 __all__ = [
@@ -236,20 +237,16 @@ def create_app(faults: Faults | None = None) -> FastAPI:
 
 
 class DemoServer:
-    """A demo app served by uvicorn on a background thread; stop it or use it with ``with``."""
+    """The demo app served on a background thread; stop it or use it with ``with``."""
 
-    def __init__(
-        self, server: uvicorn.Server, thread: threading.Thread, url: str, faults: Faults
-    ) -> None:
-        self.url = url
+    def __init__(self, web: WebServer, faults: Faults) -> None:
+        self.url = web.url
         self.faults = faults
-        self._server = server
-        self._thread = thread
+        self._web = web
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the server down gracefully and wait for its thread; later calls do nothing."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
+        self._web.stop(timeout)
 
     def __enter__(self) -> DemoServer:
         return self
@@ -266,45 +263,17 @@ class DemoServer:
         return f"DemoServer({self.url!r}, faults={self.faults!r})"
 
 
-def _run(server: uvicorn.Server) -> None:
-    """Run uvicorn until it is told to stop."""
-    try:
-        server.run()
-    except SystemExit:
-        # uvicorn exits when it cannot bind; serve() sees the thread end and reports that.
-        pass
-
-
 def serve(host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None) -> DemoServer:
     """Start the demo app on a background thread and return once it accepts connections."""
+    from onwatch.web.server import serve as serve_app
+
     faults = faults if faults is not None else Faults()
-    config = uvicorn.Config(
-        create_app(faults),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        # Runs inside onwatch's own process: leave that process's logging setup alone.
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=_run, args=(server,), name=f"bankly-{host}:{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(5)
-            raise OnwatchError(
-                f"the demo app could not start on {host}:{port} (is the port already in use?)"
-            )
-        time.sleep(0.01)
-    bound_port = server.servers[0].sockets[0].getsockname()[1]
     netloc = f"[{host}]" if ":" in host else host
-    return DemoServer(server, thread, f"http://{netloc}:{bound_port}", faults)
+    try:
+        web = serve_app(create_app(faults), f"{netloc}:{port}")
+    except OnwatchError as exc:
+        raise OnwatchError(f"the demo app could not start on {host}:{port}: {exc}") from None
+    return DemoServer(web, faults)
 
 
 def main(argv: list[str] | None = None) -> int:
