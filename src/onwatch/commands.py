@@ -250,6 +250,7 @@ class StoreOpener:
         self.after = after
         self.store: SqlStore | None = None
         self.error: str | None = None
+        self.recent: dict[str, list[int]] = {}  # collected counts of each check's latest runs
         self._recorder: Recorder | None = None
         self.thread = threading.Thread(target=self._open, name="onwatch-store", daemon=True)
         self.thread.start()
@@ -266,6 +267,12 @@ class StoreOpener:
             self.store.ensure_schema()
             for name, check in self.checks.items():
                 self.store.upsert_check(name, check.digest(), check.schedule)
+            # Fetched now, while pytest runs: judging selection drift then costs nothing after.
+            from onwatch.analysis import drift  # noqa: F401 - imported here for the same reason
+            from onwatch.store.incidents import IncidentStore
+
+            incidents = IncidentStore(self.store)
+            self.recent = {name: incidents.collected_counts(name) for name in self.checks}
         except StoreError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost
@@ -274,15 +281,10 @@ class StoreOpener:
     def review(self, run: Run) -> Run:
         """Return ``run``, made an error when its selection drifted from its recent runs."""
         from onwatch.analysis.drift import with_drift
-        from onwatch.store.incidents import IncidentStore
 
         self.thread.join()
-        recent: list[int] = []
-        if self.store is not None:
-            try:
-                recent = IncidentStore(self.store).collected_counts(run.check)
-            except StoreError:
-                pass  # the all-skipped rule still applies without history
+        # Without history (the database is down) the all-skipped rule still applies.
+        recent = self.recent.get(run.check, [])
         return with_drift(run, recent, self.config.checks[run.check].min_collected_ratio)
 
     def record(self, run: Run) -> str:
