@@ -237,10 +237,6 @@ class ChannelModel(BaseModel):
             raise ValueError(
                 f"a {self.type} url starts with http:// or https:// (got {self.url!r})"
             )
-        if self.type == "apprise":
-            from onwatch.alerting.channels import build_channel
-
-            build_channel("check", self.model_dump())
         return self
 
 
@@ -347,13 +343,16 @@ def validate(path: Path) -> dict[str, Any]:
         checks[name] = check
     channels = _channels(data.get("notify", {}), (*root, "notify"), path, text, problems)
     silences = _silences(data.get("silences", []), (*root, "silences"), path, text, problems)
+    # A channel that failed validation is reported already: it is not "unknown" as well.
+    raw_notify = data.get("notify", {})
+    declared = set(raw_notify) if isinstance(raw_notify, dict) else set()
     if settings is not None:
         problems += _unknown_channels(
-            settings.notify, channels, (*settings_loc, "notify"), path, text
+            settings.notify, declared, (*settings_loc, "notify"), path, text
         )
     for name, check in checks.items():
         loc = (*checks_loc, name, "notify")
-        problems += _unknown_channels(check.notify or [], channels, loc, path, text)
+        problems += _unknown_channels(check.notify or [], declared, loc, path, text)
     for index, silence in enumerate(silences):
         for name in silence.checks:
             if name not in checks:
@@ -388,9 +387,19 @@ def _channels(
             )
             continue
         try:
-            channels[name] = ChannelModel.model_validate(table)
+            channel = ChannelModel.model_validate(table)
         except ValidationError as exc:
             problems += explain(exc, path, text, where, ChannelModel)
+            continue
+        if channel.type == "apprise":
+            from onwatch.alerting.channels import build_channel
+
+            try:
+                build_channel(name, channel.model_dump())
+            except ValueError as exc:
+                problems.append(problem(path, text, (*where, "url"), str(exc)))
+                continue
+        channels[name] = channel
     return channels
 
 
@@ -411,7 +420,7 @@ def _silences(
 
 def _unknown_channels(
     names: list[str],
-    channels: dict[str, ChannelModel],
+    channels: set[str],
     loc: tuple[str, ...],
     path: Path,
     text: str,

@@ -6,6 +6,7 @@ show HTML or Markdown. Several notifications due together go out as one message.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -37,11 +38,17 @@ class Apprise:
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name
         url = str(settings["url"])
+        # Apprise logs its own complaint about a bad URL; ours below says it once, with the fix.
+        apprise_log = logging.getLogger("apprise")
+        level = apprise_log.level
+        apprise_log.setLevel(logging.CRITICAL)
         try:
             service = apprise.Apprise.instantiate(url, suppress_exceptions=False)
             why = "unknown service"
         except (AppriseException, TypeError, ValueError) as exc:
             service, why = None, _scrub(clean(str(exc), one_line=True, limit=200), url)
+        finally:
+            apprise_log.setLevel(level)
         if service is None:
             scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
             raise ValueError(
