@@ -77,7 +77,7 @@ def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_pa
         inbox = _inbox_once(url, "incident.opened")
         opened = [n for n in inbox if n["event"] == "incident.opened"]
         assert [n["check"] for n in opened] == ["money"]
-        assert inbox[0]["summary"].startswith("money is failing")
+        assert opened[0]["summary"].startswith("money is failing")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
