@@ -56,7 +56,8 @@ def test_it_runs_checks_on_schedule_logs_each_run_and_stops_on_sigterm(tmp_path:
     assert {r[2] for r in runs} == {"schedule"}
     slots = sorted(datetime.fromisoformat(r[3]) for r in runs if r[0] == "good")
     gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)]
-    assert all(abs(gap - 1.0) < 0.01 for gap in gaps), gaps
+    # On the 1 s grid; a slot may be skipped, never doubled, when the machine is very busy.
+    assert all(gap >= 0.99 and abs(gap - round(gap)) < 0.01 for gap in gaps), gaps
 
 
 def test_a_check_still_running_is_not_started_twice_and_the_slot_is_recorded(
