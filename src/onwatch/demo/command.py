@@ -84,7 +84,7 @@ def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
         f"  break a feature on purpose: open {url}/admin, or",
         f"    curl -X PUT {url}/admin/faults -H 'content-type: application/json' "
         '-d \'{"deposit": "broken"}\'',
-        f"  in another terminal: onwatch -c {config_path} status",
+        f"  in another terminal: {_program()} -c {config_path} status",
         "  alerts show on the admin page and in the log below; an incident opens after two",
         "  failing runs in a row and closes after one passing run",
     ]
@@ -92,3 +92,9 @@ def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
         lines.append(f"  onwatch's own health and metrics: http://{listen}/healthz and /metrics")
         lines.append("  Ctrl-C stops it. Each finished run logs one line below.")
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _program() -> str:
+    """Return how to call onwatch from another terminal (it may live in a virtualenv)."""
+    beside = Path(sys.executable).parent / "onwatch"
+    return str(beside) if beside.exists() else "onwatch"
