@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from pgserver import PgServer, find_bindir
+from receivers import Behaviour, HttpReceiver
 
 
 def _postgres_missing(reason: str) -> None:
@@ -49,3 +50,18 @@ def own_postgres(postgres_url: str) -> Iterator[PgServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="module")
+def shared_receiver() -> Iterator[HttpReceiver]:
+    """An HTTP receiver on 127.0.0.1 for a whole test module (stopping one costs 0.5 s)."""
+    with HttpReceiver() as running:
+        yield running
+
+
+@pytest.fixture
+def receiver(shared_receiver: HttpReceiver) -> HttpReceiver:
+    """The module's receiver, reset: answering 200 and with nothing received yet."""
+    shared_receiver.behaviour = Behaviour()
+    shared_receiver.received.clear()
+    return shared_receiver

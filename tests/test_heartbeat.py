@@ -41,20 +41,6 @@ class Records(logging.Handler):
         return [r.getMessage() for r in self.records if r.levelno == level]
 
 
-@pytest.fixture(scope="module")
-def shared_receiver() -> Iterator[HttpReceiver]:
-    # One server for the module: stopping one costs half a second (its poll interval).
-    with HttpReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def receiver(shared_receiver: HttpReceiver) -> HttpReceiver:
-    shared_receiver.behaviour = Behaviour()
-    shared_receiver.received.clear()
-    return shared_receiver
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()

@@ -28,20 +28,6 @@ NOTIFICATION = Notification(
 )
 
 
-@pytest.fixture(scope="module")
-def shared_receiver() -> Iterator[HttpReceiver]:
-    # One server for the module: stopping one costs half a second (its poll interval).
-    with HttpReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def receiver(shared_receiver: HttpReceiver) -> HttpReceiver:
-    shared_receiver.behaviour = Behaviour()
-    shared_receiver.received.clear()
-    return shared_receiver
-
-
 @pytest.fixture
 def refused() -> Iterator[str]:
     """Yield host:port of a port bound but not listening: connections are refused."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -50,24 +49,7 @@ def test_demo_faults_are_validated(tmp_path: Path) -> None:
 
 def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "onwatch",
-                "demo",
-                "--dir",
-                "demo",
-                "--log-format",
-                "json",
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            cwd=tmp_path,
-            stderr=log,
-            env=os.environ,
-        )
+    process = start_demo(tmp_path, log_path)
     try:
         url = _wait_for(log_path, r"demo app is up at (http://127\.0\.0\.1:\d+)")
         _wait_for(log_path, r'"check": "money", "status": "passed"')
@@ -86,6 +68,28 @@ def test_the_demo_daemon_turns_red_when_a_feature_is_broken_while_it_runs(tmp_pa
         json.loads(line) for line in log_path.read_text().splitlines() if '"run finished"' in line
     ]
     assert [r["status"] for r in runs if r["check"] == "money"][-1] == "failed"
+
+
+def start_demo(root: Path, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start `onwatch demo` as a daemon in ``root``, logging JSON lines to ``log_path``."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "onwatch",
+                "demo",
+                "--dir",
+                "demo",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+                *args,
+            ],
+            cwd=root,
+            stderr=log,
+        )
 
 
 def _inbox_once(url: str, event: str, timeout: float = 60) -> list[dict[str, object]]:
@@ -111,25 +115,7 @@ def _wait_for(path: Path, pattern: str, timeout: float = 60) -> str:
 
 def test_a_revoked_token_reaches_people_as_a_credentials_alert(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "onwatch",
-                "demo",
-                "--dir",
-                "demo",
-                "--log-format",
-                "json",
-                "--listen",
-                "127.0.0.1:0",
-                "--faults",
-                "auth=broken",
-            ],
-            cwd=tmp_path,
-            stderr=log,
-        )
+    process = start_demo(tmp_path, log_path, "--faults", "auth=broken")
     try:
         url = _wait_for(log_path, r"demo app is up at (http://127\.0\.0\.1:\d+)")
         inbox = _inbox_once(url, "incident.opened")
