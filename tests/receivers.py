@@ -128,3 +128,17 @@ class HttpReceiver:
                     raise AssertionError(f"expected {count} requests, got {len(self.received)}")
                 self.arrived.wait(remaining)
             return list(self.received)
+
+    def wait_for_event(self, event: str, timeout: float = 10.0) -> Received:
+        """Wait until a JSON body with ``"event": event`` arrived; return that request."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                for received in self.received:
+                    if received.json().get("event") == event:
+                        return received
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    got = [r.json().get("event") for r in self.received]
+                    raise AssertionError(f"expected an {event} request, got {got}")
+                self.arrived.wait(remaining)

@@ -127,9 +127,12 @@ def test_an_open_incident_survives_a_restart_without_a_second_alert(
     with Daemon(config) as daemon:
         daemon.wait_for(lambda d: sum(r["status"] == "failed" for r in d.runs()) >= 2)
         (tmp_path / "broken").unlink()
-        receiver.wait_for(2, timeout=20)
+        receiver.wait_for_event("incident.resolved", timeout=20)
         daemon.stop()
-    assert events(receiver) == ["incident.opened", "incident.resolved"]
+    # A restart slower than two 1 s slots is also reported as a gap (monitor.degraded): that is
+    # not what this test is about. The incident is announced once and resolved once.
+    incident_events = [e for e in events(receiver) if e.startswith("incident.")]
+    assert incident_events == ["incident.opened", "incident.resolved"]
 
 
 def test_notify_test_sends_a_message_and_reports_a_refusal(
