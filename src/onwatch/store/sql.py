@@ -48,6 +48,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from onwatch.errors import StoreError
 from onwatch.model import Run, RunStatus, TestResult, Trigger, utcnow
 from onwatch.store import CheckHistory
+from onwatch.store.rollup import add_run
 from onwatch.store.rows import result_from_row, result_row, run_from_row, run_row
 from onwatch.store.schema import (
     HEAD_REVISION,
@@ -266,6 +267,7 @@ class SqlStore:
                 if self._run_exists(conn, run.id):
                     return False
                 conn.execute(insert(runs).values(run_row(run)))
+                add_run(conn, run)
                 self._put_check(conn, run.check, run.config_digest, "", overwrite=False)
                 rows = [result_row(run, result) for result in run.results]
                 if rows:

@@ -1,0 +1,252 @@
+"""The reads behind the dashboard and the JSON API: bounded queries over runs and results.
+
+Every query walks an index from one end and is bounded by a time range or a row limit, so a
+page costs the same with a year of history as with a day: runs per check by
+``ix_runs_check_started``, one test's results by ``ix_results_test_history``, a run's results by
+``ix_results_run_id``, pass rates by the ``check_hours`` rollup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, select
+
+from onwatch.model import RunStatus, TestResult, Trigger
+from onwatch.store.rollup import hour_of
+from onwatch.store.rows import result_from_row
+from onwatch.store.schema import check_hours, results, runs
+from onwatch.store.sql import SqlStore
+
+__all__ = ["DashboardStore", "HourRow", "RunRow", "TestRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as lists show it: no results, but its outcome counts."""
+
+    id: str
+    check: str
+    status: RunStatus
+    trigger: Trigger
+    started_at: datetime
+    finished_at: datetime
+    duration: float
+    error: str | None
+    collected: int | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the documented JSON shape of a run in a list."""
+        return {
+            "id": self.id,
+            "check": self.check,
+            "status": self.status.value,
+            "trigger": self.trigger.value,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration": round(self.duration, 6),
+            "error": self.error,
+            "collected": self.collected,
+            "counts": self.counts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HourRow:
+    """One check's runs in one hour."""
+
+    hour: datetime
+    runs: int
+    passed: int
+    duration_sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class TestRow:
+    """One final result of one test, with the run it belongs to."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    run_id: str
+    started_at: datetime
+    result: TestResult
+
+
+class DashboardStore:
+    """Reads for pages and the API through a ``SqlStore``'s engine."""
+
+    def __init__(self, sql: SqlStore) -> None:
+        self.sql = sql
+
+    def pass_rates(
+        self, checks: Sequence[str], now: datetime, windows: Sequence[timedelta]
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Return (runs, passed) per check for each window ending ``now``, from the rollup."""
+        if not checks or not windows:
+            return {}
+        starts = [hour_of(now - window) for window in windows]
+        columns = []
+        for index, start in enumerate(starts):
+            inside = check_hours.c.hour >= start
+            columns.append(func.sum(_when(inside, check_hours.c.runs)).label(f"r{index}"))
+            columns.append(func.sum(_when(inside, check_hours.c.passed)).label(f"p{index}"))
+        query = (
+            select(check_hours.c.check, *columns)
+            .where(check_hours.c.check.in_(list(checks)), check_hours.c.hour >= min(starts))
+            .group_by(check_hours.c.check)
+        )
+        found: dict[str, list[tuple[int, int]]] = {name: [(0, 0)] * len(windows) for name in checks}
+        with self.sql.translated("cannot read pass rates"), self.sql.engine.connect() as conn:
+            for row in conn.execute(query):
+                values = row._mapping
+                found[row.check] = [
+                    (int(values[f"r{i}"] or 0), int(values[f"p{i}"] or 0))
+                    for i in range(len(windows))
+                ]
+        return found
+
+    def recent_runs(self, checks: Sequence[str], limit: int) -> dict[str, list[RunRow]]:
+        """Return the latest ``limit`` runs of each check, oldest first."""
+        # One small statement per check, compiled once: a UNION of a hundred of them costs more
+        # to build and compile in SQLAlchemy than to run.
+        query = (
+            select(*_RUN_COLUMNS)
+            .where(runs.c.check == bindparam("name"))
+            .order_by(runs.c.started_at.desc())
+            .limit(limit)
+        )
+        found: dict[str, list[RunRow]] = {}
+        with self.sql.translated("cannot read recent runs"), self.sql.engine.connect() as conn:
+            for name in dict.fromkeys(checks):
+                rows = [_run_row(row) for row in conn.execute(query, {"name": name})]
+                rows.reverse()
+                found[name] = rows
+        return found
+
+    def runs(
+        self,
+        check: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRow]:
+        """Return runs newest first; since <= started_at < until."""
+        query = select(*_RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        if check is not None:
+            query = query.where(runs.c.check == check)
+        if since is not None:
+            query = query.where(runs.c.started_at >= since)
+        if until is not None:
+            query = query.where(runs.c.started_at < until)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        query = query.limit(limit).offset(offset)
+        with self.sql.translated("cannot list runs"), self.sql.engine.connect() as conn:
+            return [_run_row(row) for row in conn.execute(query)]
+
+    def hours(self, check: str, since: datetime, until: datetime) -> list[HourRow]:
+        """Return the check's hourly rollup rows in the range, oldest first."""
+        query = (
+            select(check_hours)
+            .where(
+                check_hours.c.check == check,
+                check_hours.c.hour >= hour_of(since),
+                check_hours.c.hour < until,
+            )
+            .order_by(check_hours.c.hour)
+        )
+        with self.sql.translated("cannot read hourly runs"), self.sql.engine.connect() as conn:
+            return [
+                HourRow(row.hour, int(row.runs), int(row.passed), float(row.duration_sum))
+                for row in conn.execute(query)
+            ]
+
+    def durations(
+        self, check: str, since: datetime, until: datetime, limit: int = 20_000
+    ) -> list[tuple[datetime, float]]:
+        """Return (started_at, duration) of the check's runs in the range, oldest first."""
+        query = (
+            select(runs.c.started_at, runs.c.duration)
+            .where(runs.c.check == check, runs.c.started_at >= since, runs.c.started_at < until)
+            .order_by(runs.c.started_at.desc())
+            .limit(limit)
+        )
+        with self.sql.translated("cannot read run durations"), self.sql.engine.connect() as conn:
+            rows = [(row.started_at, float(row.duration)) for row in conn.execute(query)]
+        rows.reverse()
+        return rows
+
+    def final_results(self, run_ids: Sequence[str]) -> list[tuple[str, TestResult]]:
+        """Return (run id, final result) of the given runs."""
+        if not run_ids:
+            return []
+        query = select(results).where(results.c.run_id.in_(list(run_ids)), results.c.final)
+        with self.sql.translated("cannot read results"), self.sql.engine.connect() as conn:
+            return [(row.run_id, result_from_row(row)) for row in conn.execute(query)]
+
+    def test_results(
+        self,
+        check: str,
+        nodeid: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 5000,
+    ) -> list[TestRow]:
+        """Return the final results of one test, newest first."""
+        query = (
+            select(results)
+            .where(results.c.check == check, results.c.nodeid == nodeid, results.c.final)
+            .order_by(results.c.started_at.desc(), results.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(results.c.started_at >= since)
+        if until is not None:
+            query = query.where(results.c.started_at < until)
+        action = f"cannot read the history of {nodeid}"
+        with self.sql.translated(action), self.sql.engine.connect() as conn:
+            return [
+                TestRow(row.run_id, row.started_at, result_from_row(row))
+                for row in conn.execute(query)
+            ]
+
+
+def _when(condition: Any, value: Any) -> Any:
+    return case((condition, value), else_=0)
+
+
+_RUN_COLUMNS = (
+    runs.c.id,
+    runs.c.check,
+    runs.c.status,
+    runs.c.trigger,
+    runs.c.started_at,
+    runs.c.finished_at,
+    runs.c.duration,
+    runs.c.error,
+    runs.c.collected,
+    runs.c.counts,
+)
+
+
+def _run_row(row: Any) -> RunRow:
+    return RunRow(
+        id=row.id,
+        check=row.check,
+        status=RunStatus(row.status),
+        trigger=Trigger(row.trigger),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration=float(row.duration),
+        error=row.error,
+        collected=row.collected,
+        counts={k: int(v) for k, v in (row.counts or {}).items() if int(v)},
+    )
