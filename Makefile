@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# schemathesis has a venv of its own: its hypothesis and pytest plugins would slow every pytest
+# subprocess onwatch's tests start. tests/web/test_schemathesis.py runs its CLI from there.
+ST_VENV ?= .venv-schemathesis
+ST_STAMP := $(ST_VENV)/.installed
 
 .PHONY: demo test lint bench setup system-deps clean
 
 demo: $(STAMP)
 	$(BIN)/onwatch demo
 
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) $(ST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest
@@ -27,13 +31,16 @@ bench: $(STAMP)
 setup: $(STAMP)
 
 # PostgreSQL serves the tests of the PostgreSQL backend and of database outages;
-# Alertmanager the tests of the alertmanager channel. Both run on 127.0.0.1 only.
+# Alertmanager the tests of the alertmanager channel; Prometheus the checks of the shipped rules
+# and dashboard queries; Chromium the dashboard tests in a real browser. All on 127.0.0.1 only.
 
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (needed by the tests)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -50,5 +57,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Order-only on $(STAMP): that recipe makes sure python3-venv is there.
+$(ST_STAMP): | $(STAMP)
+	$(PYTHON) -m venv $(ST_VENV)
+	$(ST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ST_VENV)/bin/python -m pip install -q 'schemathesis>=4,<5'
+	touch $(ST_STAMP)
+
 clean:
-	rm -rf $(VENV) onwatch-demo .onwatch build src/*.egg-info
+	rm -rf $(VENV) $(ST_VENV) onwatch-demo .onwatch build src/*.egg-info

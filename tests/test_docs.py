@@ -80,3 +80,33 @@ def test_the_readme_opens_with_the_demo_and_test_commands() -> None:
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert commands == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_field_of_the_api_is_documented() -> None:
+    from pydantic import BaseModel
+
+    from onwatch.web import api
+
+    docs = ROOT / "docs" / "api.md"
+    models = [
+        value
+        for value in vars(api).values()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel
+    ]
+    assert len(models) > 10
+    for model in models:
+        documented = documented_keys(docs, f"### `{model.__name__}`")
+        assert documented >= set(model.model_fields), model.__name__
+
+
+def test_every_api_route_is_documented() -> None:
+    from fastapi.routing import APIRoute
+
+    from onwatch.web import api
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    router = api.build_router(None)  # type: ignore[arg-type] - routes only, never called
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        for method in route.methods:
+            assert f"`{method} {route.path}`" in text, f"{method} {route.path}"

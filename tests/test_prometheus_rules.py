@@ -1,4 +1,4 @@
-"""The Prometheus alerting rules in deploy/prometheus, checked and unit-tested by promtool."""
+"""The Prometheus files in contrib/prometheus, checked and unit-tested by promtool."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RULES = "deploy/prometheus/onwatch-rules.yml"
-RULE_TESTS = "deploy/prometheus/onwatch-rules.test.yml"
+RULES = "contrib/prometheus/onwatch-rules.yml"
+RULE_TESTS = "contrib/prometheus/onwatch-rules.test.yml"
+SCRAPE_CONFIG = "contrib/prometheus/prometheus.yml"
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,16 @@ def promtool() -> str:
 
 @pytest.mark.parametrize(
     "command",
-    [["check", "rules", RULES], ["test", "rules", RULE_TESTS]],
-    ids=["check-rules", "test-rules"],
+    [
+        ["check", "rules", RULES],
+        ["test", "rules", RULE_TESTS],
+        ["check", "config", SCRAPE_CONFIG],
+    ],
+    ids=["check-rules", "test-rules", "check-scrape-config"],
 )
-def test_promtool_accepts_the_rules(promtool: str, command: list[str]) -> None:
+def test_promtool_accepts_the_rules_and_the_example_config(
+    promtool: str, command: list[str]
+) -> None:
     done = subprocess.run(
         [promtool, *command], cwd=REPO, capture_output=True, text=True, timeout=60
     )

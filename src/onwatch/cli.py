@@ -59,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_log_options(run)
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[config_option],
+        help="serve the dashboard and API from the database, without running checks",
+    )
+    serve.add_argument("--listen", help="HOST:PORT (default: [onwatch] listen)")
+    _add_log_options(serve)
+
+    token = commands.add_parser("token", help="make a new access token for the web and API")
+    token.add_argument("--role", choices=["read", "admin"], default="read")
+
     status = commands.add_parser(
         "status", parents=[config_option], help="show the state of every check"
     )
@@ -92,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--listen",
         default="127.0.0.1:8787",
-        help="where onwatch serves /healthz and /metrics (default: 127.0.0.1:8787)",
+        help="where onwatch serves its dashboard, API and /metrics (default: 127.0.0.1:8787)",
     )
     _add_log_options(demo)
     return parser
@@ -123,7 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from onwatch.demo.command import run_demo
 
             return run_demo(args)
+        if args.command == "token":
+            from onwatch.commands_web import token
+
+            return token(args.role)
         config = _load(args.config)
+        if args.command == "serve":
+            from onwatch.commands_web import serve
+
+            return serve(config, args.listen, log_level=args.log_level, log_format=args.log_format)
         if args.command == "validate":
             from onwatch.commands import validate
 

@@ -148,7 +148,7 @@ def status(config: Config, *, json_output: bool) -> int:
     try:
         store.ensure_schema()
         statuses = check_statuses(config, store)
-        channels = [_channel_json(state) for state in OutboxStore(store).channel_states()]
+        channels = [channel_json(state) for state in OutboxStore(store).channel_states()]
     finally:
         store.close()
     from onwatch.store.spool import Spool
@@ -175,7 +175,7 @@ def status(config: Config, *, json_output: bool) -> int:
     return EXIT_OK
 
 
-def _channel_json(state: Any) -> dict[str, Any]:
+def channel_json(state: Any) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return None if value is None else value.isoformat()
 

@@ -41,6 +41,9 @@ class Settings:
     heartbeat_method: str = "POST"
     heartbeat_every: float = 60.0
     categories: dict[str, list[str]] = field(default_factory=dict)
+    read_tokens: list[str] = field(default_factory=list)
+    admin_tokens: list[str] = field(default_factory=list)
+    metrics_test_limit: int = 1000
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,33 @@ class SettingsModel(BaseModel):
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
     )
 
+    read_tokens: list[str] = Field(
+        default_factory=list,
+        description='Hashes ("sha256:HEX", made by `onwatch token`) of tokens that may read the '
+        "web pages and the API.",
+    )
+    admin_tokens: list[str] = Field(
+        default_factory=list,
+        description="Hashes of tokens that may also trigger runs and add silences.",
+    )
+    metrics_test_limit: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="At most this many tests get per-test series on /metrics (0: none).",
+    )
+
+    @field_validator("read_tokens", "admin_tokens")
+    @classmethod
+    def _hashes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", item):
+                raise ValueError(
+                    f"{item[:12]!r}... is not a token hash: store the sha256:HEX line that "
+                    "`onwatch token` prints, never the token itself"
+                )
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:

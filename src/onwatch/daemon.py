@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -64,25 +65,39 @@ def run_daemon(
     runner = Runner(config, stop=kill)
     enabled = [name for name, check in config.checks.items() if check.enabled]
     health = Health(enabled)
-    web = _serve_http(config, health, store)
+    scheduler_ready: list[Scheduler] = []
+
+    def trigger(name: str) -> str:
+        from onwatch.web.site import TriggerRefused
+
+        if not scheduler_ready:
+            raise TriggerRefused("onwatch is starting; try again in a moment", status=503)
+        return scheduler_ready[0].run_now(name)
+
     heartbeat = _heartbeat(config, health)
     channels, outbox, worker = _start_outbox(config, store)
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
     watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
+    # Before the web server starts: what was missed while down is measured from now, not from
+    # after the seconds that loading the dashboard takes.
     _look_back(config, store, watchdog, health)
+    web = _serve_http(config, health, store, trigger)
 
     def recorded(run: Run, where: str) -> None:
-        health.record_run(
-            run.check,
-            run.finished_at.timestamp(),
-            run.status is RunStatus.PASSED,
-            run.duration,
-            run.status.value,
-        )
+        health.record(run)
         alarm.on_recorded(run, where)
         watchdog.on_run(run)
         alerting.on_run(run)
+        if run.check in config.checks:
+            # Incidents live in the database only: one indexed read per run keeps the gauge
+            # right, and a scrape never has to ask.
+            try:
+                incident = alerting.incidents.open_incident(run.check)
+            except StoreError:
+                pass  # alerting has logged the outage; the next run asks again
+            else:
+                health.set_incident(run.check, incident is not None)
 
     def tick() -> None:
         watchdog.check()
@@ -105,6 +120,7 @@ def run_daemon(
         review=lambda run: _review(config, store, run),
         on_cycle=cycle,
     )
+    scheduler_ready.append(scheduler)
     log.info(
         "onwatch started",
         extra={"fields": {"config": str(config.path), "checks": ",".join(enabled)}},
@@ -128,6 +144,7 @@ def run_daemon(
 def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
+    from onwatch.store.incidents import IncidentStore
 
     try:
         history = store.history(list(config.checks), utcnow())
@@ -136,22 +153,45 @@ def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Heal
             last = None if past.last_run_at is None else past.last_run_at.timestamp()
             passed = past.last_status is RunStatus.PASSED
             status = None if past.last_status is None else past.last_status.value
-            health.seed(name, last, last if passed else None, last_status=status)
+            health.seed(
+                name,
+                last,
+                last if passed else None,
+                last_status=status,
+                consecutive_failures=past.consecutive_failures,
+            )
         watchdog.record_gap(store, history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
+        return
+    try:
+        # Two reads per check, once at start, so per-test metrics survive a restart.
+        for name in health.checks:
+            for latest in store.list_runs(name, limit=1):
+                full = store.get_run(latest.id)
+                if full is not None:
+                    health.seed_latest(full)
+        for name in IncidentStore(store).open_by_check(list(health.checks)):
+            health.set_incident(name, True)
+    except StoreError as exc:
+        log.warning("cannot read the latest tests and open incidents: %s", exc)
 
 
-def _serve_http(config: Config, health: Health, store: SqlStore) -> WebServer | None:
-    """Serve /healthz and /metrics on [onwatch] listen, unless it is empty."""
+def _serve_http(
+    config: Config,
+    health: Health,
+    store: SqlStore,
+    trigger: Callable[[str], str] | None = None,
+) -> WebServer | None:
+    """Serve the dashboard, the API, /healthz and /metrics on [onwatch] listen, unless empty."""
     if not config.settings.listen:
         return None
-    from onwatch.web.app import create_app
+    from onwatch.web.app import create_site_app
     from onwatch.web.server import serve
 
-    app = create_app(health, db_ok=store.ping, tick_limit=HEALTHY_TICK_SECONDS)
+    app = create_site_app(config, health, store, tick_limit=HEALTHY_TICK_SECONDS, trigger=trigger)
     server = serve(app, config.settings.listen)
-    log.info("serving /healthz and /metrics", extra={"fields": {"url": server.url}})
+    log.info("serving the dashboard and /metrics", extra={"fields": {"url": server.url}})
     return server
 
 

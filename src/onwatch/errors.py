@@ -5,6 +5,7 @@
     OnwatchError              anything onwatch reports to a user; the CLI exits 2 on these
     ├── ConfigError           the configuration cannot be read or is invalid (carries every problem)
     ├── RunnerError           a check could not be started at all (not a failing test)
+    │   └── TriggerRefused    a run asked for now cannot start (unknown check, already running)
     ├── StoreError            the database cannot be reached or written; callers spool instead
     └── DeliveryError         a notification could not be sent; ``permanent`` says whether
                               trying again can help (a 4xx answer) or not (a timeout, a 5xx)
@@ -33,6 +34,14 @@ class ConfigError(OnwatchError):
 
 class RunnerError(OnwatchError):
     """A check's pytest process could not be started."""
+
+
+class TriggerRefused(RunnerError):
+    """A run asked for now cannot start; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class StoreError(OnwatchError):

@@ -9,6 +9,11 @@ the run threads and the heartbeat thread; readers are the web server's threads.
 Timestamps are wall-clock seconds since the epoch (what Prometheus compares with ``time()``);
 the age of the last scheduler tick is measured on the monotonic clock, so a wall-clock jump
 neither hides a stuck scheduler nor fakes one.
+
+Per test, only the latest final outcome is kept. A run that ran the whole selection (passed or
+failed) replaces its check's tests, so tests removed from a suite disappear; a run that stopped
+part way (error, timeout) only updates the tests it reached. Each check's tests are held in a
+mapping replaced on write, so a snapshot shares them instead of copying thousands of entries.
 """
 
 from __future__ import annotations
@@ -18,6 +23,25 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+
+from onwatch.model import Run, RunStatus
+
+# Runs that went through the whole selection: their tests are the check's tests from now on.
+_COMPLETE = frozenset({RunStatus.PASSED, RunStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class TestState:
+    """One test's latest final attempt: its outcome, how long it took, when its run finished."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    outcome: str
+    duration: float
+    finished_at: float
+
+
+_NO_TESTS: Mapping[str, TestState] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +53,11 @@ class CheckState:
     last_status: str | None = None
     last_duration: float | None = None
     overdue: bool = False
+    consecutive_failures: int = 0  # latest runs not passed, newest first; 0 after a pass
+    incident_open: bool = False
     runs_total: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    results_total: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    tests: Mapping[str, TestState] = field(default_factory=lambda: _NO_TESTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +74,11 @@ class HealthSnapshot:
     def runs_total(self) -> Mapping[str, Mapping[str, int]]:
         """Return the runs recorded since start, per check and status."""
         return {name: state.runs_total for name, state in self.checks.items()}
+
+    @property
+    def results_total(self) -> Mapping[str, Mapping[str, int]]:
+        """Return the final results recorded since start, per check and outcome."""
+        return {name: state.results_total for name, state in self.checks.items()}
 
 
 class Health:
@@ -64,6 +97,7 @@ class Health:
         self.checks: tuple[str, ...] = tuple(checks)
         self._checks: dict[str, CheckState] = {name: CheckState() for name in self.checks}
         self._runs: dict[str, dict[str, int]] = {name: {} for name in self.checks}
+        self._results: dict[str, dict[str, int]] = {name: {} for name in self.checks}
         self._started_at = time.time() if started_at is None else started_at
         # Until the first tick, age is counted from start: a scheduler that never gets going
         # must turn /healthz red too.
@@ -71,6 +105,15 @@ class Health:
         self._last_tick_at: float | None = None
         self._heartbeat_failures = 0
         self._heartbeat_last_ok_at: float | None = None
+        # Bumped by every change to what the checks' series show (not by ticks or heartbeats),
+        # so /metrics can reuse the text it rendered while nothing changed.
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Return a number that changes whenever a check's state, tests or counters change."""
+        with self._lock:
+            return self._version
 
     # -- writers -----------------------------------------------------------------------------
 
@@ -81,27 +124,78 @@ class Health:
             self._last_tick_at = now_wall
             self._last_tick_mono = mono
 
+    def record(self, run: Run) -> None:
+        """Count a finished run and its final results; make it the latest unless a newer is known.
+
+        Only the newest run moves the check's last status, its consecutive failures and its
+        tests: a run recovered at start may be older than what the database said.
+        """
+        finished_at = run.finished_at.timestamp()
+        finals = run.final_results()
+        with self._lock:
+            self._version += 1
+            counted = self._results.setdefault(run.check, {})
+            for result in finals:
+                counted[result.outcome.value] = counted.get(result.outcome.value, 0) + 1
+            newest = self._count_run(
+                run.check,
+                finished_at,
+                run.status.value,
+                run.duration,
+                passed=run.status is RunStatus.PASSED,
+            )
+            if not newest:
+                return
+            state = self._checks[run.check]
+            tests = {} if run.status in _COMPLETE else dict(state.tests)
+            for result in finals:
+                tests[result.nodeid] = TestState(result.outcome.value, result.duration, finished_at)
+            self._checks[run.check] = replace(state, tests=MappingProxyType(tests))
+
     def record_run(
         self, check: str, finished_at: float, passed: bool, duration: float, status: str
     ) -> None:
-        """Count a finished run and make it the check's latest unless a newer one is known."""
+        """Count a finished run known only by its summary: its tests are left as they were."""
         with self._lock:
-            runs = self._runs.setdefault(check, {})
-            runs[status] = runs.get(status, 0) + 1
-            state = self._checks.get(check, CheckState())
-            if state.last_run_at is None or finished_at >= state.last_run_at:
-                # A run recovered at start may be older than what the database said.
-                state = replace(
-                    state, last_run_at=finished_at, last_status=status, last_duration=duration
-                )
-            if passed:
-                state = replace(state, last_success_at=_latest(state.last_success_at, finished_at))
-            self._checks[check] = state
+            self._version += 1
+            self._count_run(check, finished_at, status, duration, passed=passed)
+
+    def _count_run(
+        self, check: str, finished_at: float, status: str, duration: float, *, passed: bool
+    ) -> bool:
+        """Count a run and return whether it became the check's latest; the lock is held."""
+        runs = self._runs.setdefault(check, {})
+        runs[status] = runs.get(status, 0) + 1
+        state = self._checks.get(check, CheckState())
+        newest = state.last_run_at is None or finished_at >= state.last_run_at
+        if newest:
+            state = replace(
+                state,
+                last_run_at=finished_at,
+                last_status=status,
+                last_duration=duration,
+                consecutive_failures=0 if passed else state.consecutive_failures + 1,
+            )
+        if passed:
+            state = replace(state, last_success_at=_latest(state.last_success_at, finished_at))
+        self._checks[check] = state
+        return newest
 
     def set_overdue(self, check: str, overdue: bool) -> None:
         """Mark whether a check's expected run is later than its grace allows."""
         with self._lock:
-            self._checks[check] = replace(self._checks.get(check, CheckState()), overdue=overdue)
+            state = self._checks.get(check, CheckState())
+            if state.overdue != overdue:
+                self._version += 1
+            self._checks[check] = replace(state, overdue=overdue)
+
+    def set_incident(self, check: str, open: bool) -> None:
+        """Mark whether the check has an open incident."""
+        with self._lock:
+            state = self._checks.get(check, CheckState())
+            if state.incident_open != open:
+                self._version += 1
+            self._checks[check] = replace(state, incident_open=open)
 
     def heartbeat_failed(self) -> None:
         """Count one heartbeat ping that did not get a 2xx answer."""
@@ -121,9 +215,11 @@ class Health:
         last_success_at: float | None,
         *,
         last_status: str | None = None,
+        consecutive_failures: int | None = None,
     ) -> None:
         """Start from what the database knows of a check; never replace anything newer."""
         with self._lock:
+            self._version += 1
             state = self._checks.get(check, CheckState())
             if last_run_at is not None and (
                 state.last_run_at is None or last_run_at > state.last_run_at
@@ -131,11 +227,34 @@ class Health:
                 state = replace(
                     state, last_run_at=last_run_at, last_status=last_status, last_duration=None
                 )
+                if consecutive_failures is not None:
+                    state = replace(state, consecutive_failures=consecutive_failures)
             if last_success_at is not None:
                 state = replace(
                     state, last_success_at=_latest(state.last_success_at, last_success_at)
                 )
             self._checks[check] = state
+
+    def seed_latest(self, run: Run) -> None:
+        """Start a check's tests and last duration from its latest stored run.
+
+        Nothing recorded since is replaced: a check whose tests are known keeps them.
+        """
+        finished_at = run.finished_at.timestamp()
+        tests = {
+            r.nodeid: TestState(r.outcome.value, r.duration, finished_at)
+            for r in run.final_results()
+        }
+        with self._lock:
+            self._version += 1
+            state = self._checks.get(run.check, CheckState())
+            if state.last_run_at is not None and state.last_run_at > finished_at:
+                return
+            if state.last_run_at == finished_at and state.last_duration is None:
+                state = replace(state, last_duration=run.duration)
+            if not state.tests:
+                state = replace(state, tests=MappingProxyType(tests))
+            self._checks[run.check] = state
 
     # -- readers -----------------------------------------------------------------------------
 
@@ -149,7 +268,11 @@ class Health:
         """Return a consistent, immutable copy of everything known."""
         with self._lock:
             checks = {
-                name: replace(state, runs_total=MappingProxyType(dict(self._runs.get(name, {}))))
+                name: replace(
+                    state,
+                    runs_total=MappingProxyType(dict(self._runs.get(name, {}))),
+                    results_total=MappingProxyType(dict(self._results.get(name, {}))),
+                )
                 for name, state in self._checks.items()
             }
             return HealthSnapshot(

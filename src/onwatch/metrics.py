@@ -8,47 +8,126 @@
     onwatch_check_last_success_timestamp_seconds{check} when its latest passing run finished
     onwatch_check_last_run_duration_seconds{check}      how long its latest run took
     onwatch_check_up{check}                             1 if its latest run passed, else 0
+    onwatch_check_last_status{check,status}             1 for its latest run's status, 0 others
+    onwatch_check_consecutive_failures{check}           latest runs in a row that did not pass
+    onwatch_check_incident_open{check}                  1 while it has an open incident
     onwatch_check_overdue{check}                        1 if a run is later than its grace
     onwatch_runs_total{check,status}                    runs recorded since start
+    onwatch_results_total{check,outcome}                final test results recorded since start
+    onwatch_test_last_outcome{check,test,outcome}       1, one series per test: its latest outcome
+    onwatch_test_last_duration_seconds{check,test}      how long its latest final attempt took
+    onwatch_test_last_run_timestamp_seconds{check,test} when the run that last ran it finished
+    onwatch_test_series_dropped                         tests left out by the per-test limit
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
 a zero timestamp would read as "last ran in 1970" and fire every staleness alert. Only
-configured checks get series, so label cardinality is one per check (times the run statuses).
-The standard ``process_*`` metrics (start time, memory, file descriptors) come along too.
+configured checks get series, so label cardinality is one per check (times the run statuses or
+test outcomes). Per-test series (``test`` is the pytest node id) are bounded by ``test_limit``:
+tests are taken in configured check order, then node id order, and the rest are only counted.
+A test whose outcome changes moves to another ``outcome`` series; Prometheus marks the old one
+stale at the next scrape. The standard ``process_*`` metrics come along too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Literal
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from onwatch.health import Health, HealthSnapshot
-from onwatch.model import RunStatus
+from onwatch.health import CheckState, Health, HealthSnapshot
+from onwatch.model import Outcome, RunStatus
 
-__all__ = ["HealthCollector", "build_registry"]
+__all__ = ["DEFAULT_TEST_LIMIT", "Exposition", "HealthCollector", "build_registry"]
+
+DEFAULT_TEST_LIMIT = 1000
+_STATUSES = tuple(status.value for status in RunStatus)
+_OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
-def build_registry(health: Health, checks: Sequence[str]) -> CollectorRegistry:
-    """Return a new registry exposing ``health`` for the configured ``checks``."""
+def build_registry(
+    health: Health, checks: Sequence[str], *, test_limit: int = DEFAULT_TEST_LIMIT
+) -> CollectorRegistry:
+    """Return a new registry exposing ``health`` for the configured ``checks``.
+
+    At most ``test_limit`` tests get per-test series (0 turns them off).
+    """
     registry = CollectorRegistry()
-    registry.register(HealthCollector(health, checks))
+    registry.register(HealthCollector(health, checks, test_limit=test_limit))
     ProcessCollector(registry=registry)
     return registry
 
 
-class HealthCollector:
-    """A custom collector: builds every onwatch family from one ``Health`` snapshot."""
+class Exposition:
+    """The text of /metrics, cheap to scrape however many tests have series.
 
-    def __init__(self, health: Health, checks: Iterable[str]) -> None:
+    Formatting thousands of per-test samples is most of a scrape's cost, and they change only
+    when a run is recorded. So the families that follow the checks are rendered once per
+    ``Health.version`` and reused; the few that move on their own (``onwatch_up``, the
+    scheduler tick, heartbeat failures, the ``process_*`` metrics) are rendered on every scrape.
+    """
+
+    def __init__(
+        self, health: Health, checks: Sequence[str], *, test_limit: int = DEFAULT_TEST_LIMIT
+    ) -> None:
+        self.health = health
+        self.live = CollectorRegistry()
+        self.live.register(HealthCollector(health, checks, test_limit=test_limit, part="live"))
+        ProcessCollector(registry=self.live)
+        self.summary = CollectorRegistry()
+        self.summary.register(
+            HealthCollector(health, checks, test_limit=test_limit, part="summary")
+        )
+        self._lock = threading.Lock()
+        self._cached: tuple[int, bytes] = (-1, b"")
+
+    def render(self) -> bytes:
+        """Return the whole exposition in the Prometheus text format."""
+        version = self.health.version
+        with self._lock:  # one render per change, however many scrapers arrive at once
+            if self._cached[0] != version:
+                self._cached = (version, generate_latest(self.summary))
+            summary = self._cached[1]
+        return generate_latest(self.live) + summary
+
+
+class HealthCollector:
+    """A custom collector: builds every onwatch family from one ``Health`` snapshot.
+
+    ``part`` picks the families: "all", only the "live" ones that change without a run being
+    recorded, or the "summary" of the checks and their tests.
+    """
+
+    def __init__(
+        self,
+        health: Health,
+        checks: Iterable[str],
+        *,
+        test_limit: int = DEFAULT_TEST_LIMIT,
+        part: Literal["all", "live", "summary"] = "all",
+    ) -> None:
+        if test_limit < 0:
+            raise ValueError(f"test_limit must be 0 or more, not {test_limit}")
         self.health = health
         self.checks = tuple(dict.fromkeys(checks))  # configured order, without duplicates
+        self.test_limit = test_limit
+        self.part = part
+
+    def _chosen(self, families: _Families) -> list[Metric]:
+        live = families.live()
+        if self.part == "live":
+            return live
+        every = families.all()
+        if self.part == "summary":
+            return [f for f in every if all(f is not other for other in live)]
+        return every
 
     def describe(self) -> Iterator[Metric]:
         """Yield the families without samples, so the registry can detect name clashes."""
-        yield from _Families().all()
+        yield from self._chosen(_Families())
 
     def collect(self) -> Iterator[Metric]:
         """Yield every family with its current samples."""
@@ -59,30 +138,62 @@ class HealthCollector:
             f.tick.add_metric([], snapshot.last_tick_at)
         for name in self.checks:
             state = snapshot.checks.get(name)
-            if state is None:
-                continue
-            if state.last_run_at is not None:
-                f.last_run.add_metric([name], state.last_run_at)
-            if state.last_success_at is not None:
-                f.last_success.add_metric([name], state.last_success_at)
-            if state.last_duration is not None:
-                f.duration.add_metric([name], state.last_duration)
-            if state.last_status is not None:
-                f.check_up.add_metric([name], 1.0 if state.last_status == RunStatus.PASSED else 0.0)
-            f.overdue.add_metric([name], 1.0 if state.overdue else 0.0)
-        _add_runs(f.runs, snapshot, self.checks)
+            if state is not None:
+                _add_check(f, name, state)
+        _add_counts(f.runs, snapshot, self.checks, _STATUSES, lambda s: s.runs_total)
+        _add_counts(f.results, snapshot, self.checks, _OUTCOMES, lambda s: s.results_total)
+        self._add_tests(f, snapshot)
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
-        yield from f.all()
+        yield from self._chosen(f)
+
+    def _add_tests(self, f: _Families, snapshot: HealthSnapshot) -> None:
+        room = self.test_limit
+        dropped = 0
+        for name in self.checks:
+            state = snapshot.checks.get(name)
+            if state is None or not state.tests:
+                continue
+            if room < len(state.tests):
+                dropped += len(state.tests) - room
+            for nodeid in sorted(state.tests)[:room]:
+                test = state.tests[nodeid]
+                f.test_outcome.add_metric([name, nodeid, test.outcome], 1.0)
+                f.test_duration.add_metric([name, nodeid], test.duration)
+                f.test_last_run.add_metric([name, nodeid], test.finished_at)
+            room = max(0, room - len(state.tests))
+        f.tests_dropped.add_metric([], float(dropped))
 
 
-def _add_runs(family: CounterMetricFamily, snapshot: HealthSnapshot, checks: Sequence[str]) -> None:
-    # Every status starts at 0 so that increase() sees a check's first failure.
-    known = [status.value for status in RunStatus]
+def _add_check(f: _Families, name: str, state: CheckState) -> None:
+    if state.last_run_at is not None:
+        f.last_run.add_metric([name], state.last_run_at)
+    if state.last_success_at is not None:
+        f.last_success.add_metric([name], state.last_success_at)
+    if state.last_duration is not None:
+        f.duration.add_metric([name], state.last_duration)
+    if state.last_status is not None:
+        f.check_up.add_metric([name], 1.0 if state.last_status == RunStatus.PASSED else 0.0)
+        statuses = _STATUSES if state.last_status in _STATUSES else (*_STATUSES, state.last_status)
+        for status in statuses:
+            f.last_status.add_metric([name, status], 1.0 if status == state.last_status else 0.0)
+    f.consecutive_failures.add_metric([name], float(state.consecutive_failures))
+    f.incident_open.add_metric([name], 1.0 if state.incident_open else 0.0)
+    f.overdue.add_metric([name], 1.0 if state.overdue else 0.0)
+
+
+def _add_counts(
+    family: CounterMetricFamily,
+    snapshot: HealthSnapshot,
+    checks: Sequence[str],
+    known: Sequence[str],
+    counts_of: Callable[[CheckState], Mapping[str, int]],
+) -> None:
+    # Every known value starts at 0 so that increase() sees a check's first failure.
     for name in checks:
         state = snapshot.checks.get(name)
-        counts = dict(state.runs_total) if state is not None else {}
-        for status in known + sorted(set(counts) - set(known)):
-            family.add_metric([name, status], float(counts.get(status, 0)))
+        counts = {} if state is None else counts_of(state)
+        for value in [*known, *sorted(set(counts) - set(known))]:
+            family.add_metric([name, value], float(counts.get(value, 0)))
 
 
 class _Families:
@@ -90,6 +201,7 @@ class _Families:
 
     def __init__(self) -> None:
         check = ["check"]
+        test = ["check", "test"]
         self.up = GaugeMetricFamily("onwatch_up", "1 while onwatch run answers scrapes.")
         self.tick = GaugeMetricFamily(
             "onwatch_scheduler_last_tick_timestamp_seconds",
@@ -113,6 +225,21 @@ class _Families:
         self.check_up = GaugeMetricFamily(
             "onwatch_check_up", "1 if the check's latest run passed, else 0.", labels=check
         )
+        self.last_status = GaugeMetricFamily(
+            "onwatch_check_last_status",
+            "1 for the status of the check's latest run, 0 for the other statuses.",
+            labels=["check", "status"],
+        )
+        self.consecutive_failures = GaugeMetricFamily(
+            "onwatch_check_consecutive_failures",
+            "How many of the check's latest runs in a row did not pass (0 after a pass).",
+            labels=check,
+        )
+        self.incident_open = GaugeMetricFamily(
+            "onwatch_check_incident_open",
+            "1 while the check has an open incident, else 0.",
+            labels=check,
+        )
         self.overdue = GaugeMetricFamily(
             "onwatch_check_overdue",
             "1 if the check's next run is later than its schedule and grace allow.",
@@ -121,10 +248,38 @@ class _Families:
         self.runs = CounterMetricFamily(
             "onwatch_runs", "Runs recorded since onwatch started.", labels=["check", "status"]
         )
+        self.results = CounterMetricFamily(
+            "onwatch_results",
+            "Final test results (the last attempt of each test) recorded since onwatch started.",
+            labels=["check", "outcome"],
+        )
+        self.test_outcome = GaugeMetricFamily(
+            "onwatch_test_last_outcome",
+            "1 for each test, labelled with the outcome of its latest final attempt.",
+            labels=["check", "test", "outcome"],
+        )
+        self.test_duration = GaugeMetricFamily(
+            "onwatch_test_last_duration_seconds",
+            "How long the test's latest final attempt took.",
+            labels=test,
+        )
+        self.test_last_run = GaugeMetricFamily(
+            "onwatch_test_last_run_timestamp_seconds",
+            "Unix time the run that last ran the test finished.",
+            labels=test,
+        )
+        self.tests_dropped = GaugeMetricFamily(
+            "onwatch_test_series_dropped",
+            "Tests left without per-test series by the metrics_test_limit setting.",
+        )
         self.heartbeat_failures = CounterMetricFamily(
             "onwatch_heartbeat_failures",
             "Heartbeat pings that failed or were not answered with a 2xx status.",
         )
+
+    def live(self) -> list[Metric]:
+        """Return the families that change without a run being recorded."""
+        return [self.up, self.tick, self.heartbeat_failures]
 
     def all(self) -> list[Metric]:
         """Return every family."""
@@ -135,7 +290,15 @@ class _Families:
             self.last_success,
             self.duration,
             self.check_up,
+            self.last_status,
+            self.consecutive_failures,
+            self.incident_open,
             self.overdue,
             self.runs,
+            self.results,
+            self.test_outcome,
+            self.test_duration,
+            self.test_last_run,
+            self.tests_dropped,
             self.heartbeat_failures,
         ]

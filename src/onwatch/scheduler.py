@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from onwatch.config import Check, Config
-from onwatch.errors import OnwatchError, StoreError
+from onwatch.errors import OnwatchError, StoreError, TriggerRefused
 from onwatch.model import Run, RunStatus, Trigger, utcnow
 from onwatch.schedule import following_slot, interval_of, jitter, next_slot
 
@@ -71,6 +71,7 @@ class Scheduler:
             max_workers=config.settings.max_parallel, thread_name_prefix="onwatch-run"
         )
         self.last_tick = time.monotonic()
+        self._manual_lock = threading.Lock()  # run_now comes from web threads
         self.on_recorded = on_recorded  # alerting: after each run is recorded
         self.on_tick = on_tick  # alerting: reminders and silences that ended
         self.review = review  # selection drift: may turn a run into an error before it is kept
@@ -139,7 +140,11 @@ class Scheduler:
         slot.due = self._due(name, check, slot.at, now_wall, now)
 
     def _start_or_skip(self, name: str, slot: Slot) -> None:
-        if slot.running is not None and not slot.running.done():
+        with self._manual_lock:
+            busy = slot.running is not None and not slot.running.done()
+            if not busy:
+                slot.running = self.executor.submit(self._run_check, name, slot.at)
+        if busy:
             log.warning(
                 "previous run still going; slot skipped",
                 extra={"fields": {"check": name, "scheduled_for": slot.at.isoformat()}},
@@ -148,16 +153,31 @@ class Scheduler:
                 self.store.record_skipped_slot(name, slot.at, "overlap")
             except StoreError as exc:
                 log.warning("could not record a skipped slot: %s", exc)
-            return
-        slot.running = self.executor.submit(self._run_check, name, slot.at)
 
-    def _run_check(self, name: str, scheduled_for: datetime) -> None:
+    def run_now(self, name: str) -> str:
+        """Start a manual run of an enabled check at once; raise TriggerRefused if it cannot."""
+        if name not in self.checks:
+            raise TriggerRefused(f"check {name!r} is not enabled", status=409)
+        if self.stopping.is_set():
+            raise TriggerRefused("onwatch is stopping", status=503)
+        with self._manual_lock:
+            slot = self.slots.get(name)
+            if slot is None:
+                raise TriggerRefused("onwatch is starting; try again in a moment", status=503)
+            if slot.running is not None and not slot.running.done():
+                raise TriggerRefused(f"{name} is running now; its result comes soon", status=409)
+            # Held in the slot, so the next scheduled slot waits for it like for any run.
+            slot.running = self.executor.submit(self._run_check, name, None, Trigger.MANUAL)
+        log.info("manual run requested", extra={"fields": {"check": name}})
+        return f"a run of {name} has started"
+
+    def _run_check(
+        self, name: str, scheduled_for: datetime | None, trigger: Trigger = Trigger.SCHEDULE
+    ) -> None:
         check = self.checks[name]
         started = utcnow()
         try:
-            run = self.runner.execute(
-                name, check, trigger=Trigger.SCHEDULE, scheduled_for=scheduled_for
-            )
+            run = self.runner.execute(name, check, trigger=trigger, scheduled_for=scheduled_for)
         except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
             reason = str(exc) if isinstance(exc, OnwatchError) else f"{type(exc).__name__}: {exc}"
             log.exception("check %s could not run", name)
@@ -168,7 +188,7 @@ class Scheduler:
                 started_at=started,
                 finished_at=utcnow(),
                 error=f"onwatch could not run the check: {reason}",
-                trigger=Trigger.SCHEDULE,
+                trigger=trigger,
                 scheduled_for=scheduled_for,
                 config_digest=check.digest(),
             )

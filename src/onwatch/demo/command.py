@@ -89,7 +89,7 @@ def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
         "  failing runs in a row and closes after one passing run",
     ]
     if not once:
-        lines.append(f"  onwatch's own health and metrics: http://{listen}/healthz and /metrics")
+        lines.append(f"  the dashboard: http://{listen}/  (JSON API under /api/v1, /metrics)")
         lines.append("  Ctrl-C stops it. Each finished run logs one line below.")
     print("\n".join(lines), file=sys.stderr, flush=True)
 

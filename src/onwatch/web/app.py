@@ -1,4 +1,10 @@
-"""The FastAPI app of ``onwatch run``: ``/healthz`` and ``/metrics``, built per call, no globals.
+"""The FastAPI app of onwatch's web server, built per call, no globals.
+
+With a ``Site`` it serves the dashboard pages (``pages.py``), the JSON API under ``/api/v1``
+(``api.py``) and the stylesheet, behind the token policy of ``auth.py``; always ``/healthz`` and
+``/metrics``. Every answer carries a content-security policy that allows no script, no inline
+style and nothing from another origin: the pages need none, and a name that slipped through
+escaping could not run.
 
 ``/healthz`` answers 200 only while the scheduler loop keeps cycling and the database answers;
 otherwise 503 with every reason, so a liveness probe or an uptime checker restarts or pages.
@@ -12,16 +18,35 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from onwatch.health import Health
-from onwatch.metrics import build_registry
+from onwatch.metrics import Exposition
+from onwatch.web.auth import COOKIE, Role
 
-__all__ = ["DB_CACHE_SECONDS", "create_app"]
+if TYPE_CHECKING:
+    from onwatch.config import Config
+    from onwatch.store.sql import SqlStore
+    from onwatch.web.site import Site
+
+__all__ = ["CSP", "DB_CACHE_SECONDS", "create_app", "create_site_app"]
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+STATIC = Path(__file__).parent / "static"
+# Reachable without a token: liveness probes, the login form and what it needs.
+OPEN_PATHS = frozenset({"/healthz", "/login"})
+OPEN_PREFIX = "/static/"
 
 log = logging.getLogger("onwatch.web")
 DB_CACHE_SECONDS = 2.0
@@ -34,18 +59,35 @@ def create_app(
     tick_limit: float,
     checks: Sequence[str] | None = None,
     db_cache_seconds: float = DB_CACHE_SECONDS,
+    site: Site | None = None,
+    test_limit: int = 1000,
 ) -> FastAPI:
-    """Build the app serving ``health``; ``checks`` defaults to those ``health`` was made with."""
-    registry = build_registry(health, health.checks if checks is None else checks)
+    """Build the app serving ``health`` (and ``site``'s pages and API when given)."""
+    from onwatch import __version__
+
+    exposition = Exposition(
+        health, health.checks if checks is None else checks, test_limit=test_limit
+    )
     database = CachedProbe(db_ok, db_cache_seconds)
     # The interactive docs load their scripts from a CDN; onwatch must work offline.
-    app = FastAPI(title="onwatch", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="onwatch",
+        version=__version__,
+        description="The JSON API of onwatch: checks, runs, results, incidents.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
     app.state.health = health
-    app.state.registry = registry
+    app.state.exposition = exposition
+    app.state.site = site
+    _secure(app, site)
+    if site is not None:
+        _add_site(app, site)
 
     # Plain `def` endpoints run in the thread pool: a slow database probe must not block the
     # event loop, and with it /metrics.
-    @app.api_route("/healthz", methods=["GET", "HEAD"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     def healthz() -> JSONResponse:
         age = health.last_tick_age()
         db = database()
@@ -67,11 +109,119 @@ def create_app(
             body, status_code=503 if problems else 200, headers={"Cache-Control": "no-store"}
         )
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def create_site_app(
+    config: Config,
+    health: Health,
+    store: SqlStore,
+    *,
+    tick_limit: float,
+    trigger: Callable[[str], str] | None = None,
+    listen: str | None = None,
+) -> FastAPI:
+    """Build the whole web app of an installation: pages, API, /healthz and /metrics."""
+    from onwatch.web.auth import Auth
+    from onwatch.web.site import Site
+
+    settings = config.settings
+    auth = Auth.build(
+        listen=settings.listen if listen is None else listen,
+        read_hashes=settings.read_tokens,
+        admin_hashes=settings.admin_tokens,
+    )
+    site = Site(config=config, store=store, auth=auth, trigger=trigger)
+    return create_app(
+        health,
+        db_ok=store.ping,
+        tick_limit=tick_limit,
+        site=site,
+        test_limit=settings.metrics_test_limit,
+    )
+
+
+def _add_site(app: FastAPI, site: Site) -> None:
+    from onwatch.web import api, pages
+
+    templates = pages.templates()
+    app.include_router(api.build_router(site))
+    app.include_router(pages.build_router(site, templates))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(pages.PageError)
+    def page_error(request: Request, exc: pages.PageError) -> Response:
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"message": exc.message, "status": exc.status, "role": request.state.role},
+            status_code=exc.status,
+        )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _secure(app: FastAPI, site: Site | None) -> None:
+    """Add the token check and the security headers to every answer."""
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Handler) -> Response:
+        token = _token_of(request)
+        role = Role.ADMIN if site is None else site.auth.role_of(token)
+        request.state.token = token
+        request.state.role = role
+        path = request.url.path
+        is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
+        if role < Role.READ and not is_open:
+            response = _refuse(request, path)
+        elif request.method == "POST" and path.startswith("/api/") and not _has_bearer(request):
+            # Browsers send the login cookie on their own; a script must name its token. So a
+            # page on another site cannot make a logged-in browser call the API for it.
+            response = JSONResponse(
+                {"detail": "this needs an admin token sent as Authorization: Bearer TOKEN"},
+                status_code=403,
+            )
+        else:
+            response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if path.startswith(("/api/", "/runs/", "/checks/")) or path == "/":
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _has_bearer(request: Request) -> bool:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
+def _token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+def _refuse(request: Request, path: str) -> Response:
+    if path.startswith("/api/") or path == "/metrics":
+        return JSONResponse(
+            {"detail": "a token is needed: send Authorization: Bearer TOKEN"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="onwatch"'},
+        )
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/"
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
 class CachedProbe:

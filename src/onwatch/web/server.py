@@ -107,7 +107,7 @@ def _bind(host: str, port: int, listen: str) -> socket.socket:
     try:
         # create_server sets SO_REUSEADDR: a restart is not refused while old connections
         # linger in TIME_WAIT, but a port another process listens on still is.
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except socket.gaierror as exc:
         raise OnwatchError(f"cannot listen on {listen}: unknown host {host!r} ({exc})") from None
     except OSError as exc:
@@ -116,6 +116,10 @@ def _bind(host: str, port: int, listen: str) -> socket.socket:
             f"cannot listen on {listen}: {reason.lower()}; stop what is using it, or set "
             '[onwatch] listen to a free HOST:PORT ("" turns the web server off)'
         ) from None
+    # Accepted connections inherit this. Without it, a response written in two parts waits
+    # for the client's delayed ACK: 40 ms added to every keep-alive request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _run(server: uvicorn.Server, sock: socket.socket) -> None:

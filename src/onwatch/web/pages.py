@@ -1,0 +1,384 @@
+"""The dashboard's HTML pages: overview, check, test and run, plus login and admin forms.
+
+Pages are rendered on the server with Jinja2 (autoescaped) and inline SVG charts from
+``charts.py``; they need no script at all, so the content-security policy forbids every script.
+The overview refreshes itself with a meta refresh.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from onwatch.durations import parse_duration
+from onwatch.model import RunStatus
+from onwatch.web import charts, views
+from onwatch.web.auth import COOKIE, Role
+from onwatch.web.site import RATE_WINDOWS, Site, TriggerRefused
+
+__all__ = ["HEATMAP_RUNS", "HEATMAP_TESTS", "RUNS_PER_PAGE", "build_router", "templates"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+HEATMAP_RUNS = 100
+HEATMAP_TESTS = 150
+RUNS_PER_PAGE = 50
+TEST_POINTS = 1000
+REFRESH_SECONDS = 30
+
+
+def templates() -> Jinja2Templates:
+    """Return the page templates, autoescaped, with the page helpers as globals."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        ago=views.ago,
+        utc=views.utc,
+        seconds=charts.fmt_seconds,
+        first_line=views.first_line,
+        rate=_rate,
+        q=_path,
+        range_keys=list(views.RANGES),
+    )
+    return Jinja2Templates(env=env)
+
+
+def _path(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _rate(runs: int, passed: int) -> str:
+    return "—" if not runs else f"{100.0 * passed / runs:.1f}%"
+
+
+class PageError(Exception):
+    """A page cannot be shown: 400 for a bad query, 404 for an unknown name."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
+    """Return the router of every page of ``site``."""
+    router = APIRouter(include_in_schema=False)
+
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        token = getattr(request.state, "token", None)
+        context.update(
+            request=request,
+            role=request.state.role,
+            is_admin=request.state.role >= Role.ADMIN,
+            csrf=site.auth.csrf_for(token),
+            now=site.clock(),
+        )
+        return pages.TemplateResponse(request, template, context, status_code=status)
+
+    def span(key: str | None, start: str | None, end: str | None) -> views.TimeRange:
+        try:
+            return views.time_range(key, start, end, site.clock())
+        except ValueError as exc:
+            raise PageError(400, str(exc)) from None
+
+    def known(name: str) -> None:
+        if not site.has_check(name):
+            raise PageError(404, f"no check named {name!r} in {site.config.path.name}")
+
+    @router.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        data = site.overview()
+        strips = {}
+        sparks = {}
+        for row in data.rows:
+            name = row.status.name
+            strips[name] = charts.strip(
+                [
+                    charts.Cell(
+                        r.status.value,
+                        f"{views.utc(r.started_at)} — {r.status.value}, "
+                        f"{charts.fmt_seconds(r.duration)}",
+                        f"/runs/{_path(r.id)}",
+                    )
+                    for r in row.recent
+                ],
+                label=f"latest runs of {name}",
+            )
+            sparks[name] = charts.sparkline(
+                [r.duration for r in row.recent],
+                [
+                    f"{views.utc(r.started_at)}: {charts.fmt_seconds(r.duration)}, {r.status.value}"
+                    for r in row.recent
+                ],
+                label=f"run durations of {name}",
+            )
+        return render(
+            request,
+            "overview.html",
+            data=data,
+            strips=strips,
+            sparks=sparks,
+            windows=[_window_name(w) for w in RATE_WINDOWS],
+            refresh=REFRESH_SECONDS,
+        )
+
+    @router.get("/checks/{name}", response_class=HTMLResponse)
+    def check_page(
+        request: Request,
+        name: str,
+        range: str | None = None,  # noqa: A002 - the query parameter's public name
+        start: str | None = Query(None, alias="from"),
+        end: str | None = Query(None, alias="to"),
+        page: int = Query(1, ge=1, le=100_000),
+    ) -> HTMLResponse:
+        known(name)
+        window = span(range, start, end)
+        return render(request, "check.html", **_check_context(site, name, window, page))
+
+    @router.get("/checks/{name}/tests/{test:path}", response_class=HTMLResponse)
+    def test_page(
+        request: Request,
+        name: str,
+        test: str,
+        range: str | None = None,  # noqa: A002
+        start: str | None = Query(None, alias="from"),
+        end: str | None = Query(None, alias="to"),
+    ) -> HTMLResponse:
+        known(name)
+        window = span(range, start, end)
+        return render(request, "test.html", **_test_context(site, name, test, window))
+
+    @router.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: str) -> HTMLResponse:
+        run = site.store.get_run(run_id)
+        if run is None:
+            raise PageError(404, f"no run with id {run_id!r}")
+        attempts = sorted(run.results, key=lambda r: (r.outcome.is_bad is False, r.nodeid))
+        return render(request, "run.html", run=run, results=attempts)
+
+    @router.post("/checks/{name}/run")
+    def run_now(request: Request, name: str, csrf: str = Form("")) -> Response:
+        admin_form(request, csrf)
+        known(name)
+        try:
+            message = site.trigger(name) if site.trigger else None
+        except TriggerRefused as exc:
+            message = str(exc)
+        if message is None:
+            message = "this process only serves pages; `onwatch run` starts runs"
+        return _back(f"/checks/{_path(name)}", message)
+
+    @router.post("/checks/{name}/silence")
+    def silence(
+        request: Request,
+        name: str,
+        csrf: str = Form(""),
+        duration: str = Form("1h"),
+        reason: str = Form(""),
+    ) -> Response:
+        admin_form(request, csrf)
+        known(name)
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise PageError(400, str(exc)) from None
+        ends = site.silence(name, seconds, reason[:500])
+        return _back(f"/checks/{_path(name)}", f"silenced until {views.utc(ends)}")
+
+    def admin_form(request: Request, csrf: str) -> None:
+        if request.state.role < Role.ADMIN:
+            raise PageError(403, "this needs an admin token: log in with one")
+        if not site.auth.csrf_ok(getattr(request.state, "token", None), csrf):
+            raise PageError(403, "this form has expired: reload the page and try again")
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
+        return render(request, "login.html", target=_local(next), error=None)
+
+    @router.post("/login")
+    def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:  # noqa: A002
+        if not site.auth.knows(token):
+            return render(
+                request, "login.html", status=401, target=_local(next), error="unknown token"
+            )
+        response = RedirectResponse(_local(next), status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=int(timedelta(days=30).total_seconds()),
+        )
+        return response
+
+    @router.post("/logout")
+    def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    return router
+
+
+def _local(target: str) -> str:
+    # Only same-site paths: a login link must not bounce a token holder to another site.
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _back(path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?note={quote(message[:300])}", status_code=303)
+
+
+def _window_name(window: timedelta) -> str:
+    hours = window.total_seconds() / 3600
+    return f"{int(hours)}h" if hours < 48 else f"{int(hours // 24)}d"
+
+
+def _check_context(site: Site, name: str, window: views.TimeRange, page: int) -> dict[str, Any]:
+    board = site.dashboard
+    width = views.bucket_seconds(window.span)
+    # Buckets start on the hour (or 5 minutes): the axis starts with the first one, so the
+    # runs of the range's first, partial bucket are drawn too.
+    start = window.since.timestamp()
+    x_range = (start - start % width, window.until.timestamp())
+    if window.span <= views.RAW_SPAN:
+        in_range = board.runs(name, since=window.since, until=window.until, limit=20_000)
+        hours = views.hours_of_runs(in_range)
+    else:
+        hours = board.hours(name, window.since, window.until)
+    rates = views.pass_rate_points(hours, width)
+    pass_chart = charts.timeline(
+        [
+            charts.Series(
+                "pass rate",
+                [(x, y) for x, y, _ in rates],
+                [
+                    f"{views.utc(_at(x))}: {y:.0f}% of {n} runs"
+                    for x, y, n in rates
+                    if y is not None
+                ],
+            )
+        ],
+        label=f"pass rate of {name}",
+        x_range=x_range,
+        y_range=(0.0, 100.0),
+        y_unit="%",
+    )
+    p50, p95 = views.duration_percentiles(board.durations(name, window.since, window.until), width)
+    duration_chart = charts.timeline(
+        [charts.Series("p50", p50), charts.Series("p95", p95)],
+        label=f"run durations of {name}",
+        x_range=x_range,
+        y_unit="s",
+    )
+    columns_runs = board.runs(name, since=window.since, until=window.until, limit=HEATMAP_RUNS)
+    columns_runs.reverse()
+    tests, cells, hidden = views.heatmap_rows(
+        board.final_results([r.id for r in columns_runs]), HEATMAP_TESTS
+    )
+    heatmap = charts.heatmap(
+        tests,
+        [
+            charts.Column(r.id, f"{views.utc(r.started_at)} — {r.status.value}", f"/runs/{r.id}")
+            for r in columns_runs
+        ],
+        {
+            (test, run_id): charts.Cell(
+                result.outcome.value,
+                f"{test} — {result.outcome.value} ({charts.fmt_seconds(result.duration)})"
+                + (f": {views.first_line(result.message)}" if result.message else ""),
+                f"/runs/{_path(run_id)}",
+            )
+            for (test, run_id), result in cells.items()
+        },
+        label=f"tests of {name} by run",
+        row_hrefs={t: f"/checks/{_path(name)}/tests/{_path(t)}?{window.query()}" for t in tests},
+    )
+    offset = (page - 1) * RUNS_PER_PAGE
+    listed = board.runs(
+        name, since=window.since, until=window.until, limit=RUNS_PER_PAGE + 1, offset=offset
+    )
+    return {
+        "name": name,
+        "check": site.config.checks[name],
+        "window": window,
+        "pass_chart": pass_chart,
+        "duration_chart": duration_chart,
+        "heatmap": heatmap,
+        "heatmap_runs": len(columns_runs),
+        "hidden_tests": hidden,
+        "runs": listed[:RUNS_PER_PAGE],
+        "page": page,
+        "has_next": len(listed) > RUNS_PER_PAGE,
+        "incidents": site.incidents.incidents(name, limit=20),
+        "check_status": next((s for s in site.statuses() if s.name == name), None),
+        "passed": RunStatus.PASSED,
+    }
+
+
+def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> dict[str, Any]:
+    rows = site.dashboard.test_results(name, test, since=window.since, until=window.until)
+    shown = list(reversed(rows[:TEST_POINTS]))  # oldest first
+    x_range = (window.since.timestamp(), window.until.timestamp())
+    history = charts.strip(
+        [
+            charts.Cell(
+                r.result.outcome.value,
+                f"{views.utc(r.started_at)} — {r.result.outcome.value}",
+                f"/runs/{_path(r.run_id)}",
+            )
+            for r in shown[-200:]
+        ],
+        label=f"latest outcomes of {test}",
+    )
+    durations = charts.bars(
+        [
+            (
+                r.started_at.timestamp(),
+                r.result.duration,
+                f"{views.utc(r.started_at)}: {charts.fmt_seconds(r.result.duration)}"
+                f" ({r.result.outcome.value})",
+            )
+            for r in shown
+        ],
+        label=f"durations of {test}",
+        x_range=x_range,
+        states=[r.result.outcome.value for r in shown],
+    )
+    failing = [r for r in rows if r.result.outcome in views.BAD][:50]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.result.outcome.value] = counts.get(r.result.outcome.value, 0) + 1
+    return {
+        "name": name,
+        "test": test,
+        "window": window,
+        "history": history,
+        "durations": durations,
+        "groups": views.group_errors(rows),
+        "failing": failing,
+        "total": len(rows),
+        "counts": counts,
+        "truncated": len(rows) > TEST_POINTS,
+    }
+
+
+def _at(stamp: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(stamp, UTC)
