@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/once_overhead.py
 	$(BIN)/python bench/large_run.py
 	$(BIN)/python bench/alert_latency.py
+	$(BIN)/python bench/dashboard.py
 
 setup: $(STAMP)
 

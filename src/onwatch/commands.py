@@ -190,8 +190,10 @@ def channel_json(state: Any) -> dict[str, Any]:
     }
 
 
-def check_statuses(config: Config, store: SqlStore) -> list[CheckStatus]:
-    """Return the status of every configured check from the store."""
+def check_statuses(
+    config: Config, store: SqlStore, names: list[str] | None = None
+) -> list[CheckStatus]:
+    """Return the status of every configured check (or of the named ones) from the store."""
     from onwatch.alerting.silences import active_windows, silenced
     from onwatch.model import CheckStatus, utcnow
     from onwatch.schedule import next_slot
@@ -199,12 +201,13 @@ def check_statuses(config: Config, store: SqlStore) -> list[CheckStatus]:
     from onwatch.watchdog import expected_by
 
     now = utcnow()
-    history = store.history(list(config.checks), now)
+    chosen = {n: c for n, c in config.checks.items() if names is None or n in names}
+    history = store.history(list(chosen), now)
     incidents = IncidentStore(store)
-    open_incidents = incidents.open_by_check(list(config.checks))
+    open_incidents = incidents.open_by_check(list(chosen))
     windows = [*active_windows(config.silences, now), *incidents.active_silences(now)]
     statuses = []
-    for name, check in config.checks.items():
+    for name, check in chosen.items():
         past = history[name]
         statuses.append(
             CheckStatus(

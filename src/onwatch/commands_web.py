@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import threading
@@ -33,6 +34,8 @@ def serve(config: Config, listen: str | None, *, log_level: str, log_format: str
     # No scheduler runs in this process: /healthz reports on the database only.
     app = create_site_app(config, health, store, tick_limit=math.inf, listen=address)
     stop = threading.Event()
+    gc.collect()
+    gc.freeze()  # what is loaded now lives as long as the process: keep it out of collections
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         stop.set()

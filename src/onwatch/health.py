@@ -264,6 +264,11 @@ class Health:
         with self._lock:
             return max(0.0, now - self._last_tick_mono)
 
+    def pulse(self) -> tuple[float | None, int]:
+        """Return when the scheduler last ticked (epoch seconds) and the heartbeat failures."""
+        with self._lock:
+            return self._last_tick_at, self._heartbeat_failures
+
     def snapshot(self) -> HealthSnapshot:
         """Return a consistent, immutable copy of everything known."""
         with self._lock:

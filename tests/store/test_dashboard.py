@@ -76,10 +76,10 @@ def test_recent_runs_are_the_latest_per_check_oldest_first(store: SqlStore) -> N
         store.save_run(make_run(minute=minute, results=(result("t::a", Outcome.PASSED),)))
     store.save_run(make_run(check="web", minute=3))
 
-    recent = DashboardStore(store).recent_runs(["api", "web", "idle"], 5)
+    recent = DashboardStore(store).recent_points(["api", "web", "idle"], 5)
 
     assert [r.started_at.minute for r in recent["api"]] == [3, 4, 5, 6, 7]
-    assert recent["api"][0].counts == {"passed": 1}
+    assert recent["api"][0].status == "passed"
     assert len(recent["web"]) == 1
     assert recent["idle"] == []
 

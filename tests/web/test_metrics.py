@@ -164,3 +164,64 @@ def test_every_metric_is_in_the_module_docstring_and_docs_metrics_md() -> None:
         re.findall(r"^\| `(onwatch_[a-z_]+)", (ROOT / "docs/metrics.md").read_text(), re.M)
     )
     assert documented == names
+
+
+def test_the_fast_writer_gives_the_same_bytes_as_prometheus_client() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from onwatch.metrics import Exposition, HealthCollector, render_text
+
+    health = Health(["api", "web"])
+    awkward = [
+        'tests/test_a.py::test_quote["x"]',
+        "tests/test_a.py::test_back\\slash",
+        "tests/test_a.py::test_new\nline",
+        "tests/test_a.py::test_ünïcode[✓]",
+    ]
+    health.record(
+        make_run(
+            status=RunStatus.FAILED,
+            duration=1234567.5,
+            results=tuple(result(n, Outcome.FAILED, 1e-7) for n in awkward),
+        )
+    )
+    health.record(make_run(check="web", results=(result("t::ok", Outcome.PASSED),)))
+    health.set_incident("api", True)
+    collector = HealthCollector(health, ["api", "web"], part="summary")
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    assert render_text(collector.collect()) == generate_latest(registry)
+    # The exposition is the live part (fresh) followed by that summary.
+    exposition = Exposition(health, ["api", "web"]).render().decode()
+    assert exposition.count("# TYPE onwatch_test_last_outcome gauge") == 1
+    assert scrape_text(exposition) == scrape_text(
+        generate_latest(build_registry(health, ["api", "web"])).decode()
+    )  # the same samples, process metrics aside
+
+
+def scrape_text(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.startswith("process_")
+    }
+
+
+def test_a_scrape_renders_the_checks_again_only_after_a_change() -> None:
+    from onwatch.metrics import Exposition
+
+    health = Health(["api"])
+    exposition = Exposition(health, ["api"])
+    health.record(make_run(results=(result("t::a", Outcome.PASSED),)))
+    first = exposition.render()
+    health.tick(1_900_000_000.0)  # the scheduler ticking is not a change of the checks
+
+    assert (
+        exposition.render().split(b"# HELP onwatch_check")[1:]
+        == first.split(b"# HELP onwatch_check")[1:]
+    )
+    assert b"onwatch_scheduler_last_tick_timestamp_seconds 1.9e+09" in exposition.render()
+    health.record(make_run(minute=1, results=(result("t::a", Outcome.FAILED),)))
+    assert b'outcome="failed"' in exposition.render()

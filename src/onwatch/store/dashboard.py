@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, case, func, select
 
-from onwatch.model import RunStatus, TestResult, Trigger
+from onwatch.model import Outcome, RunStatus, TestResult, Trigger
 from onwatch.store.rollup import hour_of
 from onwatch.store.rows import result_from_row
 from onwatch.store.schema import check_hours, results, runs
 from onwatch.store.sql import SqlStore
 
-__all__ = ["DashboardStore", "HourRow", "RunRow", "TestRow"]
+__all__ = ["DashboardStore", "HourRow", "RunPoint", "RunRow", "TestRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,15 @@ class RunRow:
             "collected": self.collected,
             "counts": self.counts,
         }
+
+
+class RunPoint(NamedTuple):
+    """A run as a point of a chart."""
+
+    id: str
+    status: str
+    started_at: datetime
+    duration: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,22 +118,22 @@ class DashboardStore:
                 ]
         return found
 
-    def recent_runs(self, checks: Sequence[str], limit: int) -> dict[str, list[RunRow]]:
-        """Return the latest ``limit`` runs of each check, oldest first."""
+    def recent_points(self, checks: Sequence[str], limit: int) -> dict[str, list[RunPoint]]:
+        """Return the latest ``limit`` runs of each check as chart points, oldest first."""
         # One small statement per check, compiled once: a UNION of a hundred of them costs more
         # to build and compile in SQLAlchemy than to run.
         query = (
-            select(*_RUN_COLUMNS)
+            select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.duration)
             .where(runs.c.check == bindparam("name"))
             .order_by(runs.c.started_at.desc())
             .limit(limit)
         )
-        found: dict[str, list[RunRow]] = {}
+        found: dict[str, list[RunPoint]] = {}
         with self.sql.translated("cannot read recent runs"), self.sql.engine.connect() as conn:
             for name in dict.fromkeys(checks):
-                rows = [_run_row(row) for row in conn.execute(query, {"name": name})]
-                rows.reverse()
-                found[name] = rows
+                points = [RunPoint(*row) for row in conn.execute(query, {"name": name})]
+                points.reverse()
+                found[name] = points
         return found
 
     def runs(
@@ -184,12 +193,14 @@ class DashboardStore:
         return rows
 
     def final_results(self, run_ids: Sequence[str]) -> list[tuple[str, TestResult]]:
-        """Return (run id, final result) of the given runs."""
+        """Return (run id, final result) of the given runs, without tracebacks and output."""
         if not run_ids:
             return []
-        query = select(results).where(results.c.run_id.in_(list(run_ids)), results.c.final)
+        query = select(*_BRIEF_COLUMNS, results.c.run_id).where(
+            results.c.run_id.in_(list(run_ids)), results.c.final
+        )
         with self.sql.translated("cannot read results"), self.sql.engine.connect() as conn:
-            return [(row.run_id, result_from_row(row)) for row in conn.execute(query)]
+            return [(row.run_id, _brief_result(row)) for row in conn.execute(query)]
 
     def test_results(
         self,
@@ -199,10 +210,14 @@ class DashboardStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 5000,
+        brief: bool = False,
     ) -> list[TestRow]:
-        """Return the final results of one test, newest first."""
+        """Return the final results of one test, newest first; ``brief`` leaves out tracebacks,
+        output and properties, which charts do not show."""
+        columns = (*_BRIEF_COLUMNS, results.c.run_id) if brief else tuple(results.c)
+        make = _brief_result if brief else result_from_row
         query = (
-            select(results)
+            select(*columns)
             .where(results.c.check == check, results.c.nodeid == nodeid, results.c.final)
             .order_by(results.c.started_at.desc(), results.c.id.desc())
             .limit(limit)
@@ -213,10 +228,7 @@ class DashboardStore:
             query = query.where(results.c.started_at < until)
         action = f"cannot read the history of {nodeid}"
         with self.sql.translated(action), self.sql.engine.connect() as conn:
-            return [
-                TestRow(row.run_id, row.started_at, result_from_row(row))
-                for row in conn.execute(query)
-            ]
+            return [TestRow(row.run_id, row.started_at, make(row)) for row in conn.execute(query)]
 
 
 def _when(condition: Any, value: Any) -> Any:
@@ -235,6 +247,32 @@ _RUN_COLUMNS = (
     runs.c.collected,
     runs.c.counts,
 )
+
+
+_BRIEF_COLUMNS = (
+    results.c.nodeid,
+    results.c.started_at,
+    results.c.outcome,
+    results.c.phase,
+    results.c.duration,
+    results.c.attempt,
+    results.c.exception,
+    results.c.message,
+    results.c.category,
+)
+
+
+def _brief_result(row: Any) -> TestResult:
+    return TestResult(
+        nodeid=row.nodeid,
+        outcome=Outcome(row.outcome),
+        phase=row.phase,
+        duration=row.duration,
+        attempt=row.attempt,
+        exception=row.exception,
+        message=row.message,
+        category=row.category,
+    )
 
 
 def _run_row(row: Any) -> RunRow:

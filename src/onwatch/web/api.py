@@ -245,7 +245,7 @@ def build_router(site: Site) -> APIRouter:
     def check(name: str) -> dict[str, Any]:
         """One check's status."""
         known(name)
-        return next(s.to_json() for s in site.statuses() if s.name == name)
+        return site.statuses([name])[0].to_json()
 
     @api.get("/runs", response_model=RunsOut)
     def runs(

@@ -121,10 +121,14 @@ def strip(
     """Draw one coloured rect per cell, left to right, oldest first."""
     step = cell_width + gap
     size = f'y="0" width="{cell_width}" height="{height}"'
-    parts = [
-        _element(f'<rect class="point {_state(c.state)}" x="{i * step}" {size}>', c.title, c.href)
-        for i, c in enumerate(cells)
-    ]
+    # Escaped in bulk: the overview draws thousands of cells.
+    titles = _esc_many([c.title for c in cells])
+    hrefs = iter(_hrefs([c.href for c in cells if c.href]))
+    parts = []
+    for i, (c, title) in enumerate(zip(cells, titles, strict=True)):
+        rect = f'<rect class="point {_state(c.state)}" x="{i * step}" {size}>'
+        inner = f"{rect}<title>{title}</title></rect>"
+        parts.append(f'<a href="{next(hrefs)}">{inner}</a>' if c.href else inner)
     width = max(len(cells) * step - gap, cell_width)
     return _svg("strip", label, width, height, parts)
 
@@ -149,9 +153,12 @@ def sparkline(
         y = height / 2 if hi == lo else pad + (hi - (v or 0.0)) / (hi - lo) * (height - 2 * pad)
         coords.append(None if v is None else (x, y))
     parts = _polylines(coords, "line line-0")
-    for xy, title in zip(coords, titles, strict=True):
+    for xy, title in zip(coords, _esc_many(list(titles)), strict=True):
         if xy is not None:
-            parts.append(_dot(xy, "point line-0", title))
+            parts.append(
+                f'<circle class="point line-0" cx="{_num(xy[0])}" cy="{_num(xy[1])}" r="2">'
+                f"<title>{title}</title></circle>"
+            )
     return _svg("sparkline", label, width, height, parts)
 
 

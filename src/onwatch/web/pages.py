@@ -99,36 +99,10 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
     @router.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
         data = site.overview()
-        strips = {}
-        sparks = {}
-        for row in data.rows:
-            name = row.status.name
-            strips[name] = charts.strip(
-                [
-                    charts.Cell(
-                        r.status.value,
-                        f"{views.utc(r.started_at)} — {r.status.value}, "
-                        f"{charts.fmt_seconds(r.duration)}",
-                        f"/runs/{_path(r.id)}",
-                    )
-                    for r in row.recent
-                ],
-                label=f"latest runs of {name}",
-            )
-            sparks[name] = charts.sparkline(
-                [r.duration for r in row.recent],
-                [
-                    f"{views.utc(r.started_at)}: {charts.fmt_seconds(r.duration)}, {r.status.value}"
-                    for r in row.recent
-                ],
-                label=f"run durations of {name}",
-            )
         return render(
             request,
             "overview.html",
             data=data,
-            strips=strips,
-            sparks=sparks,
             windows=[_window_name(w) for w in RATE_WINDOWS],
             refresh=REFRESH_SECONDS,
         )
@@ -326,13 +300,15 @@ def _check_context(site: Site, name: str, window: views.TimeRange, page: int) ->
         "page": page,
         "has_next": len(listed) > RUNS_PER_PAGE,
         "incidents": site.incidents.incidents(name, limit=20),
-        "check_status": next((s for s in site.statuses() if s.name == name), None),
+        "check_status": next(iter(site.statuses([name])), None),
         "passed": RunStatus.PASSED,
     }
 
 
 def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> dict[str, Any]:
-    rows = site.dashboard.test_results(name, test, since=window.since, until=window.until)
+    rows = site.dashboard.test_results(
+        name, test, since=window.since, until=window.until, brief=True
+    )
     shown = list(reversed(rows[:TEST_POINTS]))  # oldest first
     x_range = (window.since.timestamp(), window.until.timestamp())
     history = charts.strip(

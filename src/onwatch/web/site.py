@@ -6,19 +6,26 @@ module-level state.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
+
+from markupsafe import Markup
 
 from onwatch.config import Config
 from onwatch.errors import TriggerRefused
 from onwatch.model import CheckStatus, RunStatus, utcnow
-from onwatch.store.dashboard import DashboardStore, RunRow
+from onwatch.store.dashboard import DashboardStore, RunPoint
 from onwatch.store.incidents import IncidentStore
+from onwatch.store.rollup import hour_of
 from onwatch.store.sql import SqlStore
+from onwatch.web import charts
 from onwatch.web.auth import Auth
+from onwatch.web.charts import fmt_seconds
 
 __all__ = ["CheckRow", "Overview", "Site", "TriggerRefused"]
 
@@ -36,7 +43,8 @@ class CheckRow:
 
     status: CheckStatus
     rates: list[tuple[int, int]]  # (runs, passed) per RATE_WINDOWS
-    recent: list[RunRow]  # oldest first
+    strip: Markup  # the latest runs, oldest first, each linked to its run
+    sparkline: Markup  # their durations
 
     @property
     def state(self) -> str:
@@ -44,6 +52,16 @@ class CheckRow:
         if self.status.last_status is None:
             return "none"
         return self.status.last_status.value
+
+
+@dataclass(frozen=True, slots=True)
+class _Drawn:
+    """A check's overview charts and pass rates, valid while ``key`` holds."""
+
+    key: tuple[datetime | None, datetime]  # the check's latest run, the current hour
+    rates: list[tuple[int, int]]
+    strip: Markup
+    sparkline: Markup
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,8 @@ class Site:
     auth: Auth
     trigger: Trigger | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
+    _drawn: dict[str, _Drawn] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def dashboard(self) -> DashboardStore:
@@ -90,24 +110,51 @@ class Site:
         """Return the incident and silence store."""
         return IncidentStore(self.store)
 
-    def statuses(self) -> list[CheckStatus]:
-        """Return every configured check's status, as ``onwatch status`` shows it."""
+    def statuses(self, names: list[str] | None = None) -> list[CheckStatus]:
+        """Return every configured check's status (or the named ones'), as ``onwatch status``."""
         from onwatch.commands import check_statuses
 
-        return check_statuses(self.config, self.store)
+        return check_statuses(self.config, self.store, names)
 
     def overview(self) -> Overview:
-        """Return the overview: each check's status, pass rates and latest runs."""
+        """Return the overview: each check's status, pass rates and latest runs.
+
+        A check's charts and pass rates change only when it runs, and as the hour turns (the
+        rollup is hourly): they are drawn again then, not on every refresh of the page.
+        """
         now = self.clock()
         statuses = self.statuses()
-        names = [s.name for s in statuses]
-        rates = self.dashboard.pass_rates(names, now, RATE_WINDOWS)
-        recent = self.dashboard.recent_runs(names, STRIP_RUNS)
+        hour = hour_of(now)
+        with self._lock:
+            drawn = dict(self._drawn)
+        last = {s.name: s.last_run_at for s in statuses}
+        # Runs since the last drawing redraw the charts; the hour turning only moves the rates.
+        ran = [n for n in last if n not in drawn or drawn[n].key[0] != last[n]]
+        aged = [n for n in last if n in ran or drawn[n].key[1] != hour]
+        if aged:
+            rates = self.dashboard.pass_rates(aged, now, RATE_WINDOWS)
+            recent = self.dashboard.recent_points(ran, STRIP_RUNS) if ran else {}
+            for name in aged:
+                if name in ran:
+                    strip, spark = _run_charts(name, recent.get(name, []))
+                else:
+                    strip, spark = drawn[name].strip, drawn[name].sparkline
+                drawn[name] = _Drawn((last[name], hour), rates.get(name, _NO_RATES), strip, spark)
+            with self._lock:
+                self._drawn = drawn
         rows = [
-            CheckRow(s, rates.get(s.name, [(0, 0)] * len(RATE_WINDOWS)), recent.get(s.name, []))
+            CheckRow(s, drawn[s.name].rates, drawn[s.name].strip, drawn[s.name].sparkline)
             for s in statuses
         ]
         return Overview(rows, now)
+
+    def forget_drawn(self, names: list[str] | None = None) -> None:
+        """Drop the overview charts of the named checks (all when None): they are drawn anew."""
+        with self._lock:
+            if names is None:
+                self._drawn = {}
+            else:
+                self._drawn = {k: v for k, v in self._drawn.items() if k not in names}
 
     def silence(self, check: str | None, seconds: float, reason: str) -> datetime:
         """Add a run-time silence from now; return when it ends."""
@@ -119,6 +166,29 @@ class Site:
     def has_check(self, name: str) -> bool:
         """Tell whether ``name`` is a configured check."""
         return name in self.config.checks
+
+
+_NO_RATES = [(0, 0)] * len(RATE_WINDOWS)
+
+
+def _run_charts(name: str, points: list[RunPoint]) -> tuple[Markup, Markup]:
+    """Draw a check's strip of latest runs and the sparkline of their durations."""
+    from onwatch.web.views import utc
+
+    titles = [f"{utc(p.started_at)} — {p.status}, {fmt_seconds(p.duration)}" for p in points]
+    strip = charts.strip(
+        [
+            charts.Cell(p.status, t, f"/runs/{quote(p.id, safe='')}")
+            for p, t in zip(points, titles, strict=True)
+        ],
+        label=f"latest runs of {name}",
+    )
+    spark = charts.sparkline(
+        [p.duration for p in points],
+        [f"{utc(p.started_at)}: {fmt_seconds(p.duration)}, {p.status}" for p in points],
+        label=f"run durations of {name}",
+    )
+    return strip, spark
 
 
 def incident_json(incident: Any) -> dict[str, Any]:
