@@ -170,7 +170,8 @@ def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Pat
     make_project(
         tmp_path,
         {
-            "fast": {"tests": ["many"], "every": "1s", "timeout": "1s", "grace": "1s"},
+            # A 2 s timeout: a pytest start-up on a busy machine can take a second by itself.
+            "fast": {"tests": ["many"], "every": "2s", "timeout": "2s", "grace": "1s"},
             "slow": {"tests": ["many"], "every": "1h"},
         },
         suites=("many",),
@@ -187,7 +188,7 @@ def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Pat
         )
 
     assert onwatch("once").returncode == 0
-    time.sleep(2.5)
+    time.sleep(3.5)
     checks = {c["name"]: c for c in json.loads(onwatch("status", "--json").stdout)["checks"]}
     assert checks["fast"]["overdue"] is True and checks["slow"]["overdue"] is False
     assert "(overdue)" in onwatch("status").stdout

@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -28,6 +30,9 @@ from onwatch.web.app import create_site_app
 from onwatch.web.auth import hash_token
 from onwatch.web.server import WebServer, serve
 from suites import make_project
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 READ_TOKEN = "read-" + "r" * 40
 ADMIN_TOKEN = "admin-" + "a" * 40
@@ -210,11 +215,7 @@ def closed_site(site_history: History) -> Iterator[Served]:
 
 
 # --- a real browser (tests/web/test_browser.py) -----------------------------------------------
-# Imported in the fixtures, not at the top: the other web tests run without Playwright.
-import typing  # noqa: E402 - appended below the lead's fixtures
-
-if typing.TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+# Playwright is imported in the fixtures, not at the top: the other web tests run without it.
 
 
 @pytest.fixture(scope="session")
@@ -245,8 +246,6 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     """Where browser tests save screenshots: $ONWATCH_TEST_ARTIFACTS or build/test-artifacts."""
-    import os
-
     default = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
     folder = Path(os.environ.get("ONWATCH_TEST_ARTIFACTS") or default)
     folder.mkdir(parents=True, exist_ok=True)

@@ -281,6 +281,7 @@ def _check_context(site: Site, name: str, window: views.TimeRange, page: int) ->
             for (test, run_id), result in cells.items()
         },
         label=f"tests of {name} by run",
+        cell=14,
         row_hrefs={t: f"/checks/{_path(name)}/tests/{_path(t)}?{window.query()}" for t in tests},
     )
     offset = (page - 1) * RUNS_PER_PAGE
