@@ -41,6 +41,9 @@ class Settings:
     heartbeat_method: str = "POST"
     heartbeat_every: float = 60.0
     categories: dict[str, list[str]] = field(default_factory=dict)
+    artifacts_dir: str = "artifacts"
+    keep_artifacts: float = 14 * 86400.0
+    artifacts_max_size: int = 2 * 1024**3
     read_tokens: list[str] = field(default_factory=list)
     admin_tokens: list[str] = field(default_factory=list)
     metrics_test_limit: int = 1000
@@ -61,6 +64,8 @@ class Check:
     env: dict[str, str] = field(default_factory=dict)
     pytest_args: list[str] = field(default_factory=list)
     enabled: bool = True
+    artifacts: str = "on-failure"
+    tracing: bool = False
     notify: list[str] | None = None
     alert_after: int = 2
     recover_after: int = 1
@@ -132,6 +137,11 @@ class Config:
     def database_url(self) -> str:
         """Return the database URL with a relative SQLite path made absolute."""
         return resolve_database_url(self.settings.database, self.base_dir)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Return the folder of stored artifact files."""
+        return (self.base_dir / self.settings.artifacts_dir).resolve()
 
     @property
     def state_dir(self) -> Path:

@@ -17,6 +17,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationError,
@@ -114,6 +115,19 @@ class SettingsModel(BaseModel):
         default_factory=list,
         description="Hashes of tokens that may also trigger runs and add silences.",
     )
+    artifacts_dir: str = Field(
+        default="artifacts",
+        description="Folder of the files captured from browser tests (screenshots, page HTML, "
+        "console logs, traces), stored by content; relative to the config file's folder.",
+    )
+    keep_artifacts: Duration = Field(
+        default=14 * 86400.0,
+        description="Artifact files older than this are deleted; results keep their entries.",
+    )
+    artifacts_max_size: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description='Cap of the artifacts folder, e.g. "500MB", "2GiB": the oldest files go first.',
+    )
     metrics_test_limit: int = Field(
         default=1000,
         ge=0,
@@ -206,6 +220,13 @@ class CheckModel(BaseModel):
         default=None,
         description="How late a run may complete before the check is overdue; default: its "
         "timeout + 1 minute.",
+    )
+    artifacts: Literal["on-failure", "always", "off"] = Field(
+        default="on-failure",
+        description="When to keep screenshots, page HTML and console logs of browser tests.",
+    )
+    tracing: bool = Field(
+        default=False, description="Record a Playwright trace (zip) of each browser test."
     )
     min_collected_ratio: float = Field(
         default=0.5,

@@ -100,9 +100,12 @@ def run_daemon(
             else:
                 health.set_incident(run.check, incident is not None)
 
+    prune = _artifact_pruner(config)
+
     def tick() -> None:
         watchdog.check()
         alerting.tick()
+        prune()
 
     def cycle() -> None:
         health.tick(time.time())
@@ -180,6 +183,36 @@ def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Heal
             health.set_incident(name, True)
     except StoreError as exc:
         log.warning("cannot read the latest tests and open incidents: %s", exc)
+
+
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+def _artifact_pruner(config: Config) -> Callable[[], None]:
+    """Return a function that applies the artifact retention, at most once an hour."""
+    from onwatch.artifacts import ArtifactStore
+
+    store = ArtifactStore(config.artifacts_dir)
+    settings = config.settings
+    last = [-PRUNE_EVERY_SECONDS]
+
+    def prune() -> None:
+        now = time.monotonic()
+        if now - last[0] < PRUNE_EVERY_SECONDS:
+            return
+        last[0] = now
+        try:
+            pruned = store.prune(settings.keep_artifacts, settings.artifacts_max_size)
+        except OSError as exc:
+            log.warning("cannot prune artifacts: %s", exc)
+            return
+        if pruned.files:
+            log.info(
+                "pruned artifacts",
+                extra={"fields": {"files": pruned.files, "bytes": pruned.bytes}},
+            )
+
+    return prune
 
 
 def _serve_http(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 
 class Outcome(StrEnum):
@@ -71,6 +72,46 @@ def _parse_iso(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file captured from a test (a screenshot, page HTML, a console log, a trace).
+
+    ``sha256`` names the file in the artifact store; it is "" while the file still lies where
+    the test wrote it (``source``), before the runner stores it.
+    """
+
+    kind: str  # screenshot, html, console, trace
+    name: str
+    size: int
+    sha256: str = ""
+    source: str = ""  # where the test process wrote it; not part of the JSON
+
+    @property
+    def url(self) -> str:
+        """Return the path the web server serves the file at."""
+        return f"/artifacts/{self.sha256}/{quote(self.name, safe='')}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return this artifact in the documented JSON shape."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "url": self.url if self.sha256 else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Artifact:
+        """Read an artifact back from its JSON shape."""
+        return cls(
+            kind=str(data["kind"]),
+            name=str(data["name"]),
+            size=int(data.get("size", 0)),
+            sha256=str(data.get("sha256") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TestResult:
     """One attempt of one test, as pytest reported it."""
 
@@ -89,6 +130,7 @@ class TestResult:
     final: bool = True  # False when a later attempt of the same test exists
     # Why a failed, errored or timed-out attempt went wrong (analysis.categorize); else None.
     category: str | None = None
+    artifacts: tuple[Artifact, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Return this result in the documented JSON shape."""
@@ -105,6 +147,7 @@ class TestResult:
             "output": self.output,
             "properties": [[name, value] for name, value in self.properties],
             "category": self.category,
+            "artifacts": [a.to_json() for a in self.artifacts],
         }
 
     @classmethod
@@ -123,6 +166,7 @@ class TestResult:
             properties=tuple((str(n), v) for n, v in data.get("properties") or ()),
             final=bool(data.get("final", True)),
             category=data.get("category"),
+            artifacts=tuple(Artifact.from_json(a) for a in data.get("artifacts") or ()),
         )
 
 

@@ -88,6 +88,8 @@ ROUTES = [
     Route("GET", "/checks/{name}", "/checks/api?range=24h", Need.READ, 200),
     Route("GET", "/checks/{name}/tests/{test:path}", f"/checks/api/tests/{TEST}", Need.READ, 200),
     Route("GET", "/runs/{run_id}", "/runs/{run}", Need.READ, 200),
+    # The seeded history has no captured files: allowed callers get the "pruned" 404.
+    Route("GET", "/artifacts/{sha256}/{name}", f"/artifacts/{'0' * 64}/shot.png", Need.READ, 404),
     Route("POST", "/logout", "/logout", Need.READ, 303),
     Route("POST", "/checks/{name}/run", "/checks/idle/run", Need.ADMIN_FORM, 303),
     Route(

@@ -8,3 +8,9 @@
 # does not import pytest into onwatch itself.
 EVENTS_ENV = "ONWATCH_EVENTS"
 ATTEMPT_ENV = "ONWATCH_ATTEMPT"
+# Browser tests: where the plugin writes captured files, when it keeps them, whether it
+# records Playwright traces, and the Chromium onwatch found (for suites that want it).
+ARTIFACTS_DIR_ENV = "ONWATCH_ARTIFACTS_DIR"
+ARTIFACTS_MODE_ENV = "ONWATCH_ARTIFACTS"
+TRACING_ENV = "ONWATCH_TRACING"
+BROWSER_ENV = "ONWATCH_BROWSER"

@@ -8,6 +8,7 @@ as interrupted, with every test that finished before: a run in flight is never l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -22,12 +23,14 @@ from onwatch.config import Check, Config
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
+from onwatch.runner import ARTIFACTS_DIR_ENV, ARTIFACTS_MODE_ENV, BROWSER_ENV, TRACING_ENV
 from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Patterns
 
+log = logging.getLogger("onwatch.runner")
 RUN_ID_ENV = "ONWATCH_RUN_ID"
 CHECK_ENV = "ONWATCH_CHECK"
 
@@ -90,7 +93,15 @@ class Runner:
             "pid": os.getpid(),
         }
         _write_json(self.inflight / f"{run_id}.json", meta)
-        env = {**os.environ, **check.env, RUN_ID_ENV: run_id, CHECK_ENV: name}
+        env = {
+            **os.environ,
+            **check.env,
+            RUN_ID_ENV: run_id,
+            CHECK_ENV: name,
+            ARTIFACTS_MODE_ENV: check.artifacts,
+            TRACING_ENV: "1" if check.tracing else "",
+            BROWSER_ENV: find_browser() or "",
+        }
         attempts: list[Attempt] = []
         args = check.pytest_selection()
         for number in range(1, check.retries + 2):
@@ -106,7 +117,33 @@ class Runner:
             args = _retry_args(attempts, check)
             if not args:
                 break
-        return _build_run(meta, attempts, utcnow(), self.host, self.patterns)
+        return self._store_artifacts(_build_run(meta, attempts, utcnow(), self.host, self.patterns))
+
+    def _store_artifacts(self, run: Run) -> Run:
+        """Move the files the tests captured into the artifact store, named by content."""
+        if not any(a.source for r in run.results for a in r.artifacts):
+            return run
+        from dataclasses import replace
+
+        from onwatch.artifacts import ArtifactStore
+
+        store = ArtifactStore(self.config.artifacts_dir)
+        results = []
+        for result in run.results:
+            kept = []
+            for artifact in result.artifacts:
+                if not artifact.source:
+                    kept.append(artifact)
+                    continue
+                try:
+                    sha, size = store.put(Path(artifact.source))
+                except OSError as exc:
+                    # A file that cannot be kept (disk full) must not cost the run its results.
+                    log.warning("cannot store %s of %s: %s", artifact.name, result.nodeid, exc)
+                    continue
+                kept.append(replace(artifact, sha256=sha, size=size, source=""))
+            results.append(replace(result, artifacts=tuple(kept)))
+        return run.with_results(tuple(results))
 
     def _attempt(
         self,
@@ -121,7 +158,7 @@ class Runner:
             args,
             number=number,
             cwd=self.config.base_dir,
-            env=env,
+            env={**env, ARTIFACTS_DIR_ENV: str(self.inflight / f"{run_id}.{number}.artifacts")},
             events_path=self.inflight / f"{run_id}.{number}.events",
             output_path=self.inflight / f"{run_id}.{number}.out",
             deadline=deadline,
@@ -132,8 +169,13 @@ class Runner:
 
     def discard(self, run_id: str) -> None:
         """Delete the files a recorded run left in flight."""
+        from onwatch.artifacts import remove_tree
+
         for path in self.inflight.glob(f"{run_id}.*"):
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                remove_tree(path)  # captured files, already copied into the artifact store
+            else:
+                path.unlink(missing_ok=True)
 
     def recover(self) -> list[Run]:
         """Return the runs that a dead onwatch process left in flight, marked as interrupted."""
@@ -167,8 +209,20 @@ class Runner:
             finished = datetime.fromtimestamp(meta_path.stat().st_mtime).astimezone()
             for path in self.inflight.glob(f"{meta['id']}.*.events"):
                 finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
-            recovered.append(_build_run(meta, attempts, as_utc(finished), self.host, self.patterns))
+            run = _build_run(meta, attempts, as_utc(finished), self.host, self.patterns)
+            recovered.append(self._store_artifacts(run))
         return recovered
+
+
+def find_browser() -> str | None:
+    """Return the Chromium executable on this machine, if any (Debian's, then others)."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
 
 
 def describe_selection(check: Check) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from onwatch.model import Outcome, RunStatus, TestResult
+from onwatch.model import Artifact, Outcome, RunStatus, TestResult
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Category, Patterns
@@ -151,7 +151,22 @@ def _result_from_event(event: dict[str, Any], attempt: int) -> TestResult:
         traceback=event.get("traceback"),
         output=event.get("output"),
         properties=tuple((str(p[0]), p[1]) for p in event.get("properties") or ()),
+        artifacts=tuple(_captured(event.get("artifacts"))),
     )
+
+
+def _captured(raw: object) -> Iterator[Artifact]:
+    """Yield the files a result event lists, still where the test process wrote them."""
+    if not isinstance(raw, list):
+        return
+    for item in raw:
+        if isinstance(item, dict) and item.get("path") and item.get("name"):
+            yield Artifact(
+                kind=str(item.get("kind") or "file"),
+                name=str(item["name"]),
+                size=int(item.get("size") or 0),
+                source=str(item["path"]),
+            )
 
 
 def merge_attempts(results: list[TestResult]) -> tuple[TestResult, ...]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
+from onwatch.model import Artifact, Outcome, Run, RunStatus, TestResult, Trigger
 
 
 def _text(value: str | None) -> str | None:
@@ -56,6 +56,11 @@ def result_row(run: Run, result: TestResult) -> dict[str, Any]:
         "output": _text(result.output),
         "properties": [[name, value] for name, value in result.properties],
         "category": result.category,
+        "artifacts": [
+            {"kind": a.kind, "name": a.name, "size": a.size, "sha256": a.sha256}
+            for a in result.artifacts
+        ]
+        or None,
     }
 
 
@@ -94,4 +99,5 @@ def result_from_row(row: Row[Any]) -> TestResult:
         properties=tuple((str(name), value) for name, value in row.properties or ()),
         final=bool(row.final),
         category=row.category,
+        artifacts=tuple(Artifact.from_json(a) for a in row.artifacts or ()),
     )

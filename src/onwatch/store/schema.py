@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0004"
+HEAD_REVISION: str = "0005"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -128,6 +128,9 @@ results = Table(
     # Why a failed result failed (revision 0003): credentials, network, timeout, test-code,
     # product; NULL for the others and for results recorded before categories existed.
     Column("category", String(30), nullable=True),
+    # Files captured from the test (revision 0005): [{kind, name, size, sha256}, ...]; NULL
+    # when none. The files live in the artifact store; pruning them leaves these entries.
+    Column("artifacts", JSON, nullable=True),
     Index("ix_results_run_id", "run_id"),
     Index("ix_results_test_history", "check", "nodeid", "started_at"),
 )

@@ -110,6 +110,16 @@ class RunsOut(BaseModel):
     next_offset: int | None = Field(description="offset of the next page; null on the last")
 
 
+class ArtifactOut(BaseModel):
+    """A file captured from a test."""
+
+    kind: str
+    name: str
+    size: int
+    sha256: str
+    url: str | None = Field(description="where the web server serves it; null if never stored")
+
+
 class ResultOut(BaseModel):
     """One attempt of one test."""
 
@@ -125,6 +135,7 @@ class ResultOut(BaseModel):
     output: str | None
     properties: list[list[Any]]
     category: str | None
+    artifacts: list[ArtifactOut]
 
 
 class RunOut(BaseModel):

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from onwatch.durations import parse_duration
@@ -139,7 +139,20 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
         if run is None:
             raise PageError(404, f"no run with id {run_id!r}")
         attempts = sorted(run.results, key=lambda r: (r.outcome.is_bad is False, r.nodeid))
-        return render(request, "run.html", run=run, results=attempts)
+        return render(
+            request,
+            "run.html",
+            run=run,
+            results=attempts,
+            has_file=lambda sha: site.artifacts.path_of(sha) is not None,
+        )
+
+    @router.get("/artifacts/{sha256}/{name}")
+    def artifact(sha256: str, name: str) -> Response:
+        path = site.artifacts.path_of(sha256)
+        if path is None:
+            raise PageError(404, "no such file: it was never stored, or it was pruned")
+        return FileResponse(path, **_artifact_headers(name))
 
     @router.post("/checks/{name}/run")
     def run_now(request: Request, name: str, csrf: str = Form("")) -> Response:
@@ -204,6 +217,22 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
         return response
 
     return router
+
+
+def _artifact_headers(name: str) -> dict[str, Any]:
+    """Say how to serve a captured file: screenshots inline, anything else as a download.
+
+    A captured page's HTML or log is the production site's content, not ours: it is never
+    rendered on the dashboard's origin, and a sandbox policy forbids it to run anything.
+    """
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "artifact"
+    headers = {"Content-Security-Policy": "sandbox; default-src 'none'"}
+    if safe.lower().endswith(".png"):
+        return {"media_type": "image/png", "headers": headers}
+    headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    if safe.lower().endswith(".zip"):
+        return {"media_type": "application/zip", "headers": headers}
+    return {"media_type": "text/plain; charset=utf-8", "headers": headers}
 
 
 def _local(target: str) -> str:

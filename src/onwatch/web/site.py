@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
+from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
 from onwatch.errors import TriggerRefused
 from onwatch.model import CheckStatus, RunStatus, utcnow
@@ -104,6 +105,11 @@ class Site:
     def dashboard(self) -> DashboardStore:
         """Return the dashboard reads."""
         return DashboardStore(self.store)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Return the store of files captured from tests."""
+        return ArtifactStore(self.config.artifacts_dir)
 
     @cached_property
     def incidents(self) -> IncidentStore:
