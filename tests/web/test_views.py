@@ -134,3 +134,26 @@ def test_ago_reads_past_and_future() -> None:
     assert views.ago(NOW - timedelta(minutes=5), NOW) == "5 min ago"
     assert views.ago(NOW + timedelta(seconds=30), NOW) == "in 30 s"
     assert views.ago(None, NOW) == "never"
+
+
+def test_step_series_follow_each_named_step_over_the_runs() -> None:
+    def row(minute: int, steps: list[tuple[str, float]]) -> TestRow:
+        props = tuple(("step", {"name": n, "seconds": s, "ok": True}) for n, s in steps)
+        found = TestResult(
+            nodeid="t::journey",
+            outcome=Outcome.PASSED,
+            phase="call",
+            duration=1.0,
+            properties=(("other", 1), *props),
+        )
+        return TestRow(f"run-{minute}", NOW + timedelta(minutes=minute), found)
+
+    rows = [row(2, [("log in", 0.4), ("deposit", 2.5)]), row(1, [("log in", 0.3)])]
+
+    assert views.step_series(rows) == {
+        "log in": [
+            ((NOW + timedelta(minutes=1)).timestamp(), 0.3),
+            ((NOW + timedelta(minutes=2)).timestamp(), 0.4),
+        ],
+        "deposit": [((NOW + timedelta(minutes=2)).timestamp(), 2.5)],
+    }

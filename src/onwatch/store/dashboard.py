@@ -259,6 +259,7 @@ _BRIEF_COLUMNS = (
     results.c.exception,
     results.c.message,
     results.c.category,
+    results.c.properties,  # small: record_property pairs, step timings among them
 )
 
 
@@ -272,6 +273,7 @@ def _brief_result(row: Any) -> TestResult:
         exception=row.exception,
         message=row.message,
         category=row.category,
+        properties=tuple((str(name), value) for name, value in row.properties or ()),
     )
 
 

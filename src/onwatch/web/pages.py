@@ -366,6 +366,17 @@ def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> 
         x_range=x_range,
         states=[r.result.outcome.value for r in shown],
     )
+    steps = views.step_series(shown)
+    step_chart = (
+        charts.timeline(
+            [charts.Series(name, points) for name, points in steps.items()],
+            label=f"step timings of {test}",
+            x_range=x_range,
+            y_unit="s",
+        )
+        if steps
+        else None
+    )
     failing = [r for r in rows if r.result.outcome in views.BAD][:50]
     counts: dict[str, int] = {}
     for r in rows:
@@ -376,6 +387,8 @@ def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> 
         "window": window,
         "history": history,
         "durations": durations,
+        "step_chart": step_chart,
+        "step_names": list(steps),
         "groups": views.group_errors(rows),
         "failing": failing,
         "total": len(rows),

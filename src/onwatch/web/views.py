@@ -232,3 +232,16 @@ def utc(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return as_utc(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def step_series(rows: Iterable[TestRow]) -> dict[str, list[tuple[float, float]]]:
+    """Return each named step's (run start, seconds), oldest first, from ``step()`` properties."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for row in sorted(rows, key=lambda r: r.started_at):
+        for name, value in row.result.properties:
+            if name != "step" or not isinstance(value, dict):
+                continue
+            step, seconds = value.get("name"), value.get("seconds")
+            if isinstance(step, str) and isinstance(seconds, int | float):
+                found.setdefault(step, []).append((as_utc(row.started_at).timestamp(), seconds))
+    return found
