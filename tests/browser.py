@@ -16,10 +16,18 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, Request, Response
 
-__all__ = ["ARGS", "CHROMIUM_ENV", "Watch", "chromium_path", "launch"]
+__all__ = [
+    "ARGS",
+    "CHROMIUM_ENV",
+    "Watch",
+    "chromium_path",
+    "launch",
+    "require_chromium_and_driver",
+]
 
 CHROMIUM_ENV = "ONWATCH_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 ARGS = (
     "--no-sandbox",
     "--disable-gpu",
@@ -51,6 +59,17 @@ def chromium_path() -> str:
             pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
         pytest.skip(reason)
     return found
+
+
+def require_chromium_and_driver() -> None:
+    """Skip without Debian's Chromium and chromedriver, or fail when CI is set."""
+    missing = [p for p in (DEFAULT_CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    if not missing:
+        return
+    reason = f"no {' or '.join(missing)}: apt-get install chromium chromium-driver"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
 
 
 def launch(playwright: Playwright, executable: str) -> Browser:

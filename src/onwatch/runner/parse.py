@@ -150,9 +150,18 @@ def _result_from_event(event: dict[str, Any], attempt: int) -> TestResult:
         message=event.get("message"),
         traceback=event.get("traceback"),
         output=event.get("output"),
-        properties=tuple((str(p[0]), p[1]) for p in event.get("properties") or ()),
+        properties=_properties(event),
         artifacts=tuple(_captured(event.get("artifacts"))),
     )
+
+
+def _properties(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    found = tuple((str(p[0]), p[1]) for p in event.get("properties") or ())
+    errors = event.get("artifact_errors")
+    if errors:
+        # Why a screenshot or log is missing, next to the test's own properties.
+        found += (("onwatch.artifact_errors", [str(e) for e in errors]),)
+    return found
 
 
 def _captured(raw: object) -> Iterator[Artifact]:

@@ -8,6 +8,12 @@ with one ``write`` call so that a process killed at any moment leaves every fini
 
 Events, in order: ``start`` (rootdir, attempt), ``collect_error`` (per broken module),
 ``collected`` (count), then per test ``begin`` and ``result``, then ``finished`` (exit status).
+
+Browser tests: when a test holds a Playwright sync ``Page`` or a Selenium ``WebDriver``, the
+``capture`` module (imported only then) saves its screenshot, HTML, console log and trace into
+``ONWATCH_ARTIFACTS_DIR`` when the test fails (``ONWATCH_ARTIFACTS``: ``on-failure``, ``always``
+or ``off``); the ``result`` event lists them in ``artifacts``, and the captures that failed in
+``artifact_errors``.
 """
 
 from __future__ import annotations
@@ -15,15 +21,32 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
+from onwatch.runner import (
+    ARTIFACTS_DIR_ENV,
+    ARTIFACTS_MODE_ENV,
+    ATTEMPT_ENV,
+    EVENTS_ENV,
+    TRACING_ENV,
+)
+
+if TYPE_CHECKING:
+    from onwatch.runner.capture import Recorder
 
 MAX_MESSAGE = 2_000
 MAX_TRACEBACK = 32_000
 MAX_OUTPUT = 32_000
+CAPTURE_MODES = ("on-failure", "always", "off")
+
+# The test running now, for ``onwatch.steps``: a pytest process runs one test at a time, and only
+# a process that onwatch started sets it.
+current_item: pytest.Item | None = None
+
+_RECORDER = pytest.StashKey["Recorder"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,6 +82,13 @@ class EventWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
         self.reports: dict[str, list[pytest.TestReport]] = {}
+        root = os.environ.get(ARTIFACTS_DIR_ENV, "")
+        self.artifacts_root = Path(os.path.abspath(root)) if root else None
+        mode = os.environ.get(ARTIFACTS_MODE_ENV) or "on-failure"
+        self.capture_mode = mode if mode in CAPTURE_MODES else "on-failure"
+        if self.artifacts_root is None:  # nowhere to write to
+            self.capture_mode = "off"
+        self.tracing = os.environ.get(TRACING_ENV) == "1"
 
     def emit(self, event: dict[str, Any]) -> None:
         """Append one event as a JSON line."""
@@ -94,6 +124,31 @@ class EventWriter:
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.emit({"event": "begin", "nodeid": nodeid})
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        global current_item
+        current_item = item
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        global current_item
+        try:
+            return (yield)
+        finally:
+            current_item = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        # Listen to the console and start the trace before the test's first step.
+        recorder = self._recorder(item)
+        if recorder is not None:
+            item.stash[_RECORDER] = recorder
+            try:
+                recorder.start()
+            except Exception as exc:  # noqa: BLE001 - a capture never fails a test
+                recorder.errors.append(_describe_capture_error(exc))
+        return (yield)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -102,7 +157,38 @@ class EventWriter:
         # The exception type is not on the report itself; keep it for the result event.
         if call.excinfo is not None:
             report.onwatch_exception = call.excinfo.typename  # type: ignore[attr-defined]
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self._capture(item, report)
         return report
+
+    def _recorder(self, item: pytest.Item) -> Recorder | None:
+        if self.capture_mode == "off" or self.artifacts_root is None:
+            return None
+        targets = browser_targets(item)
+        if not targets:
+            return None
+        from onwatch.runner.capture import Folder, Recorder
+
+        folder = Folder(self.artifacts_root, item.nodeid, self.attempt)
+        return Recorder(targets, folder, self.tracing)
+
+    def _capture(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            recorder = item.stash.get(_RECORDER, None)
+            if recorder is not None:
+                del item.stash[_RECORDER]
+        else:  # a failed setup: the page may show why, its console was not watched yet
+            recorder = self._recorder(item)
+        if recorder is None:
+            return
+        keep = self.capture_mode == "always" or report.failed
+        try:
+            artifacts = recorder.finish(keep)
+        except Exception as exc:  # noqa: BLE001 - a capture never fails a test
+            artifacts = recorder.artifacts
+            recorder.errors.append(_describe_capture_error(exc))
+        report.onwatch_artifacts = [a.as_event() for a in artifacts]  # type: ignore[attr-defined]
+        report.onwatch_artifact_errors = list(recorder.errors)  # type: ignore[attr-defined]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.reports.setdefault(report.nodeid, []).append(report)
@@ -118,6 +204,47 @@ class EventWriter:
 
     def pytest_unconfigure(self) -> None:
         os.close(self.fd)
+
+
+def _describe_capture_error(exc: Exception) -> str:
+    from onwatch.runner.capture import describe
+
+    return describe("capture", exc)
+
+
+def browser_targets(item: pytest.Item) -> list[tuple[str, object]]:
+    """Return the Playwright pages and Selenium drivers a test uses, without importing either."""
+    values = list(getattr(item, "funcargs", {}).values())
+    # A fixture that failed in setup leaves the fixtures it used out of ``funcargs``; they are
+    # among the resolved definitions, which pytest keeps on the (private) request.
+    definitions = getattr(getattr(item, "_request", None), "_fixture_defs", None)
+    if isinstance(definitions, dict):
+        for definition in definitions.values():
+            cached = getattr(definition, "cached_result", None)
+            if isinstance(cached, tuple) and cached:
+                values.append(cached[0])
+    targets: list[tuple[str, object]] = []
+    for value in values:
+        kind = _browser_kind(value)
+        if kind is not None and not any(value is seen for _, seen in targets):
+            targets.append((kind, value))
+    return targets
+
+
+def _browser_kind(value: object) -> str | None:
+    cls = type(value)
+    module = getattr(cls, "__module__", "") or ""
+    # The sync API only: an async page's methods would return coroutines nobody awaits.
+    if cls.__name__ == "Page" and module.startswith("playwright.sync_api"):
+        return "playwright"
+    # Looked up on the class: reading ``page_source`` on the driver asks the browser.
+    if (
+        module.startswith("selenium.webdriver")
+        and hasattr(cls, "get_screenshot_as_png")
+        and hasattr(cls, "page_source")
+    ):
+        return "selenium"
+    return None
 
 
 def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict[str, Any]:
@@ -141,7 +268,7 @@ def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict
     if outcome in ("failed", "error", "xpassed"):
         sections = [f"--- {title} ---\n{content}" for r in reports for title, content in r.sections]
         output = bounded("\n".join(sections), MAX_OUTPUT) if sections else None
-    return {
+    event = {
         "event": "result",
         "nodeid": nodeid,
         "outcome": outcome,
@@ -153,7 +280,12 @@ def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict
         "traceback": traceback,
         "output": output,
         "properties": [[str(k), _json_safe(v)] for k, v in reports[-1].user_properties],
+        "artifacts": [a for r in reports for a in getattr(r, "onwatch_artifacts", ())],
     }
+    errors = [e for r in reports for e in getattr(r, "onwatch_artifact_errors", ())]
+    if errors:
+        event["artifact_errors"] = errors
+    return event
 
 
 def _describe(report: pytest.TestReport) -> tuple[str | None, str | None]:
