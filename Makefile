@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/large_run.py
 	$(BIN)/python bench/alert_latency.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/browser_journeys.py
 
 setup: $(STAMP)
 
