@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed
 # subprocess onwatch's tests start. tests/web/test_schemathesis.py runs its CLI from there.
 ST_VENV ?= .venv-schemathesis
 ST_STAMP := $(ST_VENV)/.installed
+# pytest-playwright goes to a folder of its own too: in .venv its plugin would load into every
+# pytest process. tests/runner/test_pytest_playwright.py puts it on its subprocess's PYTHONPATH.
+# playwright and pytest, its other requirements, come from .venv.
+PWT_DIR ?= .pytest-playwright
+PWT_STAMP := $(PWT_DIR)/.installed
 
 .PHONY: demo test lint bench setup system-deps clean
 
 demo: $(STAMP)
 	$(BIN)/onwatch demo
 
-test: system-deps $(STAMP) $(ST_STAMP)
+test: system-deps $(STAMP) $(ST_STAMP) $(PWT_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest
@@ -66,5 +71,9 @@ $(ST_STAMP): | $(STAMP)
 	$(ST_VENV)/bin/python -m pip install -q 'schemathesis>=4,<5'
 	touch $(ST_STAMP)
 
+$(PWT_STAMP): | $(STAMP)
+	$(BIN)/python -m pip install -q --target $(PWT_DIR) --no-deps pytest-playwright pytest-base-url python-slugify text-unidecode
+	touch $(PWT_STAMP)
+
 clean:
-	rm -rf $(VENV) $(ST_VENV) onwatch-demo .onwatch build src/*.egg-info
+	rm -rf $(VENV) $(ST_VENV) $(PWT_DIR) onwatch-demo .onwatch build src/*.egg-info

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, Request, Response
 
+from onwatch.runner import CHROMIUM_SERVER_FLAGS
+
 __all__ = [
     "ARGS",
     "CHROMIUM_ENV",
@@ -28,15 +30,7 @@ __all__ = [
 CHROMIUM_ENV = "ONWATCH_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+ARGS = CHROMIUM_SERVER_FLAGS
 
 # Runs before any page script could, and is exempt from the page's own policy: it records each
 # violation the browser reports, so a test can tell "blocked by the policy" from "not there".

@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from onwatch.config import Check, Settings
-from onwatch.config_schema import ChannelModel, CheckModel, SettingsModel, SilenceModel
+from onwatch.config_schema import (
+    BrowserModel,
+    ChannelModel,
+    CheckModel,
+    SettingsModel,
+    SilenceModel,
+)
 from onwatch.model import CheckStatus, Outcome, Run, RunStatus, TestResult
 
 ROOT = Path(__file__).parent.parent
@@ -38,10 +44,11 @@ def test_every_check_key_is_documented() -> None:
     assert {f.name for f in fields(Check)} == set(CheckModel.model_fields)
 
 
-def test_every_channel_and_silence_key_is_documented() -> None:
+def test_every_channel_silence_and_browser_key_is_documented() -> None:
     docs = ROOT / "docs" / "configuration.md"
     assert documented_keys(docs, "## `[notify.NAME]`") == set(ChannelModel.model_fields)
     assert documented_keys(docs, "## `[[silences]]`") == set(SilenceModel.model_fields)
+    assert documented_keys(docs, "## `[browser]`") == set(BrowserModel.model_fields)
 
 
 def test_every_field_of_the_json_contracts_is_documented() -> None:

@@ -23,6 +23,9 @@ from onwatch.errors import ConfigError
 CONFIG_FILE = "onwatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 CACHE_ENV = "ONWATCH_CACHE_DIR"
+BROWSER_FIX = "apt-get install chromium, or set [browser] executable to the Chromium binary"
+# Looked up on PATH in this order when [browser] names no executable: Debian's first.
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Check:
     remind_every: float | None = None
     grace: float | None = None
     min_collected_ratio: float = 0.5
+    browser: bool = False
 
     @property
     def grace_seconds(self) -> float:
@@ -127,6 +131,15 @@ class Config:
     # [notify.NAME] settings as validated, handed to alerting.channels.build_channel
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     silences: list[Silence] = field(default_factory=list)
+    # [browser] executable as written, relative to base_dir; None: look for one on PATH
+    browser: str | None = None
+
+    @property
+    def browser_executable(self) -> str | None:
+        """Return the Chromium that browser tests drive: the configured one, else one on PATH."""
+        if self.browser is not None:
+            return str((self.base_dir / self.browser).resolve())
+        return find_browser()
 
     def channels_of(self, check: str) -> list[str]:
         """Return the channels a check notifies: its own list, else the default one."""
@@ -159,6 +172,17 @@ class Config:
                 [f"{self.path}: no check named {', '.join(map(repr, unknown))} (known: {known})"]
             )
         return {n: self.checks[n] for n in names}
+
+
+def find_browser() -> str | None:
+    """Return the Chromium executable on PATH, if any (Debian's, then others)."""
+    import shutil
+
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
 
 
 def resolve_database_url(url: str, base_dir: Path) -> str:
@@ -219,6 +243,7 @@ def load_config(path: Path) -> Config:
         checks={name: Check(**check) for name, check in data["checks"].items()},
         channels=data.get("channels", {}),
         silences=[_silence(raw) for raw in data.get("silences", [])],
+        browser=data.get("browser", {}).get("executable"),
     )
 
 

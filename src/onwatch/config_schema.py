@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from onwatch.config import BROWSER_FIX
 from onwatch.config_errors import did_you_mean, explain, problem, read_toml
 from onwatch.durations import parse_duration
 from onwatch.errors import ConfigError
@@ -57,7 +58,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-TABLES = ("checks", "notify", "silences")
+TABLES = ("checks", "notify", "silences", "browser")
 CONFIG_FILE = "onwatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 
@@ -228,6 +229,10 @@ class CheckModel(BaseModel):
     tracing: bool = Field(
         default=False, description="Record a Playwright trace (zip) of each browser test."
     )
+    browser: bool = Field(
+        default=False,
+        description="This check drives a browser: a run without Chromium is a run error.",
+    )
     min_collected_ratio: float = Field(
         default=0.5,
         ge=0,
@@ -251,6 +256,19 @@ class CheckModel(BaseModel):
         if (self.every is None) == (self.cron is None):
             raise ValueError('give exactly one schedule: every = "5m" or cron = "*/5 * * * *"')
         return self
+
+
+class BrowserModel(BaseModel):
+    """The ``[browser]`` table: the Chromium that browser tests drive."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executable: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of the Chromium binary, relative to the config file's folder; "
+        "default: the first of chromium, chromium-browser, google-chrome on PATH.",
+    )
 
 
 class ChannelModel(BaseModel):
@@ -348,7 +366,7 @@ def validate(path: Path) -> dict[str, Any]:
                 text,
                 (key,),
                 f"unknown table {key!r}; known tables: [onwatch], [checks.NAME], "
-                "[notify.NAME], [[silences]]" + did_you_mean(key, ["onwatch", *TABLES]),
+                "[notify.NAME], [[silences]], [browser]" + did_you_mean(key, ["onwatch", *TABLES]),
             )
             for key in unknown
         ]
@@ -390,6 +408,7 @@ def validate(path: Path) -> dict[str, Any]:
         problems += _missing_test_paths(check, base_dir, path, text, loc)
         checks[name] = check
     channels = _channels(data.get("notify", {}), (*root, "notify"), path, text, problems)
+    browser = _browser(data.get("browser", {}), (*root, "browser"), path, text, problems)
     silences = _silences(data.get("silences", []), (*root, "silences"), path, text, problems)
     # A channel that failed validation is reported already: it is not "unknown" as well.
     raw_notify = data.get("notify", {})
@@ -417,7 +436,34 @@ def validate(path: Path) -> dict[str, Any]:
         "checks": {name: check.model_dump(mode="json") for name, check in checks.items()},
         "channels": {name: channel.model_dump(mode="json") for name, channel in channels.items()},
         "silences": [silence.model_dump(mode="json") for silence in silences],
+        "browser": browser.model_dump(mode="json"),
     }
+
+
+def _browser(
+    raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
+) -> BrowserModel:
+    if not isinstance(raw, dict):
+        problems.append(problem(path, text, loc, "must be a table: [browser] with executable"))
+        return BrowserModel()
+    try:
+        browser = BrowserModel.model_validate(raw)
+    except ValidationError as exc:
+        problems += explain(exc, path, text, loc, BrowserModel)
+        return BrowserModel()
+    if browser.executable is not None:
+        target = path.parent / browser.executable
+        if not (target.is_file() and os.access(target, os.X_OK)):
+            state = "is not an executable file" if target.exists() else "does not exist"
+            problems.append(
+                problem(
+                    path,
+                    text,
+                    (*loc, "executable"),
+                    f"{browser.executable!r} {state}; {BROWSER_FIX}",
+                )
+            )
+    return browser
 
 
 def _channels(

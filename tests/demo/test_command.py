@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from onwatch.demo.command import missing_for_journeys
+
 
 def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -29,16 +31,20 @@ def test_demo_once_is_green_on_a_healthy_app(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^api: PASSED — \d+ passed", done.stdout, re.M)
     assert re.search(r"^money: PASSED — \d+ passed", done.stdout, re.M)
+    journeys = missing_for_journeys() is None  # without a browser their check is disabled
+    assert bool(re.search(r"^journeys: PASSED — 5 passed", done.stdout, re.M)) == journeys
     with sqlite3.connect(tmp_path / "demo" / "onwatch.db") as db:
-        assert db.execute("select count(*) from runs").fetchone()[0] == 2
+        assert db.execute("select count(*) from runs").fetchone()[0] == (3 if journeys else 2)
 
 
 def test_demo_once_is_red_with_the_broken_feature_named(tmp_path: Path) -> None:
     done = demo("--once", "--faults", "deposit=broken", cwd=tmp_path)
     assert done.returncode == 1
     assert re.search(r"^money: FAILED", done.stdout, re.M)
-    failing = re.findall(r"✗ (\S+) failed", done.stdout)
-    assert failing and all(nodeid.startswith("test_money.py::") for nodeid in failing)
+    failing = set(re.findall(r"✗ (\S+) failed", done.stdout))
+    money = {nodeid for nodeid in failing if nodeid.startswith("test_money.py::")}
+    journeys = {"test_journeys.py::test_a_deposit_shows_in_the_balance"}
+    assert money and failing - money == (journeys if missing_for_journeys() is None else set())
 
 
 def test_demo_faults_are_validated(tmp_path: Path) -> None:

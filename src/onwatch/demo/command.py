@@ -30,7 +30,7 @@ url = "{url}/admin/inbox"
 # a test that passes on retry is recorded as flaky, not failed.
 [checks.api]
 tests = ["{suite}"]
-markers = "monitor"
+markers = "monitor and not journey"
 every = "30s"
 timeout = "1m"
 retries = 1
@@ -43,15 +43,61 @@ markers = "money"
 every = "10s"
 timeout = "30s"
 env = {{ BASE_URL = "{url}" }}
+
+# A customer's paths through the pages in a real browser (Chromium, driven by Playwright): log
+# in, change settings, follow someone, chat, deposit. A failing journey keeps a screenshot, the
+# page's HTML and its console log; the run's page on the dashboard shows the screenshot.
+{journeys_note}[checks.journeys]
+tests = ["{suite}"]
+markers = "journey"
+every = "30s"
+timeout = "1m"
+artifacts = "on-failure"
+enabled = {journeys_enabled}
+env = {{ BASE_URL = "{url}" }}
 """
 
 
-def write_demo_config(folder: Path, url: str, listen: str = "127.0.0.1:8787") -> Path:
-    """Write the demo's onwatch.toml into ``folder`` for an app at ``url``; return its path."""
+def write_demo_config(
+    folder: Path, url: str, listen: str = "127.0.0.1:8787", *, journeys_missing: str | None = None
+) -> Path:
+    """Write the demo's onwatch.toml into ``folder`` for an app at ``url``; return its path.
+
+    ``journeys_missing`` names what the browser journeys lack here; their check is then
+    written disabled, with the reason, rather than failing every run.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "onwatch.toml"
-    path.write_text(CONFIG_TEMPLATE.format(url=url, suite=SUITE_DIR.as_posix(), listen=listen))
+    note = (
+        f"# Disabled: this machine lacks {journeys_missing}.\n"
+        "# Install what is missing, then start the demo again.\n"
+        if journeys_missing
+        else ""
+    )
+    path.write_text(
+        CONFIG_TEMPLATE.format(
+            url=url,
+            suite=SUITE_DIR.as_posix(),
+            listen=listen,
+            journeys_note=note,
+            journeys_enabled="false" if journeys_missing else "true",
+        )
+    )
     return path
+
+
+def missing_for_journeys() -> str | None:
+    """Name what the browser journeys need and this machine lacks, or return None."""
+    import importlib.util
+
+    from onwatch.runner.execute import find_browser
+
+    missing = []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("Playwright (pip install playwright)")
+    if find_browser() is None:
+        missing.append("Chromium (apt-get install chromium)")
+    return " and ".join(missing) or None
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -64,23 +110,28 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError([f"--faults: {exc}"]) from None
     folder = Path(args.dir).resolve()
+    missing = missing_for_journeys()
     with serve(port=args.port, faults=faults) as server:
-        config_path = write_demo_config(folder, server.url, args.listen)
+        config_path = write_demo_config(folder, server.url, args.listen, journeys_missing=missing)
         config = load_config(config_path)
-        _banner(server.url, config_path, once=args.once, listen=args.listen)
+        _banner(server.url, config_path, once=args.once, listen=args.listen, missing=missing)
         if args.once:
             from onwatch.commands import once
 
-            return once(config, [], json_output=False, quiet=False)
+            # `once` runs every check it is given: leave out the journeys if they are disabled.
+            enabled = [name for name, check in config.checks.items() if check.enabled]
+            return once(config, enabled, json_output=False, quiet=False)
         from onwatch.daemon import run_daemon
 
         return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
 
 
-def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
+def _banner(url: str, config_path: Path, *, once: bool, listen: str, missing: str | None) -> None:
     lines = [
         f"onwatch demo: the demo app is up at {url} (log in as alice / wonderland)",
         f"  its monitoring config: {config_path}",
+        "  checks: api (every API test), money (deposits, more often)"
+        + (", journeys (the pages, in Chromium)" if missing is None else ""),
         f"  break a feature on purpose: open {url}/admin, or",
         f"    curl -X PUT {url}/admin/faults -H 'content-type: application/json' "
         '-d \'{"deposit": "broken"}\'',
@@ -88,6 +139,15 @@ def _banner(url: str, config_path: Path, *, once: bool, listen: str) -> None:
         "  alerts show on the admin page and in the log below; an incident opens after two",
         "  failing runs in a row and closes after one passing run",
     ]
+    if missing is not None:
+        lines.append(f"  the browser journeys are off: this machine lacks {missing}")
+    elif once:
+        lines.append(
+            "  a failing journey keeps its screenshot: see it on the run's page, served by "
+            f"{_program()} -c {config_path} serve"
+        )
+    else:
+        lines.append("  a failing journey keeps its screenshot: the run's page shows it")
     if not once:
         lines.append(f"  the dashboard: http://{listen}/  (JSON API under /api/v1, /metrics)")
         lines.append("  Ctrl-C stops it. Each finished run logs one line below.")

@@ -14,3 +14,14 @@ ARTIFACTS_DIR_ENV = "ONWATCH_ARTIFACTS_DIR"
 ARTIFACTS_MODE_ENV = "ONWATCH_ARTIFACTS"
 TRACING_ENV = "ONWATCH_TRACING"
 BROWSER_ENV = "ONWATCH_BROWSER"
+# Chromium on a server: no sandbox (containers, root), no GPU, no small /dev/shm, and no calls
+# to Google's hosts, which a monitoring host often cannot reach.
+CHROMIUM_SERVER_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)

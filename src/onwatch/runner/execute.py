@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onwatch import __version__
-from onwatch.config import Check, Config
+from onwatch.config import BROWSER_FIX, Check, Config
+from onwatch.config import find_browser as find_browser  # where onwatch demo looks for it
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
@@ -93,6 +94,13 @@ class Runner:
             "pid": os.getpid(),
         }
         _write_json(self.inflight / f"{run_id}.json", meta)
+        browser = self.config.browser_executable
+        if browser is not None and not os.access(browser, os.X_OK):
+            browser = None  # configured, but gone since the config was validated
+        if browser is None and check.browser:
+            missing = self.config.browser or "no Chromium on PATH"
+            reason = f"this check drives a browser, and there is none ({missing}): {BROWSER_FIX}"
+            return _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=reason)
         env = {
             **os.environ,
             **check.env,
@@ -100,7 +108,7 @@ class Runner:
             CHECK_ENV: name,
             ARTIFACTS_MODE_ENV: check.artifacts,
             TRACING_ENV: "1" if check.tracing else "",
-            BROWSER_ENV: find_browser() or "",
+            BROWSER_ENV: browser or "",
         }
         attempts: list[Attempt] = []
         args = check.pytest_selection()
@@ -212,17 +220,6 @@ class Runner:
             run = _build_run(meta, attempts, as_utc(finished), self.host, self.patterns)
             recovered.append(self._store_artifacts(run))
         return recovered
-
-
-def find_browser() -> str | None:
-    """Return the Chromium executable on this machine, if any (Debian's, then others)."""
-    import shutil
-
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def describe_selection(check: Check) -> str:

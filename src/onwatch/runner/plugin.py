@@ -14,6 +14,12 @@ Browser tests: when a test holds a Playwright sync ``Page`` or a Selenium ``WebD
 ``ONWATCH_ARTIFACTS_DIR`` when the test fails (``ONWATCH_ARTIFACTS``: ``on-failure``, ``always``
 or ``off``); the ``result`` event lists them in ``artifacts``, and the captures that failed in
 ``artifact_errors``.
+
+pytest-playwright suites run unchanged against the Chromium onwatch found (``ONWATCH_BROWSER``):
+the ``launch`` module overrides its ``browser_type_launch_args`` session fixture to add the
+executable and the flags a server needs. A conftest that overrides the fixture again wins, as
+plugin fixtures always lose to conftest ones; if it requests ``browser_type_launch_args``, it
+receives onwatch's value and keeps the executable.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from onwatch.runner import (
     ARTIFACTS_DIR_ENV,
     ARTIFACTS_MODE_ENV,
     ATTEMPT_ENV,
+    BROWSER_ENV,
     EVENTS_ENV,
     TRACING_ENV,
 )
@@ -41,6 +48,8 @@ MAX_MESSAGE = 2_000
 MAX_TRACEBACK = 32_000
 MAX_OUTPUT = 32_000
 CAPTURE_MODES = ("on-failure", "always", "off")
+# The name pytest-playwright's ``pytest11`` entry point registers its plugin under.
+PYTEST_PLAYWRIGHT = "playwright"
 
 # The test running now, for ``onwatch.steps``: a pytest process runs one test at a time, and only
 # a process that onwatch started sets it.
@@ -55,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # Under pytest-xdist only the controller records, or each test would be written twice.
     if path and not hasattr(config, "workerinput"):
         config.pluginmanager.register(EventWriter(path), "onwatch-event-writer")
+        executable = os.environ.get(BROWSER_ENV)
+        if executable and config.pluginmanager.has_plugin(PYTEST_PLAYWRIGHT):
+            from onwatch.runner import launch
+
+            config.stash[launch.EXECUTABLE] = executable
+            config.pluginmanager.register(launch, "onwatch-chromium-launch")
 
 
 def bounded(text: str, limit: int) -> str:
