@@ -67,3 +67,31 @@ def test_storing_a_file_again_keeps_it_young(tmp_path: Path) -> None:
     store.put(write(tmp_path / "y", b"same screenshot"))
 
     assert store.prune(keep_seconds=3600, max_bytes=10**9).files == 0
+
+
+def test_onwatch_run_prunes_by_the_configured_retention(tmp_path: Path) -> None:
+    from onwatch.config import load_config
+    from onwatch.daemon import _artifact_pruner
+    from suites import make_project
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("")
+    config = load_config(
+        make_project(
+            tmp_path,
+            {"a": {"tests": ["tests/test_a.py"], "every": "1m"}},
+            settings={"keep_artifacts": "1h", "artifacts_max_size": "10MB"},
+        )
+    )
+    store = ArtifactStore(config.artifacts_dir)
+    old, _ = store.put(write(tmp_path / "old.png", b"yesterday's screenshot"))
+    new, _ = store.put(write(tmp_path / "new.png", b"today's screenshot"))
+    path = store.path_of(old)
+    assert path is not None
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+
+    prune = _artifact_pruner(config)
+    prune()
+
+    assert store.path_of(old) is None
+    assert store.path_of(new) is not None
