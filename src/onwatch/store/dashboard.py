@@ -15,11 +15,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, case, func, select
 
-from onwatch.model import Outcome, RunStatus, TestResult, Trigger
+from onwatch.model import RunStatus, TestResult, Trigger
 from onwatch.store.rollup import hour_of
 from onwatch.store.rows import result_from_row
 from onwatch.store.schema import check_hours, results, runs
-from onwatch.store.sql import SqlStore
+from onwatch.store.sql import SqlStore, select_runs
 
 __all__ = ["DashboardStore", "HourRow", "RunPoint", "RunRow", "TestRow"]
 
@@ -147,16 +147,7 @@ class DashboardStore:
         offset: int = 0,
     ) -> list[RunRow]:
         """Return runs newest first; since <= started_at < until."""
-        query = select(*_RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.id.desc())
-        if check is not None:
-            query = query.where(runs.c.check == check)
-        if since is not None:
-            query = query.where(runs.c.started_at >= since)
-        if until is not None:
-            query = query.where(runs.c.started_at < until)
-        if status is not None:
-            query = query.where(runs.c.status == status)
-        query = query.limit(limit).offset(offset)
+        query = select_runs(_RUN_COLUMNS, check, since, until, status).limit(limit).offset(offset)
         with self.sql.translated("cannot list runs"), self.sql.engine.connect() as conn:
             return [_run_row(row) for row in conn.execute(query)]
 
@@ -200,7 +191,7 @@ class DashboardStore:
             results.c.run_id.in_(list(run_ids)), results.c.final
         )
         with self.sql.translated("cannot read results"), self.sql.engine.connect() as conn:
-            return [(row.run_id, _brief_result(row)) for row in conn.execute(query)]
+            return [(row.run_id, result_from_row(row)) for row in conn.execute(query)]
 
     def test_results(
         self,
@@ -213,9 +204,8 @@ class DashboardStore:
         brief: bool = False,
     ) -> list[TestRow]:
         """Return the final results of one test, newest first; ``brief`` leaves out tracebacks,
-        output and properties, which charts do not show."""
+        output and artifacts, which charts do not show."""
         columns = (*_BRIEF_COLUMNS, results.c.run_id) if brief else tuple(results.c)
-        make = _brief_result if brief else result_from_row
         query = (
             select(*columns)
             .where(results.c.check == check, results.c.nodeid == nodeid, results.c.final)
@@ -228,7 +218,10 @@ class DashboardStore:
             query = query.where(results.c.started_at < until)
         action = f"cannot read the history of {nodeid}"
         with self.sql.translated(action), self.sql.engine.connect() as conn:
-            return [TestRow(row.run_id, row.started_at, make(row)) for row in conn.execute(query)]
+            return [
+                TestRow(row.run_id, row.started_at, result_from_row(row))
+                for row in conn.execute(query)
+            ]
 
 
 def _when(condition: Any, value: Any) -> Any:
@@ -261,20 +254,6 @@ _BRIEF_COLUMNS = (
     results.c.category,
     results.c.properties,  # small: record_property pairs, step timings among them
 )
-
-
-def _brief_result(row: Any) -> TestResult:
-    return TestResult(
-        nodeid=row.nodeid,
-        outcome=Outcome(row.outcome),
-        phase=row.phase,
-        duration=row.duration,
-        attempt=row.attempt,
-        exception=row.exception,
-        message=row.message,
-        category=row.category,
-        properties=tuple((str(name), value) for name, value in row.properties or ()),
-    )
 
 
 def _run_row(row: Any) -> RunRow:

@@ -84,8 +84,9 @@ def run_from_row(row: Row[Any], found: tuple[TestResult, ...]) -> Run:
     )
 
 
-def result_from_row(row: Row[Any]) -> TestResult:
-    """Return the result of a results-table row."""
+def result_from_row(row: Any) -> TestResult:
+    """Return the result of a results-table row; columns a brief query left out stay empty."""
+    values = row._mapping
     return TestResult(
         nodeid=row.nodeid,
         outcome=Outcome(row.outcome),
@@ -94,10 +95,10 @@ def result_from_row(row: Row[Any]) -> TestResult:
         attempt=row.attempt,
         exception=row.exception,
         message=row.message,
-        traceback=row.traceback,
-        output=row.output,
+        traceback=values.get("traceback"),
+        output=values.get("output"),
         properties=tuple((str(name), value) for name, value in row.properties or ()),
-        final=bool(row.final),
+        final=bool(values.get("final", True)),
         category=row.category,
-        artifacts=tuple(Artifact.from_json(a) for a in row.artifacts or ()),
+        artifacts=tuple(Artifact.from_json(a) for a in values.get("artifacts") or ()),
     )

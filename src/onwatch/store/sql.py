@@ -341,16 +341,7 @@ class SqlStore:
         offset: int = 0,
     ) -> list[Run]:
         """Return runs newest first, without their results; since <= started_at < until."""
-        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
-        if check is not None:
-            query = query.where(runs.c.check == check)
-        if since is not None:
-            query = query.where(runs.c.started_at >= since)
-        if until is not None:
-            query = query.where(runs.c.started_at < until)
-        if status is not None:
-            query = query.where(runs.c.status == str(status))
-        query = query.limit(limit).offset(offset)
+        query = select_runs(tuple(runs.c), check, since, until, status).limit(limit).offset(offset)
         with self._translated("cannot list runs"), self._engine.connect() as conn:
             return [run_from_row(row, ()) for row in conn.execute(query)]
 
@@ -410,6 +401,26 @@ class SqlStore:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+
+def select_runs(
+    columns: Sequence[Any],
+    check: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    status: str | None,
+) -> Select[Any]:
+    """Select ``columns`` of runs newest first, filtered; since <= started_at < until."""
+    query = select(*columns).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    if check is not None:
+        query = query.where(runs.c.check == check)
+    if since is not None:
+        query = query.where(runs.c.started_at >= since)
+    if until is not None:
+        query = query.where(runs.c.started_at < until)
+    if status is not None:
+        query = query.where(runs.c.status == str(status))
+    return query
 
 
 # -- history queries ----------------------------------------------------------------------------
