@@ -13,9 +13,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, Request, Response
 
+from needs import unavailable
 from onwatch.runner import CHROMIUM_SERVER_FLAGS
 
 __all__ = [
@@ -47,11 +47,7 @@ def chromium_path() -> str:
     wanted = os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM
     found = shutil.which(wanted)
     if found is None:
-        reason = f"no Chromium at {wanted}: apt-get install chromium, or set {CHROMIUM_ENV}"
-        # `make test` installs it (system-deps), so in CI a missing browser is a broken setup.
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"no Chromium at {wanted}: apt-get install chromium, or set {CHROMIUM_ENV}")
     return found
 
 
@@ -60,10 +56,7 @@ def require_chromium_and_driver() -> None:
     missing = [p for p in (DEFAULT_CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
     if not missing:
         return
-    reason = f"no {' or '.join(missing)}: apt-get install chromium chromium-driver"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"no {' or '.join(missing)}: apt-get install chromium chromium-driver")
 
 
 def launch(playwright: Playwright, executable: str) -> Browser:

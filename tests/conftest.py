@@ -8,27 +8,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from needs import unavailable
 from pgserver import PgServer, find_bindir
 from receivers import Behaviour, HttpReceiver
-
-
-def _postgres_missing(reason: str) -> None:
-    # A developer without PostgreSQL may skip those tests; CI must never skip them silently.
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """Yield the URL of a PostgreSQL server started for this test session."""
     if find_bindir() is None:
-        _postgres_missing("PostgreSQL programs not found: apt-get install postgresql")
+        unavailable("PostgreSQL programs not found: apt-get install postgresql")
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            _postgres_missing("no postgres user to run PostgreSQL as: apt-get install postgresql")
+            unavailable("no postgres user to run PostgreSQL as: apt-get install postgresql")
     server = PgServer()
     try:
         server.start()

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy.engine import make_url
+
+from needs import free_port
 
 
 def find_bindir() -> Path | None:
@@ -33,12 +34,6 @@ def find_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class PgServer:
     """One private PostgreSQL cluster: ``start()``, ``stop()``, ``url``, ``destroy()``."""
 
@@ -47,7 +42,7 @@ class PgServer:
         if found is None:
             raise FileNotFoundError("PostgreSQL programs not found: apt-get install postgresql")
         self.bindir = found
-        self.port = _free_port()
+        self.port = free_port()
         self.base: Path | None = None
         self.running = False
 

@@ -8,10 +8,7 @@ scrapes it every second and evaluates contrib/prometheus/onwatch-rules.yml every
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +20,7 @@ import httpx
 import pytest
 
 from daemon import Daemon
+from needs import free_port, program
 from suites import make_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,24 +64,8 @@ def substitute(expr: str) -> str:
     return done
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def find_prometheus() -> str:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").is_file() else None
-    )
-    if found is None:
-        reason = "prometheus not found: apt-get install prometheus"
-        # A developer without it may skip; CI must never skip these silently.
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-        pytest.skip(reason)
-    return found
+    return program("prometheus", "prometheus")
 
 
 @dataclass

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from needs import program
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = "contrib/prometheus/onwatch-rules.yml"
@@ -17,16 +17,7 @@ SCRAPE_CONFIG = "contrib/prometheus/prometheus.yml"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool") or (
-        "/usr/bin/promtool" if Path("/usr/bin/promtool").is_file() else None
-    )
-    if found is None:
-        reason = "promtool not found: apt-get install prometheus"
-        # A developer without it may skip; CI must never skip these silently.
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-        pytest.skip(reason)
-    return found
+    return program("promtool", "prometheus")
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import httpx
 import pytest
+
+from needs import free_port, unavailable
 
 ALERTMANAGER = "prometheus-alertmanager"
 CONFIG = """\
@@ -23,30 +22,16 @@ receivers:
 """
 
 
-def _missing(reason: str) -> NoReturn:
-    # A developer without Alertmanager may skip those tests; CI must never skip them silently.
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def alertmanager_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Yield the base URL of an Alertmanager started for this test session."""
     binary = shutil.which(ALERTMANAGER) or shutil.which("alertmanager")
     if binary is None:
-        _missing(f"{ALERTMANAGER} not found: apt-get install prometheus-alertmanager")
+        unavailable(f"{ALERTMANAGER} not found: apt-get install prometheus-alertmanager")
     home = tmp_path_factory.mktemp("alertmanager")
     config = home / "alertmanager.yml"
     config.write_text(CONFIG)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     log_path = home / "alertmanager.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from needs import free_port
 from onwatch.alerting import render
 from onwatch.alerting.channels import build_channel
 from onwatch.alerting.channels.apprise import Apprise
@@ -33,13 +34,6 @@ class Mailbox:
         self.messages.append(message)
         self.arrived.set()
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

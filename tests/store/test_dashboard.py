@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import create_engine, select
 
 from onwatch.model import Outcome, RunStatus, TestResult
@@ -13,8 +12,9 @@ from onwatch.store import open_store
 from onwatch.store.dashboard import DashboardStore
 from onwatch.store.rows import run_row
 from onwatch.store.schema import check_hours, runs
-from onwatch.store.sql import SqlStore, alembic_config
+from onwatch.store.sql import SqlStore
 from records import T0, make_run
+from store.migrating import migrate
 
 
 def result(nodeid: str, outcome: Outcome, *, final: bool = True, attempt: int = 1) -> TestResult:
@@ -126,20 +126,14 @@ def test_the_migration_fills_the_rollup_from_runs_already_stored(tmp_path: Path)
     store.ensure_schema()
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0003")
+        migrate(engine, "0003")
         # Runs stored by an onwatch from before the rollup.
         with engine.begin() as conn:
             for minute, status in [(5, "passed"), (20, "failed"), (70, "passed")]:
                 run = make_run(minute=minute, status=RunStatus(status))
                 conn.execute(runs.insert().values(run_row(run)))
 
-        with engine.begin() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        migrate(engine, "head")
 
         assert rollup(store) == {("api", 0): (2, 1, 2.0), ("api", 1): (1, 1, 1.0)}
     finally:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -19,6 +18,7 @@ from onwatch.errors import StoreError
 from onwatch.store import open_store, schema
 from onwatch.store.sql import SqlStore, alembic_config
 from records import make_run
+from store.migrating import migrate
 
 
 def differences(url: str, metadata: MetaData) -> list[object]:
@@ -112,10 +112,7 @@ def test_it_migrates_down_and_up_again(tmp_path: Path) -> None:
     store.ensure_schema()
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.downgrade(config, "base")
+        migrate(engine, "base")
         with engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) == {"alembic_version"}
 

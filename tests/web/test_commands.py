@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from needs import free_port
 from onwatch.web.auth import hash_token
 from web.conftest import make_config, seed
 
@@ -40,13 +40,6 @@ def test_token_prints_a_new_token_and_the_line_that_lets_it_in(tmp_path: Path) -
     again = onwatch("token", cwd=tmp_path)
     assert "read_tokens = [" in again.stdout
     assert token.group(1) not in again.stdout  # a new one each time
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_serve_shows_the_stored_history_until_sigterm(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def missing_for_journeys() -> str | None:
     """Name what the browser journeys need and this machine lacks, or return None."""
     import importlib.util
 
-    from onwatch.runner.execute import find_browser
+    from onwatch.config import find_browser
 
     missing = []
     if importlib.util.find_spec("playwright") is None:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
-from onwatch.config import find_browser as find_browser  # where onwatch demo looks for it
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
