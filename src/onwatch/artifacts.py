@@ -19,8 +19,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["ArtifactStore", "Pruned"]
+if TYPE_CHECKING:
+    from onwatch.masking import Masker
+
+__all__ = ["ArtifactStore", "Pruned", "mask_file"]
+# Pictures cannot be masked: a secret shown on a page stays in its screenshot (docs/secrets.md).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -32,6 +38,51 @@ class Pruned:
 
     files: int
     bytes: int
+
+
+def mask_file(path: Path, kind: str, masker: Masker) -> None:
+    """Mask secrets in a captured file in place: text as it is, zip archives member by member."""
+    if not masker or kind == "screenshot" or path.suffix.lower() in IMAGE_SUFFIXES:
+        return
+    data = path.read_bytes()
+    if data[:4] == b"PK\x03\x04":
+        masked = _masked_zip(data, masker)
+    else:
+        masked = masker.mask_bytes(data)
+    if masked != data:
+        temporary = path.with_name(path.name + ".masking")
+        temporary.write_bytes(masked)
+        os.replace(temporary, path)
+
+
+def _masked_zip(data: bytes, masker: Masker) -> bytes:
+    """Return a zip archive (a Playwright trace) with each member's text masked."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as reading, zipfile.ZipFile(out, "w") as writing:
+        for info in reading.infolist():
+            content = reading.read(info)
+            if not info.filename.lower().endswith(IMAGE_SUFFIXES):
+                content = masker.mask_bytes(content)
+            writing.writestr(info, content, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+def iter_texts(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(where, bytes)`` of a stored file: itself, or each member of a zip archive."""
+    import zipfile
+
+    data = path.read_bytes()
+    yield str(path), data
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    yield f"{path}!{info.filename}", archive.read(info)
+        except (zipfile.BadZipFile, OSError):
+            return
 
 
 class ArtifactStore:

@@ -50,6 +50,7 @@ class Settings:
     read_tokens: list[str] = field(default_factory=list)
     admin_tokens: list[str] = field(default_factory=list)
     metrics_test_limit: int = 1000
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class Check:
     grace: float | None = None
     min_collected_ratio: float = 0.5
     browser: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)
+    sensitive: bool = False
+    screenshots: bool = True
 
     @property
     def grace_seconds(self) -> float:
@@ -140,6 +144,18 @@ class Config:
         if self.browser is not None:
             return str((self.base_dir / self.browser).resolve())
         return find_browser()
+
+    def secrets_of(self, check: str) -> dict[str, str]:
+        """Return the secret references a check's tests get: global ones, then its own."""
+        own = self.checks[check].secrets if check in self.checks else {}
+        return {**self.settings.secrets, **own}
+
+    def all_secrets(self) -> list[tuple[str, str]]:
+        """Return every ``(NAME, reference)`` of the configuration, each once."""
+        found = dict.fromkeys(self.settings.secrets.items())
+        for check in self.checks.values():
+            found.update(dict.fromkeys(check.secrets.items()))
+        return list(found)
 
     def channels_of(self, check: str) -> list[str]:
         """Return the channels a check notifies: its own list, else the default one."""

@@ -129,6 +129,12 @@ class SettingsModel(BaseModel):
         default=ByteSize(2 * 1024**3),
         description='Cap of the artifacts folder, e.g. "500MB", "2GiB": the oldest files go first.',
     )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Secrets given to the tests as environment variables: NAME = "env:VAR", '
+        '"file:PATH" or "cmd:COMMAND", looked up at each run and masked in all output. '
+        "Every check gets them; a check's own secrets win.",
+    )
     metrics_test_limit: int = Field(
         default=1000,
         ge=0,
@@ -146,6 +152,11 @@ class SettingsModel(BaseModel):
                     "`onwatch token` prints, never the token itself"
                 )
         return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        return _secret_references(value)
 
     @field_validator("listen")
     @classmethod
@@ -177,6 +188,25 @@ class SettingsModel(BaseModel):
     )
 
 
+def _variable_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(
+                f"{name!r} is not an environment variable name; use letters, digits and _"
+            )
+    return value
+
+
+def _secret_references(value: dict[str, str]) -> dict[str, str]:
+    from onwatch.secrets import reference_problem
+
+    _variable_names(value)
+    problems = [f"{name}: {why}" for name, ref in value.items() if (why := reference_problem(ref))]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
 class CheckModel(BaseModel):
     """A ``[checks.NAME]`` table: a selection of tests and when to run it."""
 
@@ -203,6 +233,22 @@ class CheckModel(BaseModel):
     )
     pytest_args: list[str] = Field(
         default_factory=list, description="Extra arguments passed to pytest as they are."
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Secrets given to the tests as environment variables: NAME = "env:VAR", '
+        '"file:PATH" or "cmd:COMMAND", looked up at each run and masked in all output; '
+        "added to [onwatch] secrets.",
+    )
+    sensitive: bool = Field(
+        default=False,
+        description="Read-only tokens see outcomes but no messages, tracebacks, output, "
+        "properties or artifacts of this check's tests.",
+    )
+    screenshots: bool = Field(
+        default=True,
+        description="false: browser tests keep no screenshots (they cannot be masked), and "
+        "traces record no screenshots.",
     )
     enabled: bool = Field(default=True, description="false keeps the check out of `onwatch run`.")
     notify: list[str] | None = Field(
@@ -244,12 +290,21 @@ class CheckModel(BaseModel):
     @field_validator("env")
     @classmethod
     def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(
-                    f"{name!r} is not an environment variable name; use letters, digits and _"
-                )
-        return value
+        return _variable_names(value)
+
+    @field_validator("secrets")
+    @classmethod
+    def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        return _secret_references(value)
+
+    @model_validator(mode="after")
+    def _env_or_secret(self) -> CheckModel:
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} is in both env and secrets; keep it in secrets only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_schedule(self) -> CheckModel:

@@ -14,6 +14,9 @@ ARTIFACTS_DIR_ENV = "ONWATCH_ARTIFACTS_DIR"
 ARTIFACTS_MODE_ENV = "ONWATCH_ARTIFACTS"
 TRACING_ENV = "ONWATCH_TRACING"
 BROWSER_ENV = "ONWATCH_BROWSER"
+SCREENSHOTS_ENV = "ONWATCH_SCREENSHOTS"  # "0": keep no screenshots, record traces without
+# The names (never the values) of the environment variables that hold the check's secrets.
+SECRETS_ENV = "ONWATCH_SECRETS"
 # Chromium on a server: no sandbox (containers, root), no GPU, no small /dev/shm, and no calls
 # to Google's hosts, which a monitoring host often cannot reach.
 CHROMIUM_SERVER_FLAGS = (

@@ -136,10 +136,17 @@ class Console:
 class Recorder:
     """Watches the browsers of one test and saves what they show when asked to."""
 
-    def __init__(self, targets: Sequence[tuple[str, Any]], folder: Folder, tracing: bool) -> None:
+    def __init__(
+        self,
+        targets: Sequence[tuple[str, Any]],
+        folder: Folder,
+        tracing: bool,
+        screenshots: bool = True,
+    ) -> None:
         self.targets = list(targets)
         self.folder = folder
         self.tracing = tracing
+        self.screenshots = screenshots  # False: pictures of the page, which cannot be masked
         self.consoles: dict[int, Console] = {}
         self.traces: list[tuple[Any, str]] = []  # (context, name) of the traces we started
         self.artifacts: list[Artifact] = []
@@ -167,7 +174,7 @@ class Recorder:
 
     def _start_trace(self, context: Any, name: str) -> None:
         try:
-            context.tracing.start(screenshots=True, snapshots=True, sources=False)
+            context.tracing.start(screenshots=self.screenshots, snapshots=True, sources=False)
         except Exception as exc:
             # Whoever started it (the test, or pytest-playwright) also saves it.
             if "already started" not in str(exc):
@@ -208,12 +215,13 @@ class Recorder:
             self.errors.append(describe(what, exc))
 
     def _save_page(self, index: int, page: Any) -> None:
-        self._save(
-            index,
-            "screenshot",
-            ".png",
-            lambda: page.screenshot(full_page=True, timeout=TIMEOUT_MS),
-        )
+        if self.screenshots:
+            self._save(
+                index,
+                "screenshot",
+                ".png",
+                lambda: page.screenshot(full_page=True, timeout=TIMEOUT_MS),
+            )
         self._save(
             index,
             "html",
@@ -226,7 +234,8 @@ class Recorder:
 
     def _save_driver(self, index: int, driver: Any) -> None:
         with _bounded(driver):
-            self._save(index, "screenshot", ".png", driver.get_screenshot_as_png)
+            if self.screenshots:
+                self._save(index, "screenshot", ".png", driver.get_screenshot_as_png)
             self._save(index, "html", ".html", lambda: str(driver.page_source).encode())
             entries = self._driver_log(index, driver)
             if entries is not None:

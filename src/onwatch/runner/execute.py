@@ -22,13 +22,22 @@ from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
-from onwatch.model import Run, RunStatus, Trigger, as_utc, utcnow
-from onwatch.runner import ARTIFACTS_DIR_ENV, ARTIFACTS_MODE_ENV, BROWSER_ENV, TRACING_ENV
+from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, utcnow
+from onwatch.runner import (
+    ARTIFACTS_DIR_ENV,
+    ARTIFACTS_MODE_ENV,
+    BROWSER_ENV,
+    SCREENSHOTS_ENV,
+    SECRETS_ENV,
+    TRACING_ENV,
+)
 from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
+from onwatch.secrets import Keeper, SecretError
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Patterns
+    from onwatch.masking import Masker
 
 log = logging.getLogger("onwatch.runner")
 RUN_ID_ENV = "ONWATCH_RUN_ID"
@@ -43,8 +52,11 @@ class Runner:
         config: Config,
         stop: threading.Event | None = None,
         spawned: threading.Event | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.config = config
+        # Shared with the logs and the outbox of a daemon, so that they mask the same values.
+        self.keeper = keeper or Keeper(config.base_dir)
         self.stop = stop
         self.spawned = spawned  # set once a pytest process has started
         self.inflight = config.state_dir / "inflight"
@@ -93,6 +105,12 @@ class Runner:
             "pid": os.getpid(),
         }
         _write_json(self.inflight / f"{run_id}.json", meta)
+        try:
+            secrets = self.keeper.resolve(self.config.secrets_of(name))
+        except SecretError as exc:
+            reason = "; ".join(exc.problems)
+            run = _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=reason)
+            return mask_run(run, self.keeper.masker)
         browser = self.config.browser_executable
         if browser is not None and not os.access(browser, os.X_OK):
             browser = None  # configured, but gone since the config was validated
@@ -103,6 +121,10 @@ class Runner:
         env = {
             **os.environ,
             **check.env,
+            **secrets,
+            # Names only: the plugin masks these variables' values before it writes anything.
+            SECRETS_ENV: ",".join(secrets),
+            SCREENSHOTS_ENV: "1" if check.screenshots else "0",
             RUN_ID_ENV: run_id,
             CHECK_ENV: name,
             ARTIFACTS_MODE_ENV: check.artifacts,
@@ -124,15 +146,20 @@ class Runner:
             args = _retry_args(attempts, check)
             if not args:
                 break
-        return self._store_artifacts(_build_run(meta, attempts, utcnow(), self.host, self.patterns))
+        run = _build_run(meta, attempts, utcnow(), self.host, self.patterns)
+        return self._finish(run, self.keeper.masker)
 
-    def _store_artifacts(self, run: Run) -> Run:
+    def _finish(self, run: Run, masker: Masker) -> Run:
+        """Mask the run's text, then its captured files, and move them into the store."""
+        return self._store_artifacts(mask_run(run, masker), masker)
+
+    def _store_artifacts(self, run: Run, masker: Masker) -> Run:
         """Move the files the tests captured into the artifact store, named by content."""
         if not any(a.source for r in run.results for a in r.artifacts):
             return run
         from dataclasses import replace
 
-        from onwatch.artifacts import ArtifactStore
+        from onwatch.artifacts import ArtifactStore, mask_file
 
         store = ArtifactStore(self.config.artifacts_dir)
         results = []
@@ -143,6 +170,7 @@ class Runner:
                     kept.append(artifact)
                     continue
                 try:
+                    mask_file(Path(artifact.source), artifact.kind, masker)
                     sha, size = store.put(Path(artifact.source))
                 except OSError as exc:
                     # A file that cannot be kept (disk full) must not cost the run its results.
@@ -199,6 +227,9 @@ class Runner:
             return recovered
         import psutil
 
+        # The secrets as they are now: a run of a dead process is masked before it is kept.
+        for problem in self.keeper.preload(self.config.all_secrets()):
+            log.warning("cannot look up a secret to mask a recovered run: %s", problem)
         for meta_path, meta in left:
             pid = int(meta.get("pid", 0))
             if psutil.pid_exists(pid) and _is_onwatch(pid):
@@ -217,8 +248,30 @@ class Runner:
             for path in self.inflight.glob(f"{meta['id']}.*.events"):
                 finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
             run = _build_run(meta, attempts, as_utc(finished), self.host, self.patterns)
-            recovered.append(self._store_artifacts(run))
+            recovered.append(self._finish(run, self.keeper.masker))
         return recovered
+
+
+def mask_run(run: Run, masker: Masker) -> Run:
+    """Return ``run`` with every secret masked in its error and its results' text."""
+    if not masker:
+        return run
+    from dataclasses import replace
+
+    def masked(result: TestResult) -> TestResult:
+        return replace(
+            result,
+            nodeid=masker.mask(result.nodeid),
+            message=masker.mask_optional(result.message),
+            traceback=masker.mask_optional(result.traceback),
+            output=masker.mask_optional(result.output),
+            exception=masker.mask_optional(result.exception),
+            properties=masker.mask_value(result.properties),
+            artifacts=tuple(replace(a, name=masker.mask(a.name)) for a in result.artifacts),
+        )
+
+    results = tuple(masked(result) for result in run.results)
+    return replace(run, error=masker.mask_optional(run.error), results=results)
 
 
 def describe_selection(check: Check) -> str:

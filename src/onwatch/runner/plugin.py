@@ -15,6 +15,9 @@ Browser tests: when a test holds a Playwright sync ``Page`` or a Selenium ``WebD
 or ``off``); the ``result`` event lists them in ``artifacts``, and the captures that failed in
 ``artifact_errors``.
 
+Secrets: ``ONWATCH_SECRETS`` names the environment variables that hold the check's secrets. Every
+event is masked (``onwatch.masking``) before it is written, so no secret value reaches the disk.
+
 pytest-playwright suites run unchanged against the Chromium onwatch found (``ONWATCH_BROWSER``):
 the ``launch`` module overrides its ``browser_type_launch_args`` session fixture to add the
 executable and the flags a server needs. A conftest that overrides the fixture again wins, as
@@ -38,10 +41,13 @@ from onwatch.runner import (
     ATTEMPT_ENV,
     BROWSER_ENV,
     EVENTS_ENV,
+    SCREENSHOTS_ENV,
+    SECRETS_ENV,
     TRACING_ENV,
 )
 
 if TYPE_CHECKING:
+    from onwatch.masking import Masker
     from onwatch.runner.capture import Recorder
 
 MAX_MESSAGE = 2_000
@@ -104,9 +110,13 @@ class EventWriter:
         if self.artifacts_root is None:  # nowhere to write to
             self.capture_mode = "off"
         self.tracing = os.environ.get(TRACING_ENV) == "1"
+        self.screenshots = os.environ.get(SCREENSHOTS_ENV) != "0"
+        self.masker = _masker()
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Append one event as a JSON line."""
+        """Append one event as a JSON line, secrets masked."""
+        if self.masker is not None:
+            event = self.masker.mask_value(json.loads(json.dumps(event, default=repr)))
         line = json.dumps(event, separators=(",", ":"), default=repr) + "\n"
         os.write(self.fd, line.encode("utf-8", "replace"))
 
@@ -185,7 +195,7 @@ class EventWriter:
         from onwatch.runner.capture import Folder, Recorder
 
         folder = Folder(self.artifacts_root, item.nodeid, self.attempt)
-        return Recorder(targets, folder, self.tracing)
+        return Recorder(targets, folder, self.tracing, self.screenshots)
 
     def _capture(self, item: pytest.Item, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -219,6 +229,19 @@ class EventWriter:
 
     def pytest_unconfigure(self) -> None:
         os.close(self.fd)
+
+
+def _masker() -> Masker | None:
+    """Return a masker of the secrets onwatch passed in, or None when there are none."""
+    names = [n for n in os.environ.get(SECRETS_ENV, "").split(",") if n in os.environ]
+    if not names:
+        return None
+    from onwatch.masking import Masker, SecretTooShort
+
+    try:
+        return Masker({name: os.environ[name] for name in names})
+    except SecretTooShort:  # onwatch refuses these before a run starts
+        return None
 
 
 def _describe_capture_error(exc: Exception) -> str:
@@ -281,7 +304,9 @@ def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict
         exception = getattr(deciding, "onwatch_exception", None)
         message, traceback = _describe(deciding)
     if outcome in ("failed", "error", "xpassed"):
-        sections = [f"--- {title} ---\n{content}" for r in reports for title, content in r.sections]
+        # A later phase's report repeats the sections of the phases before it: keep each once.
+        seen = dict.fromkeys((title, content) for r in reports for title, content in r.sections)
+        sections = [f"--- {title} ---\n{content}" for title, content in seen]
         output = bounded("\n".join(sections), MAX_OUTPUT) if sections else None
     event = {
         "event": "result",

@@ -1,0 +1,192 @@
+"""Hide secret values, and the forms they take once encoded, in every string a run leaves.
+
+``Masker`` knows a set of named secret values. For each it also looks for:
+
+- its URL encodings (``%2F`` in upper and lower case, ``+`` for spaces, and as URL userinfo),
+- base64, standard and URL-safe, with or without padding, at any of the three byte alignments
+  it can have inside a longer encoded string (``base64("alice:" + secret)`` in a Basic header),
+- JSON and HTML escaping,
+- the password, and ``user:password``, of a secret that is itself a URL with credentials,
+- each line of a multi-line secret (a PEM key printed line by line).
+
+Every match becomes ``[secret:NAME]``. The module is pure and small: the pytest plugin uses it
+in the test process, before a single event is written to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+MIN_LENGTH = 6
+# Characters RFC 3986 leaves unencoded in the userinfo of a URL.
+_USERINFO_SAFE = "!$&'()*+,;=:"
+
+
+class SecretTooShort(ValueError):
+    """A secret too short to mask without hiding ordinary text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One place a secret was found: which secret, in which form, where in the text."""
+
+    name: str
+    encoding: str
+    start: int
+    end: int
+
+
+def placeholder(name: str) -> str:
+    """Return what a secret called ``name`` is replaced with."""
+    return f"[secret:{name}]"
+
+
+def encodings(value: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(encoding, text)`` for every form of ``value`` that a run may print."""
+    yield "raw", value
+    yield from _escaped(value)
+    for alphabet, encode in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
+        for form, text in _base64_forms(value.encode("utf-8"), encode):
+            yield f"{alphabet}{form}", text
+    if "\n" in value:
+        for line in value.splitlines():
+            line = line.strip()
+            if len(line) >= MIN_LENGTH:
+                yield "line", line
+                yield from ((f"line {e}", t) for e, t in _escaped(line))
+    parts = urlsplit(value) if "://" in value else None
+    if parts is not None and parts.password:
+        user = parts.username or ""
+        if len(parts.password) >= MIN_LENGTH:
+            yield "url password", parts.password
+        if user:
+            yield "url userinfo", f"{user}:{parts.password}"
+
+
+def _escaped(value: str) -> Iterator[tuple[str, str]]:
+    for encoding, text in (
+        ("url", quote(value, safe="")),
+        ("url", quote(value)),
+        ("url", quote_plus(value)),
+        ("url userinfo", quote(value, safe=_USERINFO_SAFE)),
+        ("json", json.dumps(value)[1:-1]),
+        ("json", json.dumps(value, ensure_ascii=False)[1:-1]),
+        ("html", html.escape(value)),
+        ("html", html.escape(value, quote=False)),
+        ("html", html.escape(value).replace("&#x27;", "&#39;")),
+    ):
+        yield encoding, text
+        if encoding == "url":
+            yield encoding, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def _base64_forms(data: bytes, encode: Any) -> Iterator[tuple[str, str]]:
+    """Yield the base64 characters that depend on ``data`` alone, at each alignment."""
+    for lead in range(3):
+        encoded = encode(b"\0" * lead + data).decode("ascii")
+        start = -(-8 * lead // 6)  # the first character made of data bits only
+        end = 8 * (lead + len(data)) // 6  # past the last character made of data bits only
+        context = f" after {lead} byte{'s' * (lead != 1)}" if lead else ""
+        yield f"{context}", encoded[start:end]
+        # At the end of the encoded text the last, partial character and padding follow.
+        yield f"{context}, at the end", encoded[start:]
+        yield f"{context}, at the end", encoded[start:].rstrip("=")
+
+
+class Masker:
+    """Replaces every known secret value, in all its encodings, with ``[secret:NAME]``."""
+
+    def __init__(self, secrets: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        pairs = list(secrets.items() if isinstance(secrets, Mapping) else secrets)
+        self.pairs = tuple(dict.fromkeys(pairs))  # a rotated secret keeps its old value too
+        forms: dict[str, tuple[str, str]] = {}
+        for name, value in self.pairs:
+            if len(value) < MIN_LENGTH:
+                raise SecretTooShort(
+                    f"secret {name} has {len(value)} characters; onwatch masks secrets of "
+                    f"{MIN_LENGTH} or more only (a shorter one would hide ordinary text in "
+                    "every message): use a longer value"
+                )
+            for encoding, text in encodings(value):
+                if len(text) >= MIN_LENGTH:
+                    forms.setdefault(text, (name, encoding))
+        self.forms = forms
+        # Longest first: at one position the regex takes the first alternative that matches.
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._bytes_pattern = (
+            re.compile(b"|".join(re.escape(text.encode("utf-8")) for text in ordered))
+            if ordered
+            else None
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    def mask(self, text: str) -> str:
+        """Return ``text`` with every secret form replaced."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(self._replace, text)
+
+    def mask_optional(self, text: str | None) -> str | None:
+        """Return ``text`` masked, or None."""
+        return None if text is None else self.mask(text)
+
+    def mask_bytes(self, data: bytes) -> bytes:
+        """Return ``data`` with every secret form (as UTF-8) replaced."""
+        if self._bytes_pattern is None or not data:
+            return data
+        return self._bytes_pattern.sub(
+            lambda m: placeholder(self.forms[m.group(0).decode("utf-8")][0]).encode(), data
+        )
+
+    def mask_value(self, value: Any) -> Any:
+        """Return ``value`` with strings masked inside lists, tuples and dicts (keys too)."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self.mask_value(k): self.mask_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_value(item) for item in value]
+        if isinstance(value, tuple):
+            return tuple(self.mask_value(item) for item in value)
+        return value
+
+    def find(self, text: str) -> list[Hit]:
+        """Return where secret forms occur in ``text``."""
+        if self._pattern is None:
+            return []
+        return [
+            Hit(*self.forms[m.group(0)], m.start(), m.end()) for m in self._pattern.finditer(text)
+        ]
+
+    def find_bytes(self, data: bytes) -> list[Hit]:
+        """Return where secret forms (as UTF-8) occur in ``data``."""
+        if self._bytes_pattern is None:
+            return []
+        return [
+            Hit(*self.forms[m.group(0).decode("utf-8")], m.start(), m.end())
+            for m in self._bytes_pattern.finditer(data)
+        ]
+
+    def longest(self) -> int:
+        """Return the length in bytes of the longest form, for scanning files in chunks."""
+        return max((len(text.encode("utf-8")) for text in self.forms), default=0)
+
+    def merged(self, secrets: Mapping[str, str]) -> Masker:
+        """Return a masker that also knows ``secrets``; the values it knew stay masked."""
+        added = [pair for pair in secrets.items() if pair not in self.pairs]
+        return Masker([*self.pairs, *added]) if added else self
+
+    def _replace(self, match: re.Match[str]) -> str:
+        return placeholder(self.forms[match.group(0)][0])
