@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.heartbeat import Heartbeat
     from onwatch.model import Run
+    from onwatch.secrets import Keeper
     from onwatch.store.sql import SqlStore
     from onwatch.watchdog import Watchdog
     from onwatch.web.server import WebServer
@@ -48,12 +49,17 @@ def run_daemon(
     from onwatch.alerting.engine import Alerting
     from onwatch.runner.execute import Runner
     from onwatch.scheduler import Scheduler
+    from onwatch.secrets import Keeper
     from onwatch.store import open_store
     from onwatch.store.recorder import Recorder
     from onwatch.store.spool import Spool
     from onwatch.watchdog import DatabaseAlarm, Watchdog
 
-    configure_logging(log_level, log_format)
+    keeper = Keeper(config.base_dir)
+    configure_logging(log_level, log_format, keeper.mask)
+    # Known from the start, so that logs and alerts mask them before any run looks them up.
+    for problem in keeper.preload(config.all_secrets()):
+        log.warning("%s; runs of the checks that use it are run errors until it is fixed", problem)
     stopping = stopping or threading.Event()
     kill = threading.Event()
     _handle_signals(stopping, kill)
@@ -63,7 +69,7 @@ def run_daemon(
     except StoreError as exc:
         log.warning("database unreachable; runs are spooled until it is back: %s", exc)
     recorder = Recorder(store, Spool(config.state_dir / "spool"))
-    runner = Runner(config, stop=kill)
+    runner = Runner(config, stop=kill, keeper=keeper)
     enabled = [name for name, check in config.checks.items() if check.enabled]
     health = Health(enabled)
     scheduler_ready: list[Scheduler] = []
@@ -76,7 +82,7 @@ def run_daemon(
         return scheduler_ready[0].run_now(name)
 
     heartbeat = _heartbeat(config, health)
-    channels, outbox, worker = _start_outbox(config, store)
+    channels, outbox, worker = _start_outbox(config, store, keeper)
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
     watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
@@ -276,7 +282,7 @@ def _review(config: Config, store: SqlStore, run: Run) -> Run:
 
 
 def _start_outbox(
-    config: Config, store: SqlStore
+    config: Config, store: SqlStore, keeper: Keeper
 ) -> tuple[dict[str, Channel], Outbox, OutboxWorker]:
     from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
@@ -284,7 +290,7 @@ def _start_outbox(
 
     channels = {name: build_channel(name, settings) for name, settings in config.channels.items()}
     windows = {name: float(settings["group_window"]) for name, settings in config.channels.items()}
-    outbox = Outbox(OutboxStore(store), channels, group_window=windows)
+    outbox = Outbox(OutboxStore(store), channels, group_window=windows, mask=keeper.mask_value)
     worker = OutboxWorker(outbox)
     worker.start()
     return channels, outbox, worker

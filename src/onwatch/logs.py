@@ -5,16 +5,29 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 FORMATS = ("text", "json")
+Mask = Callable[[str], str]
+
+
+def _unmasked(text: str) -> str:
+    return text
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-11-24T10:00:00Z INFO check=api status=passed ...``."""
+    """``2026-11-24T10:00:00Z INFO check=api status=passed ...``, secrets masked."""
+
+    def __init__(self, mask: Mask = _unmasked) -> None:
+        super().__init__()
+        self.mask = mask
 
     def format(self, record: logging.LogRecord) -> str:
+        return self.mask(self._line(record))
+
+    def _line(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fields: dict[str, Any] = getattr(record, "fields", {})
         parts = [stamp, record.levelname, record.getMessage()]
@@ -26,7 +39,11 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, the run's fields at the top level."""
+    """One JSON object per line, the run's fields at the top level, secrets masked."""
+
+    def __init__(self, mask: Mask = _unmasked) -> None:
+        super().__init__()
+        self.mask = mask
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -38,7 +55,9 @@ class JsonFormatter(logging.Formatter):
         data.update(getattr(record, "fields", {}))
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        # Masked before encoding: a masked JSON text could lose half of an escape sequence.
+        masked = {key: self.mask(v) if isinstance(v, str) else v for key, v in data.items()}
+        return json.dumps(masked, default=lambda value: self.mask(str(value)))
 
 
 def _text_value(value: object) -> str:
@@ -48,10 +67,10 @@ def _text_value(value: object) -> str:
     return text
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Send onwatch's logs to stderr at ``level`` in ``fmt`` (text or json)."""
+def configure_logging(level: str = "info", fmt: str = "text", mask: Mask = _unmasked) -> None:
+    """Send onwatch's logs to stderr at ``level`` in ``fmt`` (text or json), through ``mask``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(mask) if fmt == "json" else TextFormatter(mask))
     logger = logging.getLogger("onwatch")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

@@ -78,6 +78,7 @@ def _escaped(value: str) -> Iterator[tuple[str, str]]:
         ("url userinfo", quote(value, safe=_USERINFO_SAFE)),
         ("json", json.dumps(value)[1:-1]),
         ("json", json.dumps(value, ensure_ascii=False)[1:-1]),
+        ("json", json.dumps(value)[1:-1].replace("/", "\\/")),  # PHP and others escape "/"
         ("html", html.escape(value)),
         ("html", html.escape(value, quote=False)),
         ("html", html.escape(value).replace("&#x27;", "&#39;")),

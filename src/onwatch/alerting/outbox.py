@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from onwatch.alerting.channels import Channel
 from onwatch.alerting.notification import Event, Notification
@@ -85,8 +86,12 @@ class Outbox:
         claim_for: float = 120.0,
         batch_limit: int = 100,
         rng: random.Random | None = None,
+        mask: Callable[[Any], Any] | None = None,
     ) -> None:
         self._store = store
+        # Applied to each payload before it is stored and to each error before it is kept:
+        # what a channel receives or a delivery row holds never has a secret in it.
+        self._mask = mask or (lambda value: value)
         self._channels = dict(channels)
         self._clock = clock
         self._window = _window_of(group_window)
@@ -121,7 +126,7 @@ class Outbox:
     def enqueue(self, notification: Notification, channels: Iterable[str]) -> int:
         """Store one delivery of ``notification`` per channel; return how many were new."""
         now = self._clock()
-        payload = notification.payload()
+        payload = self._mask(notification.payload())
         added = 0
         for name in dict.fromkeys(channels):
             if name not in self._channels:
@@ -320,6 +325,7 @@ class Outbox:
             )
             ok, error = False, f"{type(exc).__name__}: {exc}"
         duration = time.perf_counter() - timer
+        error = None if error is None else self._mask(error)
         finished = self._clock()
         if ok and channel.grouped:
             # From the end of the send: people get at most one message per window.
