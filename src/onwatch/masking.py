@@ -3,9 +3,13 @@
 ``Masker`` knows a set of named secret values. For each it also looks for:
 
 - its URL encodings (``%2F`` in upper and lower case, ``+`` for spaces, and as URL userinfo),
+  including the lighter ones of HTTP clients and browsers (``/`` and ``+`` kept, ``é`` as
+  ``%C3%A9``) and of JavaScript's ``encodeURIComponent`` and ``URLSearchParams``,
 - base64, standard and URL-safe, with or without padding, at any of the three byte alignments
   it can have inside a longer encoded string (``base64("alice:" + secret)`` in a Basic header),
-- JSON and HTML escaping,
+- JSON and HTML escaping, and Python's escapes (``\\xe9`` from ``ascii()`` and in pytest's
+  test ids, ``\\xc3\\xa9`` in ``repr()`` of bytes), and those escaped once more (a JSON body
+  in ``repr(locals())``, JSON text inside a JSON log line),
 - the password, and ``user:password``, of a secret that is itself a URL with credentials,
 - each line of a multi-line secret (a PEM key printed line by line).
 
@@ -27,6 +31,11 @@ from urllib.parse import quote, quote_plus, urlsplit
 MIN_LENGTH = 6
 # Characters RFC 3986 leaves unencoded in the userinfo of a URL.
 _USERINFO_SAFE = "!$&'()*+,;=:"
+# Characters that httpx, requests and browsers leave as they are in a URL they send: only
+# what may not appear in a URL at all (non-ASCII, space, quotes, <, >) is percent-encoded.
+_URL_CLIENT_SAFE = "!#$&'()*+,/:;=?@[]~"
+# Characters JavaScript's encodeURIComponent leaves unencoded, besides letters, digits, _.-~
+_URI_COMPONENT_SAFE = "!'()*"
 
 
 class SecretTooShort(ValueError):
@@ -75,6 +84,10 @@ def _escaped(value: str) -> Iterator[tuple[str, str]]:
         ("url", quote(value, safe="")),
         ("url", quote(value)),
         ("url", quote_plus(value)),
+        ("url", quote(value, safe=_URL_CLIENT_SAFE)),
+        ("url", quote(value, safe=_URI_COMPONENT_SAFE)),
+        # URLSearchParams and HTML forms: application/x-www-form-urlencoded, "~" encoded too.
+        ("url", quote_plus(value, safe="*").replace("~", "%7E")),
         ("url userinfo", quote(value, safe=_USERINFO_SAFE)),
         ("json", json.dumps(value)[1:-1]),
         ("json", json.dumps(value, ensure_ascii=False)[1:-1]),
@@ -82,10 +95,25 @@ def _escaped(value: str) -> Iterator[tuple[str, str]]:
         ("html", html.escape(value)),
         ("html", html.escape(value, quote=False)),
         ("html", html.escape(value).replace("&#x27;", "&#39;")),
+        # repr() and ascii() of text, repr() of its UTF-8 bytes, and pytest's test ids.
+        ("python", repr(value)[1:-1]),
+        ("python", ascii(value)[1:-1]),
+        ("python", repr(value.encode("utf-8"))[2:-1]),
+        ("python", value.encode("unicode_escape").decode("ascii")),
     ):
         yield encoding, text
         if encoding == "url":
             yield encoding, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+        elif encoding in ("json", "python"):
+            # Escaped once more: a JSON body in repr(locals()), JSON text inside a JSON log
+            # line or a Playwright trace. Each escape doubles the backslashes of the first.
+            for outer, again in (
+                ("json", json.dumps(text)[1:-1]),
+                ("json", json.dumps(text, ensure_ascii=False)[1:-1]),
+                ("python", repr(text)[1:-1]),
+            ):
+                if again != text:
+                    yield f"{encoding} in {outer}", again
 
 
 def _base64_forms(data: bytes, encode: Any) -> Iterator[tuple[str, str]]:
@@ -99,6 +127,44 @@ def _base64_forms(data: bytes, encode: Any) -> Iterator[tuple[str, str]]:
         # At the end of the encoded text the last, partial character and padding follow.
         yield f"{context}, at the end", encoded[start:]
         yield f"{context}, at the end", encoded[start:].rstrip("=")
+
+
+def _trie_pattern(words: list[Any]) -> Any:
+    """Return one regex (str or bytes) matching any of ``words``, the longest at a position.
+
+    A plain alternation of a few hundred forms tries each one at every character; as a trie the
+    regex engine follows one branch, which makes masking ten times faster or more.
+    """
+    empty = words[0][:0]
+    trie: dict[Any, Any] = {}
+    for word in words:
+        node = trie
+        for index in range(len(word)):
+            node = node.setdefault(word[index : index + 1], {})
+        node[empty] = {}  # the word ends here
+
+    def build(node: dict[Any, Any]) -> Any:
+        chain = empty
+        # Follow single branches in a loop: a long secret would otherwise nest one group per
+        # character, past what the regex compiler accepts.
+        while len(node) == 1 and empty not in node:
+            unit, node = next(iter(node.items()))
+            chain += re.escape(unit)
+        branches = [re.escape(unit) + build(child) for unit, child in node.items() if unit]
+        if not branches:
+            return chain
+        group = branches[0] if len(branches) == 1 else _group(empty, branches)
+        if empty in node:  # a word ends here: the longer ones are optional, and tried first
+            return chain + _group(empty, [group]) + (b"?" if isinstance(empty, bytes) else "?")
+        return chain + group
+
+    return build(trie)
+
+
+def _group(empty: Any, branches: list[Any]) -> Any:
+    if isinstance(empty, bytes):
+        return b"(?:" + b"|".join(branches) + b")"
+    return "(?:" + "|".join(branches) + ")"
 
 
 class Masker:
@@ -119,13 +185,11 @@ class Masker:
                 if len(text) >= MIN_LENGTH:
                     forms.setdefault(text, (name, encoding))
         self.forms = forms
-        # Longest first: at one position the regex takes the first alternative that matches.
-        ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self._bytes_pattern = (
-            re.compile(b"|".join(re.escape(text.encode("utf-8")) for text in ordered))
-            if ordered
-            else None
+        self._pattern: re.Pattern[str] | None = (
+            re.compile(_trie_pattern(list(forms))) if forms else None
+        )
+        self._bytes_pattern: re.Pattern[bytes] | None = (
+            re.compile(_trie_pattern([text.encode("utf-8") for text in forms])) if forms else None
         )
 
     def __bool__(self) -> bool:
