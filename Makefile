@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/alert_latency.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/browser_journeys.py
+	$(BIN)/python bench/secret_masking.py
 
 setup: $(STAMP)
 
