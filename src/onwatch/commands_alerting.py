@@ -48,7 +48,11 @@ def notify_test(config: Config, channel: str) -> int:
     if channel not in config.channels:
         known = ", ".join(sorted(config.channels)) or "none; add a [notify.NAME] table"
         raise ConfigError([f"{config.path}: no channel named {channel!r} (known: {known})"])
-    transport = build_channel(channel, config.channels[channel])
+    from onwatch.secrets import Keeper
+
+    keeper = Keeper(config.base_dir)
+    lookup = keeper.resolver(config.settings.secrets)
+    transport = build_channel(channel, config.channels[channel], lookup)
     host = os.uname().nodename
     notification = Notification(
         event=Event.TEST,
@@ -61,7 +65,7 @@ def notify_test(config: Config, channel: str) -> int:
         transport.send([notification])
     except DeliveryError as exc:
         kind = "permanent" if exc.permanent else "temporary"
-        print(f"{channel}: NOT sent ({kind} error): {exc}", file=sys.stderr)
+        print(f"{channel}: NOT sent ({kind} error): {keeper.mask(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{channel}: sent")
     return EXIT_OK

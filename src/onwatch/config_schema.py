@@ -334,10 +334,15 @@ class ChannelModel(BaseModel):
     type: Literal["apprise", "webhook", "alertmanager"] = Field(
         default="apprise", description="apprise (mail, chat, paging…), webhook or alertmanager."
     )
-    url: str = Field(min_length=1, description="Apprise URL, webhook URL or Alertmanager URL.")
+    url: str = Field(
+        min_length=1,
+        description="Apprise URL, webhook URL or Alertmanager URL; ${NAME} stands for a secret "
+        "of [onwatch] secrets.",
+    )
     timeout: Duration = Field(default=10.0, description="Limit of one delivery attempt.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra HTTP headers (webhook, alertmanager)."
+        default_factory=dict,
+        description="Extra HTTP headers (webhook, alertmanager); values may hold ${NAME}.",
     )
     group_window: Duration = Field(
         default=60.0,
@@ -475,6 +480,10 @@ def validate(path: Path) -> dict[str, Any]:
     for name, check in checks.items():
         loc = (*checks_loc, name, "notify")
         problems += _unknown_channels(check.notify or [], declared, loc, path, text)
+    declared_secrets = settings.secrets if settings is not None else {}
+    for name, channel in channels.items():
+        loc = (*root, "notify", name, "url")
+        problems += _unknown_secrets(channel, declared_secrets, loc, path, text)
     for index, silence in enumerate(silences):
         for name in silence.checks:
             if name not in checks:
@@ -565,6 +574,29 @@ def _silences(
         except ValidationError as exc:
             problems += explain(exc, path, text, (*loc, str(index)), SilenceModel)
     return silences
+
+
+def _unknown_secrets(
+    channel: ChannelModel,
+    secrets: dict[str, str],
+    loc: tuple[str, ...],
+    path: Path,
+    text: str,
+) -> list[str]:
+    from onwatch.alerting.channels.secret import placeholders
+
+    known = ", ".join(sorted(secrets)) or "none"
+    return [
+        problem(
+            path,
+            text,
+            loc,
+            f"${{{name}}} names no secret of [onwatch] secrets (known: {known}); declare it "
+            f'there, e.g. {name} = "env:{name}"',
+        )
+        for name in placeholders(channel.model_dump())
+        if name not in secrets
+    ]
 
 
 def _unknown_channels(

@@ -288,7 +288,10 @@ def _start_outbox(
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.store.outbox import OutboxStore
 
-    channels = {name: build_channel(name, settings) for name, settings in config.channels.items()}
+    lookup = keeper.resolver(config.settings.secrets)
+    channels = {
+        name: build_channel(name, settings, lookup) for name, settings in config.channels.items()
+    }
     windows = {name: float(settings["group_window"]) for name, settings in config.channels.items()}
     outbox = Outbox(OutboxStore(store), channels, group_window=windows, mask=keeper.mask_value)
     worker = OutboxWorker(outbox)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from onwatch.masking import MIN_LENGTH, Masker
@@ -149,6 +149,14 @@ class Keeper:
         values = resolve(references, self.base_dir, self.environ)
         self.learn(values)
         return values
+
+    def resolver(self, references: Mapping[str, str]) -> Callable[[list[str]], dict[str, str]]:
+        """Return a function that looks up the named secrets among ``references``."""
+
+        def look_up(names: list[str]) -> dict[str, str]:
+            return self.resolve({name: references[name] for name in names})
+
+        return look_up
 
     def learn(self, values: Mapping[str, str]) -> Masker:
         """Remember ``values``; return the masker that now hides them all."""

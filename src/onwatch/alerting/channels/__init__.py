@@ -6,6 +6,7 @@ cannot; ``permanent=True`` tells the outbox that retrying is pointless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -25,8 +26,28 @@ class Channel(Protocol):
         ...
 
 
-def build_channel(name: str, settings: dict[str, Any]) -> Channel:
-    """Return the channel named ``name`` built from its validated ``[notify.NAME]`` settings."""
+def build_channel(
+    name: str,
+    settings: dict[str, Any],
+    secrets: Callable[[list[str]], dict[str, str]] | None = None,
+) -> Channel:
+    """Return the channel named ``name`` built from its validated ``[notify.NAME]`` settings.
+
+    When its URL or headers name secrets (``${NAME}``), ``secrets`` looks them up at each send;
+    without it they are filled with a stand-in, which is enough to validate the settings.
+    """
+    from onwatch.alerting.channels.secret import SecretChannel, expand, placeholders
+
+    names = placeholders(settings)
+    if names:
+        if secrets is None:
+            return _build(name, expand(settings, dict.fromkeys(names, "secret-stand-in")))
+        grouped = settings.get("type", "apprise") == "apprise"
+        return SecretChannel(name, settings, secrets, _build, grouped)
+    return _build(name, settings)
+
+
+def _build(name: str, settings: dict[str, Any]) -> Channel:
     kind = settings.get("type", "apprise")
     if kind == "webhook":
         from onwatch.alerting.channels.webhook import Webhook
