@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[config_option],
+        help="look for secret values in the database, artifacts and spool",
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+
     silence = commands.add_parser(
         "silence", parents=[config_option], help="hold a check's alerts for a while"
     )
@@ -155,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from onwatch.commands import status
 
             return status(config, json_output=args.json)
+        if args.command == "doctor":
+            from onwatch.doctor import run_doctor
+
+            return run_doctor(config, json_output=args.json)
         if args.command == "silence":
             from onwatch.commands_alerting import silence
 
