@@ -130,6 +130,34 @@ def test_validate_reports_a_selection_that_collects_nothing(tmp_path: Path) -> N
     assert "checks.empty: the selection collected no tests" in done.stderr
 
 
+def test_validate_collects_with_the_secrets_and_names_one_it_cannot_look_up(
+    tmp_path: Path,
+) -> None:
+    token = "validate-T0ken/123"
+    (tmp_path / "tests").mkdir()
+    # A conftest that reads its secret at import, as many suites do, and fails with it.
+    (tmp_path / "tests" / "conftest.py").write_text(
+        "import os\nTOKEN = os.environ['API_TOKEN']\n"
+        "if TOKEN.endswith('123'):\n    raise RuntimeError('refused ' + TOKEN)\n"
+    )
+    (tmp_path / "tests" / "test_api.py").write_text("def test_api():\n    pass\n")
+    make_project(
+        tmp_path,
+        {"api": {"tests": ["tests"], "every": "1m", "secrets": {"API_TOKEN": "env:VALIDATE_T"}}},
+    )
+    missing = onwatch("validate", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "checks.api: secret API_TOKEN: environment variable VALIDATE_T is not set" in (
+        missing.stderr
+    )
+    failing = onwatch("validate", cwd=tmp_path, env={"VALIDATE_T": token})
+    assert failing.returncode == 2
+    assert "refused [secret:API_TOKEN]" in failing.stderr and token not in failing.stderr
+    good = onwatch("validate", cwd=tmp_path, env={"VALIDATE_T": token.replace("123", "456")})
+    assert good.returncode == 0, good.stderr
+    assert "api: 1 test" in good.stdout
+
+
 def test_status_json_shows_each_check_after_runs(project: Path) -> None:
     onwatch("once", cwd=project)
     onwatch("once", "bad", cwd=project)

@@ -26,9 +26,17 @@ def validate(config: Config) -> int:
 
     from onwatch.runner.execute import describe_selection
     from onwatch.runner.parse import verdict
+    from onwatch.secrets import Keeper, SecretError
+
+    keeper = Keeper(config.base_dir)
 
     def collect(item: tuple[str, Check]) -> tuple[str, Check, str | None, int | None]:
         name, check = item
+        # A conftest may read its secrets at import: collect with them, as a run would.
+        try:
+            secrets = keeper.resolve(config.secrets_of(name))
+        except SecretError as exc:
+            return name, check, "; ".join(exc.problems), None
         with tempfile.TemporaryDirectory(prefix="onwatch-validate-") as folder:
             from onwatch.runner.process import run_pytest
 
@@ -36,13 +44,14 @@ def validate(config: Config) -> int:
                 [*check.pytest_selection(), "--collect-only", "-q"],
                 number=1,
                 cwd=config.base_dir,
-                env={**_environ(), **check.env},
+                env={**_environ(), **check.env, **secrets},
                 events_path=Path(folder) / "events",
                 output_path=Path(folder) / "output",
                 deadline=time.monotonic() + check.timeout,
             )
         decided = verdict([attempt], describe_selection(check), "collection timed out")
-        return name, check, decided.error, decided.collected
+        error = None if decided.error is None else keeper.mask(decided.error)
+        return name, check, error, decided.collected
 
     from concurrent.futures import ThreadPoolExecutor
 

@@ -58,7 +58,7 @@ def resolve(
         try:
             value = _look_up(reference, base_dir, environ)
         except _Missing as exc:
-            problems.append(f"secret {name} ({reference.partition(':')[0]}:): {exc}")
+            problems.append(f"secret {name}: {exc}")
             continue
         if len(value) < MIN_LENGTH:
             problems.append(
