@@ -1,7 +1,8 @@
-"""Real receivers on 127.0.0.1 for notification tests: an HTTP endpoint that records requests.
+"""Real receivers on 127.0.0.1 for notification tests: an HTTP endpoint and a mail server.
 
 ``HttpReceiver`` answers every request with the behaviour set on it (``status``, ``delay``, or
 ``hang`` until stopped), and records what it received. Use it as a context manager.
+``smtp_server`` runs an aiosmtpd server whose ``Mailbox`` keeps every message it receives.
 """
 
 from __future__ import annotations
@@ -9,9 +10,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from needs import free_port
 
 
 @dataclass
@@ -142,3 +151,33 @@ class HttpReceiver:
                     got = [r.json().get("event") for r in self.received]
                     raise AssertionError(f"expected an {event} request, got {got}")
                 self.arrived.wait(remaining)
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it receives, parsed and as sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message's bytes as they came over the wire
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = message_from_bytes(envelope.original_content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.raw.append(bytes(envelope.original_content))
+        self.messages.append(message)
+        self.arrived.set()
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """Run an SMTP server on a free port of 127.0.0.1; yield its mailbox and port."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()

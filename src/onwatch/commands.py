@@ -120,6 +120,9 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
                 interrupted = True
                 stop.set()
                 print("\nonwatch: interrupted; stopping and recording the runs", file=sys.stderr)
+    # Runs that could not start (a secret not found, no browser) started no pytest: the store
+    # must not wait for one.
+    spawned.set()
     runs = [opened.review(finished[name]) for name in checks if name in finished]
     if progress:
         progress.close()

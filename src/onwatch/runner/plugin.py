@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +113,10 @@ class EventWriter:
         self.screenshots = os.environ.get(SCREENSHOTS_ENV) != "0"
         self.masker = _masker()
 
+    def mask(self, text: str) -> str:
+        """Return ``text`` with the secrets masked: before it is cut, so no half is left."""
+        return text if self.masker is None else self.masker.mask(text)
+
     def emit(self, event: dict[str, Any]) -> None:
         """Append one event as a JSON line, secrets masked."""
         if self.masker is not None:
@@ -133,7 +137,7 @@ class EventWriter:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            text = str(report.longrepr)
+            text = self.mask(str(report.longrepr))
             self.emit(
                 {
                     "event": "collect_error",
@@ -221,7 +225,7 @@ class EventWriter:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         reports = self.reports.pop(nodeid, [])
         if reports:
-            self.emit(_result(nodeid, reports, self.attempt))
+            self.emit(_result(nodeid, reports, self.attempt, self.mask))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, exitstatus: int) -> None:
@@ -285,7 +289,12 @@ def _browser_kind(value: object) -> str | None:
     return None
 
 
-def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict[str, Any]:
+def _result(
+    nodeid: str,
+    reports: list[pytest.TestReport],
+    attempt: int,
+    mask: Callable[[str], str] = str,
+) -> dict[str, Any]:
     outcome, phase, deciding = "passed", "call", None
     for report in reports:
         xfail = hasattr(report, "wasxfail")
@@ -302,12 +311,12 @@ def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict
     message = traceback = output = exception = None
     if deciding is not None:
         exception = getattr(deciding, "onwatch_exception", None)
-        message, traceback = _describe(deciding)
+        message, traceback = _describe(deciding, mask)
     if outcome in ("failed", "error", "xpassed"):
         # A later phase's report repeats the sections of the phases before it: keep each once.
         seen = dict.fromkeys((title, content) for r in reports for title, content in r.sections)
         sections = [f"--- {title} ---\n{content}" for title, content in seen]
-        output = bounded("\n".join(sections), MAX_OUTPUT) if sections else None
+        output = bounded(mask("\n".join(sections)), MAX_OUTPUT) if sections else None
     event = {
         "event": "result",
         "nodeid": nodeid,
@@ -328,19 +337,21 @@ def _result(nodeid: str, reports: list[pytest.TestReport], attempt: int) -> dict
     return event
 
 
-def _describe(report: pytest.TestReport) -> tuple[str | None, str | None]:
+def _describe(
+    report: pytest.TestReport, mask: Callable[[str], str] = str
+) -> tuple[str | None, str | None]:
     if report.skipped:
         reason = getattr(report, "wasxfail", None)
         if not reason and isinstance(report.longrepr, tuple):
             reason = str(report.longrepr[2])
-        return (bounded(reason, MAX_MESSAGE) if reason else None), None
+        return (bounded(mask(reason), MAX_MESSAGE) if reason else None), None
     if report.passed:  # xpassed
         reason = getattr(report, "wasxfail", "")
         return (f"unexpectedly passed: {reason}" if reason else "unexpectedly passed"), None
     longrepr = report.longrepr
-    text = str(longrepr) if longrepr is not None else ""
+    text = mask(str(longrepr)) if longrepr is not None else ""
     crash = getattr(longrepr, "reprcrash", None)
-    message = getattr(crash, "message", None) or _last_error_line(text)
+    message = mask(getattr(crash, "message", None) or "") or _last_error_line(text)
     return bounded(message, MAX_MESSAGE), bounded(text, MAX_TRACEBACK) or None
 
 

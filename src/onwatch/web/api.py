@@ -2,7 +2,8 @@
 
 The response models below are the contract (docs/api.md describes it for people): a field is
 added, never renamed or removed, within v1. ``GET /api/v1/checks`` answers the same shape as
-``onwatch status --json``.
+``onwatch status --json``. Runs and results of a sensitive check go through ``redaction.py``:
+below admin their texts and files are null or empty, and ``redacted`` says so.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pydantic import AfterValidator, BaseModel, Field
 from onwatch.durations import parse_duration
 from onwatch.model import RunStatus, as_utc
 from onwatch.web.auth import Role
+from onwatch.web.redaction import result_json, run_json, run_row_json
 from onwatch.web.site import Site, TriggerRefused, incident_json
 
 __all__ = ["PREFIX", "build_router"]
 
 PREFIX = "/api/v1"
 MAX_LIMIT = 500
+REDACTED = "true when the texts and files of a sensitive check are withheld from this caller"
 
 
 def _utc(value: datetime) -> datetime:
@@ -99,6 +102,7 @@ class RunSummary(BaseModel):
     error: str | None
     collected: int | None
     counts: dict[str, int]
+    redacted: bool = Field(description=REDACTED)
 
 
 class RunsOut(BaseModel):
@@ -136,6 +140,7 @@ class ResultOut(BaseModel):
     properties: list[list[Any]]
     category: str | None
     artifacts: list[ArtifactOut]
+    redacted: bool = Field(description=REDACTED)
 
 
 class RunOut(BaseModel):
@@ -157,6 +162,7 @@ class RunOut(BaseModel):
     config_digest: str
     trigger_detail: dict[str, Any]
     results: list[ResultOut]
+    redacted: bool = Field(description=REDACTED)
 
 
 class TestPoint(BaseModel):
@@ -260,6 +266,7 @@ def build_router(site: Site) -> APIRouter:
 
     @api.get("/runs", response_model=RunsOut)
     def runs(
+        request: Request,
         check: str | None = Query(None, max_length=200),
         status: RunStatus | None = None,
         since: Instant | None = None,
@@ -278,24 +285,28 @@ def build_router(site: Site) -> APIRouter:
         )
         more = len(found) > limit
         return {
-            "runs": [r.to_json() for r in found[:limit]],
+            "runs": [
+                run_row_json(r, request.state.role, site.is_sensitive(r.check))
+                for r in found[:limit]
+            ],
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if more else None,
         }
 
     @api.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": Problem}})
-    def run(run_id: str) -> dict[str, Any]:
+    def run(run_id: str, request: Request) -> dict[str, Any]:
         """One run with every attempt of every test."""
         found = site.store.get_run(run_id)
         if found is None:
             raise HTTPException(404, f"no run with id {run_id!r}")
-        return found.to_json()
+        return run_json(found, request.state.role, site.is_sensitive(found.check))
 
     @api.get(
         "/checks/{name}/history", response_model=TestHistoryOut, responses={404: {"model": Problem}}
     )
     def test_history(
+        request: Request,
         name: str,
         test: str = Query(..., max_length=2000, description="the test's pytest node id"),
         since: Instant | None = None,
@@ -304,6 +315,7 @@ def build_router(site: Site) -> APIRouter:
     ) -> dict[str, Any]:
         """One test's final results in one check, newest first."""
         known(name)
+        sensitive = site.is_sensitive(name)
         rows = site.dashboard.test_results(
             name,
             test,
@@ -318,7 +330,7 @@ def build_router(site: Site) -> APIRouter:
                 {
                     "run_id": r.run_id,
                     "started_at": r.started_at.isoformat(),
-                    "result": r.result.to_json(),
+                    "result": result_json(r.result, request.state.role, sensitive),
                 }
                 for r in rows
             ],

@@ -195,6 +195,10 @@ def _secure(app: FastAPI, site: Site | None) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if path.startswith(("/api/", "/runs/", "/checks/")) or path == "/":
             headers.setdefault("Cache-Control", "no-store")
+        elif path.startswith("/artifacts/"):
+            # A file of a sensitive check is served to admins only: a shared cache must not
+            # hand an admin's copy to the next caller. Browsers may keep their own.
+            headers.setdefault("Cache-Control", "private")
         return response
 
 

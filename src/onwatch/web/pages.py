@@ -21,6 +21,7 @@ from onwatch.durations import parse_duration
 from onwatch.model import RunStatus
 from onwatch.web import charts, views
 from onwatch.web.auth import COOKIE, Role
+from onwatch.web.redaction import NOTICE, hides, redact
 from onwatch.web.site import RATE_WINDOWS, Site, TriggerRefused
 
 __all__ = ["HEATMAP_RUNS", "HEATMAP_TESTS", "RUNS_PER_PAGE", "build_router", "templates"]
@@ -47,6 +48,7 @@ def templates() -> Jinja2Templates:
         utc=views.utc,
         seconds=charts.fmt_seconds,
         first_line=views.first_line,
+        notice=NOTICE,
         rate=_rate,
         q=_path,
         range_keys=list(views.RANGES),
@@ -118,7 +120,8 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
     ) -> HTMLResponse:
         known(name)
         window = span(range, start, end)
-        return render(request, "check.html", **_check_context(site, name, window, page))
+        context = _check_context(site, name, window, page, request.state.role)
+        return render(request, "check.html", **context)
 
     @router.get("/checks/{name}/tests/{test:path}", response_class=HTMLResponse)
     def test_page(
@@ -131,26 +134,32 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
     ) -> HTMLResponse:
         known(name)
         window = span(range, start, end)
-        return render(request, "test.html", **_test_context(site, name, test, window))
+        context = _test_context(site, name, test, window, request.state.role)
+        return render(request, "test.html", **context)
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
-        run = site.store.get_run(run_id)
-        if run is None:
+        found = site.store.get_run(run_id)
+        if found is None:
             raise PageError(404, f"no run with id {run_id!r}")
+        run, redacted = redact(found, request.state.role, site.is_sensitive(found.check))
         attempts = sorted(run.results, key=lambda r: (r.outcome.is_bad is False, r.nodeid))
         return render(
             request,
             "run.html",
             run=run,
             results=attempts,
+            redacted=redacted,
             has_file=lambda sha: site.artifacts.path_of(sha) is not None,
         )
 
     @router.get("/artifacts/{sha256}/{name}")
-    def artifact(sha256: str, name: str) -> Response:
+    def artifact(request: Request, sha256: str, name: str) -> Response:
         path = site.artifacts.path_of(sha256)
-        if path is None:
+        # A file of a sensitive check answers as if it did not exist: a 403 would confirm that
+        # a sensitive test captured this very file. Admins skip the lookup: they see it all.
+        hidden = hides(request.state.role, sensitive=True) and site.sensitive_files.lists(sha256)
+        if path is None or hidden:
             raise PageError(404, "no such file: it was never stored, or it was pruned")
         return FileResponse(path, **_artifact_headers(name))
 
@@ -252,8 +261,11 @@ def _window_name(window: timedelta) -> str:
     return f"{int(hours)}h" if hours < 48 else f"{int(hours // 24)}d"
 
 
-def _check_context(site: Site, name: str, window: views.TimeRange, page: int) -> dict[str, Any]:
+def _check_context(
+    site: Site, name: str, window: views.TimeRange, page: int, role: Role
+) -> dict[str, Any]:
     board = site.dashboard
+    sensitive = site.is_sensitive(name)
     width = views.bucket_seconds(window.span)
     # Buckets start on the hour (or 5 minutes): the axis starts with the first one, so the
     # runs of the range's first, partial bucket are drawn too.
@@ -291,8 +303,10 @@ def _check_context(site: Site, name: str, window: views.TimeRange, page: int) ->
     )
     columns_runs = board.runs(name, since=window.since, until=window.until, limit=HEATMAP_RUNS)
     columns_runs.reverse()
+    finals = board.final_results([r.id for r in columns_runs])
     tests, cells, hidden = views.heatmap_rows(
-        board.final_results([r.id for r in columns_runs]), HEATMAP_TESTS
+        [(run_id, redact(result, role, sensitive)[0]) for run_id, result in finals],
+        HEATMAP_TESTS,
     )
     heatmap = charts.heatmap(
         tests,
@@ -314,9 +328,12 @@ def _check_context(site: Site, name: str, window: views.TimeRange, page: int) ->
         row_hrefs={t: f"/checks/{_path(name)}/tests/{_path(t)}?{window.query()}" for t in tests},
     )
     offset = (page - 1) * RUNS_PER_PAGE
-    listed = board.runs(
-        name, since=window.since, until=window.until, limit=RUNS_PER_PAGE + 1, offset=offset
-    )
+    listed = [
+        redact(row, role, sensitive)[0]
+        for row in board.runs(
+            name, since=window.since, until=window.until, limit=RUNS_PER_PAGE + 1, offset=offset
+        )
+    ]
     return {
         "name": name,
         "check": site.config.checks[name],
@@ -332,13 +349,22 @@ def _check_context(site: Site, name: str, window: views.TimeRange, page: int) ->
         "incidents": site.incidents.incidents(name, limit=20),
         "check_status": next(iter(site.statuses([name])), None),
         "passed": RunStatus.PASSED,
+        "redacted": hides(role, sensitive),
     }
 
 
-def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> dict[str, Any]:
-    rows = site.dashboard.test_results(
-        name, test, since=window.since, until=window.until, brief=True
-    )
+def _test_context(
+    site: Site, name: str, test: str, window: views.TimeRange, role: Role
+) -> dict[str, Any]:
+    sensitive = site.is_sensitive(name)
+    # Redacted before anything is drawn from them: error groups and step timings come from the
+    # messages and properties, so they vanish with them.
+    rows = [
+        redact(row, role, sensitive)[0]
+        for row in site.dashboard.test_results(
+            name, test, since=window.since, until=window.until, brief=True
+        )
+    ]
     shown = list(reversed(rows[:TEST_POINTS]))  # oldest first
     x_range = (window.since.timestamp(), window.until.timestamp())
     history = charts.strip(
@@ -394,6 +420,7 @@ def _test_context(site: Site, name: str, test: str, window: views.TimeRange) -> 
         "total": len(rows),
         "counts": counts,
         "truncated": len(rows) > TEST_POINTS,
+        "redacted": hides(role, sensitive),
     }
 
 

@@ -27,6 +27,7 @@ from onwatch.store.sql import SqlStore
 from onwatch.web import charts
 from onwatch.web.auth import Auth
 from onwatch.web.charts import fmt_seconds
+from onwatch.web.sensitive_files import SensitiveFiles
 
 __all__ = ["CheckRow", "Overview", "Site", "TriggerRefused"]
 
@@ -112,6 +113,12 @@ class Site:
         return ArtifactStore(self.config.artifacts_dir)
 
     @cached_property
+    def sensitive_files(self) -> SensitiveFiles:
+        """Return the files listed by results of the sensitive checks (web/sensitive_files.py)."""
+        names = [name for name, check in self.config.checks.items() if check.sensitive]
+        return SensitiveFiles(self.store, names)
+
+    @cached_property
     def incidents(self) -> IncidentStore:
         """Return the incident and silence store."""
         return IncidentStore(self.store)
@@ -172,6 +179,11 @@ class Site:
     def has_check(self, name: str) -> bool:
         """Tell whether ``name`` is a configured check."""
         return name in self.config.checks
+
+    def is_sensitive(self, name: str) -> bool:
+        """Tell whether the check ``name`` is configured ``sensitive`` (web/redaction.py)."""
+        check = self.config.checks.get(name)
+        return check is not None and check.sensitive
 
 
 _NO_RATES = [(0, 0)] * len(RATE_WINDOWS)
