@@ -125,6 +125,44 @@ def test_once_with_a_missing_secret_records_a_run_error_and_runs_no_test(tmp_pat
         assert db.execute("select status, error from runs").fetchall() == [("error", run["error"])]
 
 
+def test_pytest_shortens_no_value_of_a_check_with_secrets(tmp_path: Path) -> None:
+    # pytest cuts long values in assertion messages and locals ("Pr0d...K3y"); a cut secret
+    # cannot be recognised, so a check with secrets runs at a verbosity that cuts nothing.
+    token = "Pr0d/T0ken+K3y=abcdef"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_long.py").write_text(
+        "import os\n"
+        "def test_long():\n"
+        "    token = os.environ['API_TOKEN']\n"
+        "    account = 'Account ' + token + ' ' + 'x' * 300\n"
+        "    assert account == 'nope'\n"
+    )
+    make_project(
+        tmp_path,
+        {
+            "api": {
+                "tests": ["tests"],
+                "every": "5m",
+                "pytest_args": ["-l"],
+                "secrets": {"API_TOKEN": "env:LONG_TOKEN"},
+            }
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "onwatch", "once", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, "LONG_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    [result] = json.loads(done.stdout)["runs"][0]["results"]
+    text = result["message"] + result["traceback"]
+    assert "'Account [secret:API_TOKEN] xxx" in text
+    assert "Pr0d" not in done.stdout and "K3y" not in done.stdout
+
+
 def write_config(folder: Path, text: str) -> Path:
     (folder / "tests").mkdir(exist_ok=True)
     (folder / "tests" / "test_a.py").write_text("def test_x():\n    pass\n")
@@ -146,7 +184,7 @@ def test_a_secret_written_into_the_config_is_refused_with_its_line_and_the_fix(
     [problem] = caught.value.problems
     assert problem.startswith(f"{path}:2: onwatch.secrets: X: ")
     assert "write env:VARIABLE, file:PATH or cmd:COMMAND" in problem
-    assert "hunter2hunter2" not in problem
+    assert "hunter2hunter2" not in problem and "hun" not in problem
 
 
 def test_a_name_in_both_env_and_secrets_is_refused(tmp_path: Path) -> None:

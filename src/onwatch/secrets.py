@@ -33,9 +33,10 @@ def reference_problem(reference: str) -> str | None:
     """Return why ``reference`` is not a usable reference, or None."""
     kind, _, target = reference.partition(":")
     if kind not in KINDS or not target.strip():
+        # Not even a few characters of it: it may be the secret itself.
         return (
-            f"{reference[:3]!r}... is not a secret reference: write env:VARIABLE, file:PATH or "
-            "cmd:COMMAND, never the secret itself"
+            "is not a secret reference: write env:VARIABLE, file:PATH or cmd:COMMAND, never "
+            "the secret itself"
         )
     if kind == "cmd":
         try:

@@ -23,6 +23,8 @@ from onwatch.runner import (
     ARTIFACTS_MODE_ENV,
     ATTEMPT_ENV,
     EVENTS_ENV,
+    SCREENSHOTS_ENV,
+    SECRETS_ENV,
     TRACING_ENV,
 )
 from onwatch.runner.parse import parse_events
@@ -57,7 +59,13 @@ class SuiteRun:
         return found
 
 
-def run_suite(root: Path, *args: str, mode: str | None, tracing: bool = False) -> SuiteRun:
+def run_suite(
+    root: Path,
+    *args: str,
+    mode: str | None,
+    tracing: bool = False,
+    extra: dict[str, str] | None = None,
+) -> SuiteRun:
     require_chromium_and_driver()
     suite = root / "browser"
     shutil.copytree(FIXTURES / "browser", suite)
@@ -74,6 +82,7 @@ def run_suite(root: Path, *args: str, mode: str | None, tracing: bool = False) -
     )
     if mode is not None:
         env[ARTIFACTS_MODE_ENV] = mode
+    env.update(extra or {})
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=suite,
@@ -96,6 +105,31 @@ def on_failure(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     # The default mode (unset), with traces: the run a failing check makes.
     root = tmp_path_factory.mktemp("on-failure")
     return run_suite(root, "test_journeys.py", "test_selenium.py", mode=None, tracing=True)
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    # Two "secrets" the failing journey's page shows and logs; no screenshots, traces on.
+    root = tmp_path_factory.mktemp("masked")
+    secrets = {"PAGE_SECRET": "Payment form unavailable", "CONSOLE_SECRET": "hello from the page"}
+    extra = {**secrets, SECRETS_ENV: ",".join(secrets), SCREENSHOTS_ENV: "0"}
+    return run_suite(
+        root, "test_journeys.py", "-k", "failing", mode=None, tracing=True, extra=extra
+    )
+
+
+def test_captured_text_is_masked_before_it_is_written(masked: SuiteRun) -> None:
+    files = masked.files("test_failing_journey")
+    assert "screenshot" not in files  # pictures cannot be masked: turned off
+    html = files["html"].read_text()
+    assert "[secret:PAGE_SECRET]" in html and "Payment form unavailable" not in html
+    console = files["console"].read_text()
+    assert "[log] [secret:CONSOLE_SECRET]" in console.splitlines()
+    with zipfile.ZipFile(files["trace"]) as trace:
+        members = [trace.read(name) for name in trace.namelist()]
+    assert any(b"[secret:PAGE_SECRET]" in member for member in members)
+    for member in members:
+        assert b"Payment form unavailable" not in member and b"hello from the page" not in member
 
 
 def test_a_failing_journey_keeps_a_full_page_screenshot(on_failure: SuiteRun) -> None:

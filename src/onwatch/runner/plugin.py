@@ -69,6 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(EVENTS_ENV)
     # Under pytest-xdist only the controller records, or each test would be written twice.
     if path and not hasattr(config, "workerinput"):
+        if os.environ.get(SECRETS_ENV):
+            # pytest shortens long values in assertion messages and locals ("Pr0d...K3y"): a
+            # cut secret cannot be recognised, and its visible half would be kept. At
+            # verbosity 3 it shortens nothing.
+            config.option.verbose = max(int(config.option.verbose or 0), 3)
         config.pluginmanager.register(EventWriter(path), "onwatch-event-writer")
         executable = os.environ.get(BROWSER_ENV)
         if executable and config.pluginmanager.has_plugin(PYTEST_PLAYWRIGHT):
@@ -216,6 +221,22 @@ class EventWriter:
         except Exception as exc:  # noqa: BLE001 - a capture never fails a test
             artifacts = recorder.artifacts
             recorder.errors.append(_describe_capture_error(exc))
+        if self.masker is not None:
+            # Masked where they are written: a run in flight never leaves page HTML or a console
+            # log with a secret on disk (onwatch masks them again as it stores them).
+            from dataclasses import replace
+
+            from onwatch.artifacts import mask_file
+
+            masked = []
+            for artifact in artifacts:
+                try:
+                    mask_file(artifact.path, artifact.kind, self.masker)
+                    artifact = replace(artifact, size=artifact.path.stat().st_size)
+                except OSError as exc:
+                    recorder.errors.append(f"cannot mask {artifact.name}: {exc}")
+                masked.append(artifact)
+            artifacts = masked
         report.onwatch_artifacts = [a.as_event() for a in artifacts]  # type: ignore[attr-defined]
         report.onwatch_artifact_errors = list(recorder.errors)  # type: ignore[attr-defined]
 
