@@ -49,6 +49,7 @@ class Trigger(StrEnum):
 
     SCHEDULE = "schedule"
     MANUAL = "manual"
+    UPSTREAM = "upstream"  # a new release of a watched package, tested in its own environment
 
 
 def utcnow() -> datetime:
@@ -225,6 +226,7 @@ class Run:
             "version": self.version,
             "config_digest": self.config_digest,
             "trigger_detail": self.trigger_detail,
+            "upstream": self.trigger_detail.get("upstream"),
             "results": [r.to_json() for r in self.results],
         }
 

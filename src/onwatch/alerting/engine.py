@@ -132,7 +132,7 @@ class Alerting:
             log.warning("alerting tick failed: %s", exc)
 
     def _reevaluate(self, check: str) -> None:
-        for latest in self.sql.list_runs(check, limit=1):
+        for latest in self.sql.list_runs(check, limit=1, monitoring_only=True):
             full = self.sql.get_run(latest.id)
             if full is not None:
                 self._evaluate(check, facts_of(full))

@@ -19,7 +19,7 @@ from onwatch.model import RunStatus, TestResult, Trigger
 from onwatch.store.rollup import hour_of
 from onwatch.store.rows import result_from_row
 from onwatch.store.schema import check_hours, results, runs
-from onwatch.store.sql import SqlStore, select_runs
+from onwatch.store.sql import MONITORING, SqlStore, select_runs
 
 __all__ = ["DashboardStore", "HourRow", "RunPoint", "RunRow", "TestRow"]
 
@@ -124,7 +124,7 @@ class DashboardStore:
         # to build and compile in SQLAlchemy than to run.
         query = (
             select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.duration)
-            .where(runs.c.check == bindparam("name"))
+            .where(runs.c.check == bindparam("name"), MONITORING)
             .order_by(runs.c.started_at.desc())
             .limit(limit)
         )
@@ -174,7 +174,12 @@ class DashboardStore:
         """Return (started_at, duration) of the check's runs in the range, oldest first."""
         query = (
             select(runs.c.started_at, runs.c.duration)
-            .where(runs.c.check == check, runs.c.started_at >= since, runs.c.started_at < until)
+            .where(
+                runs.c.check == check,
+                runs.c.started_at >= since,
+                runs.c.started_at < until,
+                MONITORING,
+            )
             .order_by(runs.c.started_at.desc())
             .limit(limit)
         )

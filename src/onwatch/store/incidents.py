@@ -11,7 +11,7 @@ from onwatch.alerting.rules import Incident, RunFacts
 from onwatch.alerting.silences import Window
 from onwatch.model import RunStatus
 from onwatch.store.schema import incidents, runs, silences
-from onwatch.store.sql import SqlStore
+from onwatch.store.sql import MONITORING, SqlStore
 
 
 class IncidentStore:
@@ -61,7 +61,7 @@ class IncidentStore:
         """Return the check's latest runs, newest first, as the alerting rules see them."""
         query = (
             select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.finished_at, runs.c.counts)
-            .where(runs.c.check == check)
+            .where(runs.c.check == check, MONITORING)
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
         )
@@ -83,6 +83,7 @@ class IncidentStore:
             select(runs.c.collected)
             .where(
                 runs.c.check == check,
+                MONITORING,
                 runs.c.collected.is_not(None),
                 runs.c.status.in_([RunStatus.PASSED.value, RunStatus.FAILED.value]),
             )

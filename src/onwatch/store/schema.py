@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0005"
+HEAD_REVISION: str = "0006"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -256,4 +256,43 @@ alembic_version = Table(
     "alembic_version",
     MetaData(),
     Column("version_num", String(32), primary_key=True),
+)
+
+# Upstream watch: the last release of each watched package that onwatch has handled (tested,
+# or taken as the baseline), keyed by watch and package.
+upstream_versions = Table(
+    "upstream_versions",
+    metadata,
+    Column("watch", String(200), primary_key=True),
+    Column("package", String(200), primary_key=True),
+    Column("version", String(100), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# When onwatch first saw each release: min_age counts from it when the index gives no upload
+# time (PEP 503 HTML has none).
+upstream_releases = Table(
+    "upstream_releases",
+    metadata,
+    Column("watch", String(200), primary_key=True),
+    Column("package", String(200), primary_key=True),
+    Column("version", String(100), primary_key=True),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+)
+
+# Every poll of every package, failed or not: status shows the last good one, alerting counts
+# the failures in a row.
+upstream_polls = Table(
+    "upstream_polls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("watch", String(200), nullable=False),
+    Column("package", String(200), nullable=False),
+    Column("polled_at", UtcDateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("kind", String(20), nullable=True),  # unreachable, auth, not-found, garbage, http
+    Column("error", Text, nullable=True),
+    Column("latest", String(100), nullable=True),
+    Column("new_versions", JSON, nullable=False),  # releases this poll found and queued
+    Index("ix_upstream_polls_watch_polled", "watch", "polled_at"),
 )

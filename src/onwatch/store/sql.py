@@ -267,7 +267,8 @@ class SqlStore:
                 if self._run_exists(conn, run.id):
                     return False
                 conn.execute(insert(runs).values(run_row(run)))
-                add_run(conn, run)
+                if run.trigger is not Trigger.UPSTREAM:  # pass rates are the monitored system's
+                    add_run(conn, run)
                 self._put_check(conn, run.check, run.config_digest, "", overwrite=False)
                 rows = [result_row(run, result) for result in run.results]
                 if rows:
@@ -339,9 +340,11 @@ class SqlStore:
         status: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        monitoring_only: bool = False,
     ) -> list[Run]:
         """Return runs newest first, without their results; since <= started_at < until."""
-        query = select_runs(tuple(runs.c), check, since, until, status).limit(limit).offset(offset)
+        query = select_runs(tuple(runs.c), check, since, until, status, monitoring_only)
+        query = query.limit(limit).offset(offset)
         with self._translated("cannot list runs"), self._engine.connect() as conn:
             return [run_from_row(row, ()) for row in conn.execute(query)]
 
@@ -403,15 +406,23 @@ class SqlStore:
         self._engine.dispose()
 
 
+# Runs that say how the monitored system is doing: not those of an upstream release tested in
+# its own environment, which must neither open incidents nor colour the check's status.
+MONITORING = runs.c.trigger != Trigger.UPSTREAM.value
+
+
 def select_runs(
     columns: Sequence[Any],
     check: str | None,
     since: datetime | None,
     until: datetime | None,
     status: str | None,
+    monitoring_only: bool = False,
 ) -> Select[Any]:
     """Select ``columns`` of runs newest first, filtered; since <= started_at < until."""
     query = select(*columns).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    if monitoring_only:
+        query = query.where(MONITORING)
     if check is not None:
         query = query.where(runs.c.check == check)
     if since is not None:
@@ -438,14 +449,14 @@ def _latest_query(names: Sequence[str]) -> Select[Any]:
     newest_first = runs.c.started_at.desc()
     latest_id = (
         select(runs.c.id)
-        .where(runs.c.check == named.c.name)
+        .where(runs.c.check == named.c.name, MONITORING)
         .order_by(newest_first)
         .limit(1)
         .scalar_subquery()
     )
     last_pass = (
         select(runs.c.started_at)
-        .where(runs.c.check == named.c.name, runs.c.status == RunStatus.PASSED.value)
+        .where(runs.c.check == named.c.name, runs.c.status == RunStatus.PASSED.value, MONITORING)
         .order_by(newest_first)
         .limit(1)
         .scalar_subquery()
@@ -487,6 +498,7 @@ def _failures_query(last_pass: dict[str, datetime | None]) -> CompoundSelect[Any
             select(runs.c.check, func.count().label("failures"))
             .where(
                 runs.c.check == name,
+                MONITORING,
                 true() if passed is None else runs.c.started_at > passed,
             )
             .group_by(runs.c.check)
@@ -501,7 +513,7 @@ def _day_counts(
     passed = func.sum(case((runs.c.status == RunStatus.PASSED.value, 1), else_=0))
     query = (
         select(runs.c.check, func.count().label("runs"), passed.label("passed"))
-        .where(runs.c.check.in_(names), runs.c.started_at >= since)
+        .where(runs.c.check.in_(names), runs.c.started_at >= since, MONITORING)
         .group_by(runs.c.check)
     )
     return {row.check: (int(row.runs), int(row.passed or 0)) for row in conn.execute(query)}

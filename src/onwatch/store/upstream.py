@@ -1,0 +1,192 @@
+"""The upstream watch's state: last handled release per package, first sightings, polls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from onwatch.model import Run, Trigger
+from onwatch.store.rows import run_from_row
+from onwatch.store.schema import runs, upstream_polls, upstream_releases, upstream_versions
+from onwatch.store.sql import SqlStore
+
+# How many recent upstream runs of a check are searched for a baseline; a watch adds one or
+# two per release, so this reaches back a long way.
+BASELINE_SEARCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """One poll of one package."""
+
+    watch: str
+    package: str
+    polled_at: datetime
+    ok: bool
+    kind: str | None = None
+    error: str | None = None
+    latest: str | None = None
+    new_versions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSummary:
+    """What status shows of one watched package."""
+
+    watch: str
+    package: str
+    version: str | None  # the last release handled
+    last_poll_at: datetime | None
+    last_ok_at: datetime | None  # the last successful poll
+    failures: int  # failed polls in a row, up to the last
+    last_error: str | None
+
+
+class UpstreamStore:
+    """Reads and writes the upstream watch's tables through a ``SqlStore``'s engine."""
+
+    def __init__(self, sql: SqlStore) -> None:
+        self.sql = sql
+
+    def last_version(self, watch: str, package: str) -> str | None:
+        """Return the last release of ``package`` that ``watch`` handled, if any."""
+        query = select(upstream_versions.c.version).where(
+            upstream_versions.c.watch == watch, upstream_versions.c.package == package
+        )
+        with self.sql.translated("cannot read upstream versions"), self.sql.engine.connect() as c:
+            return c.execute(query).scalar()
+
+    def set_last_version(self, watch: str, package: str, version: str, at: datetime) -> None:
+        """Remember ``version`` as the last release of ``package`` handled by ``watch``."""
+        key = and_(upstream_versions.c.watch == watch, upstream_versions.c.package == package)
+        with self.sql.translated("cannot save an upstream version"), self.sql.engine.begin() as c:
+            done = c.execute(
+                update(upstream_versions).where(key).values(version=version, updated_at=at)
+            )
+            if not done.rowcount:
+                c.execute(
+                    insert(upstream_versions).values(
+                        watch=watch, package=package, version=version, updated_at=at
+                    )
+                )
+
+    def first_seen(
+        self, watch: str, package: str, versions: Iterable[str], at: datetime
+    ) -> dict[str, datetime]:
+        """Return when each version was first seen, recording ``at`` for the new ones."""
+        wanted = list(dict.fromkeys(versions))
+        table = upstream_releases
+        key = and_(table.c.watch == watch, table.c.package == package)
+        with self.sql.translated("cannot save upstream releases"), self.sql.engine.begin() as c:
+            known = {
+                row.version: row.first_seen_at
+                for row in c.execute(select(table.c.version, table.c.first_seen_at).where(key))
+            }
+            new = [v for v in wanted if v not in known]
+            if new:
+                c.execute(
+                    insert(table),
+                    [
+                        {"watch": watch, "package": package, "version": v, "first_seen_at": at}
+                        for v in new
+                    ],
+                )
+        return {v: known.get(v, at) for v in wanted}
+
+    def record_poll(self, poll: PollRecord) -> None:
+        """Store one poll's outcome."""
+        with self.sql.translated("cannot record a poll"), self.sql.engine.begin() as c:
+            c.execute(
+                insert(upstream_polls).values(
+                    watch=poll.watch,
+                    package=poll.package,
+                    polled_at=poll.polled_at,
+                    ok=poll.ok,
+                    kind=poll.kind,
+                    error=poll.error,
+                    latest=poll.latest,
+                    new_versions=list(poll.new_versions),
+                )
+            )
+
+    def summaries(self, watch: str, packages: list[str], limit: int = 1000) -> list[PollSummary]:
+        """Return each package's last poll, last successful poll and failures in a row."""
+        polls = upstream_polls
+        found = []
+        with self.sql.translated("cannot read polls"), self.sql.engine.connect() as c:
+            for package in packages:
+                key = and_(polls.c.watch == watch, polls.c.package == package)
+                last_ok = c.execute(
+                    select(func.max(polls.c.polled_at)).where(key, polls.c.ok.is_(True))
+                ).scalar()
+                recent = select(polls.c.polled_at, polls.c.ok, polls.c.error).where(key)
+                if last_ok is not None:
+                    recent = recent.where(polls.c.polled_at >= last_ok)
+                rows = c.execute(recent.order_by(polls.c.polled_at.desc()).limit(limit)).all()
+                failures = 0
+                for row in rows:
+                    if row.ok:
+                        break
+                    failures += 1
+                found.append(
+                    PollSummary(
+                        watch=watch,
+                        package=package,
+                        version=self.last_version(watch, package),
+                        last_poll_at=rows[0].polled_at if rows else None,
+                        last_ok_at=last_ok,
+                        failures=failures,
+                        last_error=rows[0].error if rows and not rows[0].ok else None,
+                    )
+                )
+        return found
+
+    def streak_before_last_ok(
+        self, watch: str, package: str, limit: int = 1000
+    ) -> tuple[int, datetime | None]:
+        """Return how many polls failed in a row just before the latest one, which passed."""
+        polls = upstream_polls
+        query = (
+            select(polls.c.polled_at, polls.c.ok)
+            .where(polls.c.watch == watch, polls.c.package == package)
+            .order_by(polls.c.polled_at.desc(), polls.c.id.desc())
+            .limit(limit)
+        )
+        with self.sql.translated("cannot read polls"), self.sql.engine.connect() as c:
+            rows = c.execute(query).all()
+        if not rows or not rows[0].ok:
+            return 0, None
+        streak = 0
+        for row in rows[1:]:
+            if row.ok:
+                break
+            streak += 1
+        return streak, rows[0].polled_at
+
+    def baseline_run(self, check: str, package: str, version: str) -> Run | None:
+        """Return the latest upstream run of ``check`` on ``package`` ``version``, results in."""
+        query = (
+            select(runs.c.id, runs.c.trigger_detail)
+            .where(runs.c.check == check, runs.c.trigger == Trigger.UPSTREAM.value)
+            .order_by(runs.c.started_at.desc())
+            .limit(BASELINE_SEARCH)
+        )
+        with self.sql.translated("cannot read upstream runs"), self.sql.engine.connect() as c:
+            rows = c.execute(query).all()
+        for row in rows:
+            detail: dict[str, Any] = dict(row.trigger_detail or {})
+            tested = detail.get("upstream") or {}
+            if tested.get("package") == package and tested.get("version") == version:
+                return self.sql.get_run(row.id)
+        return None
+
+    def latest_run(self, check: str) -> Run | None:
+        """Return the check's latest run of any trigger, with its results."""
+        query = select(runs).where(runs.c.check == check).order_by(runs.c.started_at.desc())
+        with self.sql.translated("cannot read runs"), self.sql.engine.connect() as c:
+            row = c.execute(query.limit(1)).first()
+        return None if row is None else self.sql.get_run(run_from_row(row, ()).id)
