@@ -7,6 +7,8 @@
     ├── RunnerError           a check could not be started at all (not a failing test)
     │   └── TriggerRefused    a run asked for now cannot start (unknown check, already running)
     ├── StoreError            the database cannot be reached or written; callers spool instead
+    ├── IndexProblem          a package index cannot be polled (upstream.index; ``kind`` says
+    │                         why: unreachable, auth, not-found, garbage, http)
     └── DeliveryError         a notification could not be sent; ``permanent`` says whether
                               trying again can help (a 4xx answer) or not (a timeout, a 5xx)
 
