@@ -264,3 +264,44 @@ def test_an_apprise_url_apprise_does_not_know_is_rejected(tmp_path: Path) -> Non
     found = problems(path)
     [problem] = found  # and no "unknown channel" echo of the same mistake
     assert "notify.mail.url: channel 'mail': " in problem and "Apprise" in problem
+
+
+def test_it_loads_a_watch_with_its_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        GOOD + '\n[watch.stack]\npackages = ["django", "requests"]\nchecks = ["hourly"]\n',
+    )
+    watch = load_config(path).watches["stack"]
+    assert watch.packages == ["django", "requests"] and watch.checks == ["hourly"]
+    assert watch.index == "https://pypi.org/simple/"
+    assert (watch.every, watch.prereleases) == (3600, False)
+    assert (watch.min_age, watch.requirements, watch.alert_after) == (0.0, None, 3)
+
+
+def test_a_watch_names_known_checks_an_http_index_and_existing_requirements(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        GOOD
+        + '\n[watch.stack]\npackages = ["django"]\nchecks = ["hourly", "nightly"]\n'
+        + 'index = "ftp://mirror/simple"\nrequirements = "pyproject.toml[test]"\n'
+        + '\n[watch.private]\npackages = ["lib"]\nchecks = ["hourly"]\n'
+        + 'index = "https://me:${INDEX_TOKEN}@pkgs.example.com/simple/"\n',
+    )
+    found = problems(path)
+    # A watch that fails validation is reported once, not again for its checks.
+    assert len(found) == 2, found
+    assert f"{path}:20: watch.stack.index: 'ftp://mirror/simple' is not an http(s) URL" in found[0]
+    path.write_text(path.read_text().replace('index = "ftp://mirror/simple"\n', ""))
+    found = problems(path)
+    assert any(
+        "watch.stack.checks: checks[1]: no check named 'nightly' (known: critical-paths, hourly)"
+        in p
+        for p in found
+    )
+    assert any("watch.stack.requirements: 'pyproject.toml[test]': no such file" in p for p in found)
+    assert any(
+        "watch.private.index: ${INDEX_TOKEN} names no secret of [onwatch] secrets" in p
+        for p in found
+    )

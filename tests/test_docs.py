@@ -7,13 +7,14 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onwatch.config import Check, Settings
+from onwatch.config import Check, Settings, Watch
 from onwatch.config_schema import (
     BrowserModel,
     ChannelModel,
     CheckModel,
     SettingsModel,
     SilenceModel,
+    WatchModel,
 )
 from onwatch.model import CheckStatus, Outcome, Run, RunStatus, TestResult
 
@@ -49,6 +50,8 @@ def test_every_channel_silence_and_browser_key_is_documented() -> None:
     assert documented_keys(docs, "## `[notify.NAME]`") == set(ChannelModel.model_fields)
     assert documented_keys(docs, "## `[[silences]]`") == set(SilenceModel.model_fields)
     assert documented_keys(docs, "## `[browser]`") == set(BrowserModel.model_fields)
+    assert documented_keys(docs, "## `[watch.NAME]`") == set(WatchModel.model_fields)
+    assert {f.name for f in fields(Watch)} == set(WatchModel.model_fields)
 
 
 def test_every_field_of_the_json_contracts_is_documented() -> None:
@@ -76,7 +79,7 @@ def test_every_field_of_the_webhook_payload_is_documented() -> None:
     payload = Notification(event=Event.TEST, key="k", summary="s").payload()
     assert documented_keys(ROOT / "docs" / "webhooks.md", "## Payload") >= set(payload)
     section = (ROOT / "docs" / "webhooks.md").read_text().split("## Events", 1)[1]
-    events = set(re.findall(r"^\| `([a-z.]+)` \|", section.split("## ", 1)[0], re.M))
+    events = set(re.findall(r"^\| `([a-z._]+)` \|", section.split("## ", 1)[0], re.M))
     assert events == {e.value for e in Event}
 
 

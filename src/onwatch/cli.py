@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     notify_test.add_argument("channel", metavar="CHANNEL")
 
+    watch = commands.add_parser(
+        "watch", parents=[config_option], help="upstream releases of the packages you depend on"
+    )
+    watch_commands = watch.add_subparsers(dest="watch_command", metavar="ACTION", required=True)
+    watch_check = watch_commands.add_parser(
+        "check",
+        parents=[config_option],
+        help="poll a watch's index now and test each new release",
+    )
+    watch_check.add_argument("watch_name", metavar="NAME")
+    watch_check.add_argument("--json", action="store_true", help="print JSON")
+
     demo = commands.add_parser("demo", help="start a demo app and monitor it with a demo suite")
     demo.add_argument(
         "--dir", default="onwatch-demo", help="folder for the demo's config and database"
@@ -162,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from onwatch.commands import status
 
             return status(config, json_output=args.json)
+        if args.command == "watch":
+            from onwatch.commands_upstream import watch_check
+
+            return watch_check(config, args.watch_name, json_output=args.json)
         if args.command == "doctor":
             from onwatch.doctor import run_doctor
 

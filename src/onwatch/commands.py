@@ -161,6 +161,7 @@ def status(config: Config, *, json_output: bool) -> int:
         store.ensure_schema()
         statuses = check_statuses(config, store)
         channels = [channel_json(state) for state in OutboxStore(store).channel_states()]
+        watches = watch_states(config, store)
     finally:
         store.close()
     from onwatch.store.spool import Spool
@@ -171,6 +172,7 @@ def status(config: Config, *, json_output: bool) -> int:
             "checks": [s.to_json() for s in statuses],
             "channels": channels,
             "spooled": spooled,
+            "watches": watches,
         }
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -184,7 +186,43 @@ def status(config: Config, *, json_output: bool) -> int:
                     f"channel {channel['name']} is failing since {channel['failing_since']}: "
                     f"{channel['last_error']}"
                 )
+        for watch in watches:
+            failing = (
+                f"; {watch['failures']} failed polls in a row: {watch['last_error']}"
+                if watch["failures"]
+                else ""
+            )
+            print(
+                f"watch {watch['watch']}: {watch['package']} {watch['version'] or '-'} tested, "
+                f"last successful poll {watch['last_ok_at'] or 'never'}{failing}"
+            )
     return EXIT_OK
+
+
+def watch_states(config: Config, store: Any) -> list[dict[str, Any]]:
+    """Return each watched package's last release tested and its polls, for status."""
+    from onwatch.store.upstream import UpstreamStore
+
+    upstream = UpstreamStore(store)
+    found = []
+    for name, watch in config.watches.items():
+        for summary in upstream.summaries(name, watch.packages):
+            found.append(
+                {
+                    "watch": name,
+                    "package": summary.package,
+                    "version": summary.version,
+                    "last_poll_at": _iso(summary.last_poll_at),
+                    "last_ok_at": _iso(summary.last_ok_at),
+                    "failures": summary.failures,
+                    "last_error": summary.last_error,
+                }
+            )
+    return found
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def channel_json(state: Any) -> dict[str, Any]:

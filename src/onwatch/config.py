@@ -125,6 +125,20 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """A ``[watch.NAME]`` table: packages whose new releases re-run some checks."""
+
+    packages: list[str]
+    checks: list[str]
+    index: str = "https://pypi.org/simple/"
+    every: float = 3600.0
+    prereleases: bool = False
+    min_age: float = 0.0
+    requirements: str | None = None
+    alert_after: int = 3
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded configuration, with the paths it was found at."""
 
@@ -137,6 +151,7 @@ class Config:
     silences: list[Silence] = field(default_factory=list)
     # [browser] executable as written, relative to base_dir; None: look for one on PATH
     browser: str | None = None
+    watches: dict[str, Watch] = field(default_factory=dict)
 
     @property
     def browser_executable(self) -> str | None:
@@ -260,6 +275,7 @@ def load_config(path: Path) -> Config:
         channels=data.get("channels", {}),
         silences=[_silence(raw) for raw in data.get("silences", [])],
         browser=data.get("browser", {}).get("executable"),
+        watches={name: Watch(**watch) for name, watch in data.get("watches", {}).items()},
     )
 
 

@@ -58,7 +58,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-TABLES = ("checks", "notify", "silences", "browser")
+TABLES = ("checks", "notify", "silences", "browser", "watch")
 CONFIG_FILE = "onwatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 
@@ -326,6 +326,49 @@ class BrowserModel(BaseModel):
     )
 
 
+class WatchModel(BaseModel):
+    """A ``[watch.NAME]`` table: packages whose new releases re-run some checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    packages: list[str] = Field(
+        min_length=1, description='Distribution names on the index, e.g. ["django"].'
+    )
+    checks: list[str] = Field(min_length=1, description="Checks to run against each new release.")
+    index: str = Field(
+        default="https://pypi.org/simple/",
+        description="Simple repository API (PEP 503 HTML or PEP 691 JSON) to poll.",
+    )
+    every: Duration = Field(default=3600.0, description="How often to poll the index.")
+    prereleases: bool = Field(default=False, description="Also test pre-releases (1.2rc1).")
+    min_age: Duration = Field(
+        default=0.0, description="Wait this long after a release is published before testing it."
+    )
+    requirements: str | None = Field(
+        default=None,
+        description='What else the tests need: a requirements file ("requirements.txt") or '
+        'a pyproject with extras ("pyproject.toml[test]"), relative to the config folder.',
+    )
+    alert_after: int = Field(
+        default=3, ge=1, le=1000, description="Failed polls in a row that send an alert."
+    )
+
+    @field_validator("packages")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+                raise ValueError(f"{name!r} is not a package name (letters, digits, . _ -)")
+        return value
+
+    @field_validator("index")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL of a simple index")
+        return value
+
+
 class ChannelModel(BaseModel):
     """A ``[notify.NAME]`` table: where notifications go."""
 
@@ -426,7 +469,8 @@ def validate(path: Path) -> dict[str, Any]:
                 text,
                 (key,),
                 f"unknown table {key!r}; known tables: [onwatch], [checks.NAME], "
-                "[notify.NAME], [[silences]], [browser]" + did_you_mean(key, ["onwatch", *TABLES]),
+                "[notify.NAME], [[silences]], [browser], [watch.NAME]"
+                + did_you_mean(key, ["onwatch", *TABLES]),
             )
             for key in unknown
         ]
@@ -481,6 +525,32 @@ def validate(path: Path) -> dict[str, Any]:
         loc = (*checks_loc, name, "notify")
         problems += _unknown_channels(check.notify or [], declared, loc, path, text)
     declared_secrets = settings.secrets if settings is not None else {}
+    watches = _watches(data.get("watch", {}), (*root, "watch"), path, text, problems)
+    for name, watch in watches.items():
+        for index, check_name in enumerate(watch.checks):
+            if check_name not in checks and check_name not in raw_checks:
+                known = ", ".join(sorted(checks)) or "none"
+                loc = (*root, "watch", name, "checks")
+                problems.append(
+                    problem(
+                        path,
+                        text,
+                        loc,
+                        f"checks[{index}]: no check named {check_name!r} (known: {known})",
+                    )
+                )
+        problems += _missing_requirements(watch, base_dir, path, text, (*root, "watch", name))
+        unknown = [n for n in _watch_placeholders(watch.index) if n not in declared_secrets]
+        if unknown:
+            known = ", ".join(sorted(declared_secrets)) or "none"
+            problems.append(
+                problem(
+                    path,
+                    text,
+                    (*root, "watch", name, "index"),
+                    f"${{{unknown[0]}}} names no secret of [onwatch] secrets (known: {known})",
+                )
+            )
     for name, channel in channels.items():
         loc = (*root, "notify", name, "url")
         problems += _unknown_secrets(channel, declared_secrets, loc, path, text)
@@ -501,7 +571,54 @@ def validate(path: Path) -> dict[str, Any]:
         "channels": {name: channel.model_dump(mode="json") for name, channel in channels.items()},
         "silences": [silence.model_dump(mode="json") for silence in silences],
         "browser": browser.model_dump(mode="json"),
+        "watches": {name: watch.model_dump(mode="json") for name, watch in watches.items()},
     }
+
+
+def _watch_placeholders(url: str) -> list[str]:
+    from onwatch.alerting.channels.secret import placeholders
+
+    return placeholders({"url": url})
+
+
+def _watches(
+    raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
+) -> dict[str, WatchModel]:
+    if not isinstance(raw, dict):
+        problems.append(problem(path, text, loc, "must be a table of [watch.NAME]"))
+        return {}
+    watches = {}
+    for name, table in raw.items():
+        where = (*loc, name)
+        if not CHECK_NAME.match(name) or not isinstance(table, dict):
+            problems.append(
+                problem(path, text, where, "must be a [watch.NAME] table with a usable name")
+            )
+            continue
+        try:
+            watches[name] = WatchModel.model_validate(table)
+        except ValidationError as exc:
+            problems += explain(exc, path, text, where, WatchModel)
+    return watches
+
+
+def _missing_requirements(
+    watch: WatchModel, base_dir: Path, path: Path, text: str, loc: tuple[str, ...]
+) -> list[str]:
+    if watch.requirements is None:
+        return []
+    target = base_dir / re.sub(r"\[[^\]]*\]$", "", watch.requirements)
+    if target.is_file():
+        return []
+    return [
+        problem(
+            path,
+            text,
+            (*loc, "requirements"),
+            f"{watch.requirements!r}: no such file in {base_dir}; name a requirements file or "
+            'a pyproject with extras, e.g. "pyproject.toml[test]"',
+        )
+    ]
 
 
 def _browser(

@@ -23,11 +23,15 @@ from onwatch.model import RunStatus
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
+    from onwatch.alerting.engine import Alerting
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.heartbeat import Heartbeat
     from onwatch.model import Run
+    from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
+    from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
+    from onwatch.upstream.loop import WatchLoop
     from onwatch.watchdog import Watchdog
     from onwatch.web.server import WebServer
 
@@ -131,6 +135,7 @@ def run_daemon(
         on_cycle=cycle,
     )
     scheduler_ready.append(scheduler)
+    watches = _start_watches(config, runner, recorder, store, alerting)
     # Everything loaded so far lives as long as the process: leave it out of every garbage
     # collection, which keeps the pauses of a busy dashboard short.
     gc.collect()
@@ -142,6 +147,8 @@ def run_daemon(
     try:
         scheduler.run()
     finally:
+        if watches is not None:
+            watches.stop(timeout=config.settings.drain_timeout)
         recorder.replay()
         # Give notifications just queued a moment to leave; what remains is sent next start.
         worker.stop(timeout=OUTBOX_GRACE_SECONDS)
@@ -279,6 +286,21 @@ def _review(config: Config, store: SqlStore, run: Run) -> Run:
     except StoreError:
         recent = []  # the all-skipped rule still applies without history
     return with_drift(run, recent, check.min_collected_ratio)
+
+
+def _start_watches(
+    config: Config, runner: Runner, recorder: Recorder, store: SqlStore, alerting: Alerting
+) -> WatchLoop | None:
+    """Start polling the [watch.NAME] tables, if there are any."""
+    if not config.watches:
+        return None
+    from onwatch.commands_upstream import build_watcher
+    from onwatch.upstream.loop import WatchLoop
+
+    watcher = build_watcher(config, runner, recorder, store, alerting.send)
+    loop = WatchLoop(watcher, {name: watch.every for name, watch in config.watches.items()})
+    loop.start()
+    return loop
 
 
 def _start_outbox(

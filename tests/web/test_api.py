@@ -80,7 +80,7 @@ def test_it_answers_checks_in_the_shape_of_status_json(
     status(site_history.config, json_output=True)
     cli = json.loads(capsys.readouterr().out)
 
-    assert answer.keys() == cli.keys() == {"checks", "channels", "spooled"}
+    assert answer.keys() == cli.keys() == {"checks", "channels", "spooled", "watches"}
     assert [c["name"] for c in answer["checks"]] == ["api", "web", "idle"]
     assert all(c.keys() == CHECK_KEYS for c in answer["checks"])
     for mine, theirs in zip(answer["checks"], cli["checks"], strict=True):

@@ -25,6 +25,9 @@ class Event(StrEnum):
     CHECK_OVERDUE = "check.overdue"
     CHANNEL_FAILING = "channel.failing"
     MONITOR_DEGRADED = "monitor.degraded"  # onwatch's own trouble: downtime, database failing
+    UPSTREAM_BREAKS = "upstream.breaks"  # a new release of a watched package fails tests
+    UPSTREAM_POLL_FAILING = "upstream.poll_failing"  # the index cannot be polled
+    UPSTREAM_POLL_RECOVERED = "upstream.poll_recovered"
     TEST = "test"
 
 

@@ -58,7 +58,13 @@ _BATCH_WORDS: dict[Event, str] = {
     Event.CHANNEL_FAILING: "channel failing",
     Event.MONITOR_DEGRADED: "onwatch degraded",
     Event.TEST: "test",
+    Event.UPSTREAM_BREAKS: "release breaks tests",
+    Event.UPSTREAM_POLL_FAILING: "index poll failing",
+    Event.UPSTREAM_POLL_RECOVERED: "index poll back",
 }
+_UPSTREAM_EVENTS = frozenset(
+    {Event.UPSTREAM_BREAKS, Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED}
+)
 _INCIDENT_EVENTS = frozenset(
     {Event.INCIDENT_OPENED, Event.INCIDENT_REMINDER, Event.INCIDENT_RESOLVED}
 )
@@ -209,6 +215,8 @@ def _title(n: Notification, check: str | None, summary: str) -> str:
         return f"{PREFIX} test notification"
     if n.event is Event.MONITOR_DEGRADED:
         return clean(f"{PREFIX} onwatch: {summary}", one_line=True, limit=200)
+    if n.event in _UPSTREAM_EVENTS:
+        return clean(f"{PREFIX} {summary}", one_line=True, limit=200)
     if n.event is Event.CHANNEL_FAILING:
         channel = n.details.get("channel")
         if isinstance(channel, str) and channel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -87,8 +88,16 @@ class Runner:
         trigger: Trigger = Trigger.MANUAL,
         scheduled_for: datetime | None = None,
         on_event: EventHandler | None = None,
+        python: str | None = None,
+        detail: dict[str, Any] | None = None,
+        refuse: str | None = None,
     ) -> Run:
-        """Run ``check`` now and return its run; the caller records it, then calls ``discard``."""
+        """Run ``check`` now and return its run; the caller records it, then calls ``discard``.
+
+        ``python`` runs pytest with another interpreter (an upstream release's environment),
+        ``detail`` becomes the run's ``trigger_detail``, and ``refuse`` records a run error
+        with that reason instead of running anything.
+        """
         run_id = str(uuid.uuid4())
         started_at = utcnow()
         deadline = time.monotonic() + check.timeout
@@ -103,13 +112,15 @@ class Runner:
             "timeout": check.timeout,
             "selection": describe_selection(check),
             "pid": os.getpid(),
+            "detail": detail or {},
         }
         _write_json(self.inflight / f"{run_id}.json", meta)
         try:
             secrets = self.keeper.resolve(self.config.secrets_of(name))
         except SecretError as exc:
-            reason = "; ".join(exc.problems)
-            run = _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=reason)
+            refuse = "; ".join(exc.problems)
+        if refuse is not None:
+            run = _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=refuse)
             return mask_run(run, self.keeper.masker)
         browser = self.config.browser_executable
         if browser is not None and not os.access(browser, os.X_OK):
@@ -135,7 +146,7 @@ class Runner:
         args = check.pytest_selection()
         for number in range(1, check.retries + 2):
             try:
-                attempt = self._attempt(args, number, run_id, env, deadline, on_event)
+                attempt = self._attempt(args, number, run_id, env, deadline, on_event, python)
             except RunnerError as exc:
                 return _build_run(
                     meta, [], utcnow(), self.host, self.patterns, cannot_start=str(exc)
@@ -188,6 +199,7 @@ class Runner:
         env: dict[str, str],
         deadline: float,
         on_event: EventHandler | None,
+        python: str | None = None,
     ) -> Attempt:
         return run_pytest(
             args,
@@ -200,6 +212,7 @@ class Runner:
             stop=self.stop,
             on_event=on_event,
             spawned=self.spawned,
+            python=python or sys.executable,
         )
 
     def discard(self, run_id: str) -> None:
@@ -326,6 +339,7 @@ def _build_run(
         host=host,
         version=__version__,
         config_digest=str(meta.get("config_digest", "")),
+        trigger_detail=dict(meta.get("detail") or {}),
     )
 
 

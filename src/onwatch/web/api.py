@@ -81,12 +81,25 @@ class ChannelOut(BaseModel):
     last_success_at: str | None
 
 
+class WatchOut(BaseModel):
+    """One watched package of a ``[watch.NAME]``: the release last tested, and its polls."""
+
+    watch: str
+    package: str
+    version: str | None
+    last_poll_at: str | None
+    last_ok_at: str | None
+    failures: int
+    last_error: str | None
+
+
 class ChecksOut(BaseModel):
     """Every configured check, the channels' health and runs waiting for the database."""
 
     checks: list[CheckOut]
     channels: list[ChannelOut]
     spooled: int
+    watches: list[WatchOut]
 
 
 class RunSummary(BaseModel):
@@ -161,6 +174,7 @@ class RunOut(BaseModel):
     version: str
     config_digest: str
     trigger_detail: dict[str, Any]
+    upstream: dict[str, Any] | None
     results: list[ResultOut]
     redacted: bool = Field(description=REDACTED)
 
@@ -248,7 +262,7 @@ def build_router(site: Site) -> APIRouter:
     @api.get("/checks", response_model=ChecksOut)
     def checks() -> dict[str, Any]:
         """Every configured check's status: the shape of `onwatch status --json`."""
-        from onwatch.commands import channel_json
+        from onwatch.commands import channel_json, watch_states
         from onwatch.store.outbox import OutboxStore
         from onwatch.store.spool import Spool
 
@@ -256,6 +270,7 @@ def build_router(site: Site) -> APIRouter:
             "checks": [s.to_json() for s in site.statuses()],
             "channels": [channel_json(s) for s in OutboxStore(site.store).channel_states()],
             "spooled": len(Spool(site.config.state_dir / "spool")),
+            "watches": watch_states(site.config, site.store),
         }
 
     @api.get("/checks/{name}", response_model=CheckOut, responses={404: {"model": Problem}})

@@ -26,6 +26,9 @@ ALERT_NAMES: dict[Event, str] = {
     Event.CHANNEL_FAILING: "OnwatchChannelFailing",
     Event.MONITOR_DEGRADED: "OnwatchDegraded",
     Event.TEST: "OnwatchTest",
+    Event.UPSTREAM_BREAKS: "OnwatchUpstreamBreaks",
+    Event.UPSTREAM_POLL_FAILING: "OnwatchUpstreamPollFailing",
+    Event.UPSTREAM_POLL_RECOVERED: "OnwatchUpstreamPollFailing",
 }
 
 
@@ -65,6 +68,8 @@ class Alertmanager:
         starts = as_utc(n.opened_at) if n.opened_at else now
         if n.event is Event.INCIDENT_RESOLVED:
             ends = as_utc(n.resolved_at) if n.resolved_at else now
+        elif n.event is Event.UPSTREAM_POLL_RECOVERED:
+            ends = now
         else:
             ends = now + timedelta(seconds=self.hold)
         # Alertmanager rejects an alert that ends before it starts (clock skew, missing times).
@@ -96,6 +101,11 @@ def labels(n: Notification) -> dict[str, str]:
     if n.event is Event.CHANNEL_FAILING and isinstance(channel, str):
         # Two failing channels are two alerts, not one that flaps between them.
         result["channel"] = channel
+    # One alert per watched package (and per release that breaks something).
+    for key in ("watch", "package", "version"):
+        value = n.details.get(key)
+        if isinstance(value, str) and value:
+            result[key] = value
     return result
 
 
