@@ -45,6 +45,11 @@ class Daemon:
                 found.append({"message": line})
         return found
 
+    def served_url(self) -> str:
+        """Return the address of the dashboard and /metrics, once the daemon logged it."""
+        self.wait_for(lambda d: any("url" in line for line in d.lines()))
+        return next(line["url"] for line in self.lines() if "url" in line)
+
     def runs(self) -> list[dict[str, Any]]:
         """Return the 'run finished' log lines."""
         return [line for line in self.lines() if line.get("message") == "run finished"]

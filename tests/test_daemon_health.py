@@ -16,8 +16,7 @@ from suites import make_project
 
 
 def served_url(daemon: Daemon) -> str:
-    daemon.wait_for(lambda d: any("url" in line for line in d.lines()))
-    return next(line["url"] for line in daemon.lines() if "url" in line)
+    return daemon.served_url()
 
 
 def test_the_daemon_serves_healthz_and_metrics(tmp_path: Path) -> None:

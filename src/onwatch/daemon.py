@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,7 @@ def run_daemon(
         on_cycle=cycle,
     )
     scheduler_ready.append(scheduler)
-    watches = _start_watches(config, runner, recorder, store, alerting)
+    watches = _start_watches(config, runner, recorder, store, alerting, health)
     # Everything loaded so far lives as long as the process: leave it out of every garbage
     # collection, which keeps the pauses of a busy dashboard short.
     gc.collect()
@@ -289,15 +290,36 @@ def _review(config: Config, store: SqlStore, run: Run) -> Run:
 
 
 def _start_watches(
-    config: Config, runner: Runner, recorder: Recorder, store: SqlStore, alerting: Alerting
+    config: Config,
+    runner: Runner,
+    recorder: Recorder,
+    store: SqlStore,
+    alerting: Alerting,
+    health: Health,
 ) -> WatchLoop | None:
     """Start polling the [watch.NAME] tables, if there are any."""
     if not config.watches:
         return None
     from onwatch.commands_upstream import build_watcher
+    from onwatch.health import PollState
+    from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.loop import WatchLoop
 
+    try:  # /metrics shows the polls before this process made any
+        for name, watch in config.watches.items():
+            for known in UpstreamStore(store).summaries(name, watch.packages):
+                if known.last_poll_at is not None:
+                    last_ok = known.last_ok_at.timestamp() if known.last_ok_at else None
+                    state = PollState(known.last_poll_at.timestamp(), last_ok, known.failures)
+                    health.seed_poll(name, known.package, state)
+    except StoreError:
+        pass  # the first polls fill them in
+
+    def on_poll(watch: str, package: str, ok: bool, at: datetime) -> None:
+        health.record_poll(watch, package, ok, at.timestamp())
+
     watcher = build_watcher(config, runner, recorder, store, alerting.send)
+    watcher.on_poll = on_poll
     loop = WatchLoop(watcher, {name: watch.every for name, watch in config.watches.items()})
     loop.start()
     return loop

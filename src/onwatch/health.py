@@ -61,6 +61,15 @@ class CheckState:
 
 
 @dataclass(frozen=True, slots=True)
+class PollState:
+    """One watched package's polls: the last one, the last good one, failures in a row."""
+
+    last_poll_at: float
+    last_ok_at: float | None
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """A consistent copy of a ``Health`` at one moment."""
 
@@ -69,6 +78,8 @@ class HealthSnapshot:
     checks: Mapping[str, CheckState]
     heartbeat_failures_total: int
     heartbeat_last_ok_at: float | None
+    # (watch, package) -> its polls, for the upstream watch's series
+    polls: Mapping[tuple[str, str], PollState] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def runs_total(self) -> Mapping[str, Mapping[str, int]]:
@@ -105,6 +116,7 @@ class Health:
         self._last_tick_at: float | None = None
         self._heartbeat_failures = 0
         self._heartbeat_last_ok_at: float | None = None
+        self._polls: dict[tuple[str, str], PollState] = {}
         # Bumped by every change to what the checks' series show (not by ticks or heartbeats),
         # so /metrics can reuse the text it rendered while nothing changed.
         self._version = 0
@@ -197,6 +209,21 @@ class Health:
                 self._version += 1
             self._checks[check] = replace(state, incident_open=open)
 
+    def record_poll(self, watch: str, package: str, ok: bool, at: float) -> None:
+        """Note one poll of a watched package's index, at ``at`` (epoch seconds)."""
+        with self._lock:
+            before = self._polls.get((watch, package))
+            last_ok = at if ok else (before.last_ok_at if before else None)
+            failures = 0 if ok else (before.failures if before else 0) + 1
+            self._polls[(watch, package)] = PollState(at, last_ok, failures)
+            self._version += 1
+
+    def seed_poll(self, watch: str, package: str, state: PollState) -> None:
+        """Start from what the database knows of a package's polls."""
+        with self._lock:
+            self._polls.setdefault((watch, package), state)
+            self._version += 1
+
     def heartbeat_failed(self) -> None:
         """Count one heartbeat ping that did not get a 2xx answer."""
         with self._lock:
@@ -286,6 +313,7 @@ class Health:
                 checks=MappingProxyType(checks),
                 heartbeat_failures_total=self._heartbeat_failures,
                 heartbeat_last_ok_at=self._heartbeat_last_ok_at,
+                polls=MappingProxyType(dict(self._polls)),
             )
 
 

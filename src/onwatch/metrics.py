@@ -184,6 +184,11 @@ class HealthCollector:
         _add_counts(f.runs, snapshot, self.checks, _STATUSES, lambda s: s.runs_total)
         _add_counts(f.results, snapshot, self.checks, _OUTCOMES, lambda s: s.results_total)
         self._add_tests(f, snapshot)
+        for (watch, package), poll in sorted(snapshot.polls.items()):
+            f.upstream_last_poll.add_metric([watch, package], poll.last_poll_at)
+            if poll.last_ok_at is not None:
+                f.upstream_last_ok.add_metric([watch, package], poll.last_ok_at)
+            f.upstream_failures.add_metric([watch, package], float(poll.failures))
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
         yield from self._chosen(f)
 
@@ -313,6 +318,22 @@ class _Families:
             "onwatch_test_series_dropped",
             "Tests left without per-test series by the metrics_test_limit setting.",
         )
+        upstream = ["watch", "package"]
+        self.upstream_last_poll = GaugeMetricFamily(
+            "onwatch_upstream_last_poll_timestamp_seconds",
+            "When a watched package's index was last polled, good or not.",
+            labels=upstream,
+        )
+        self.upstream_last_ok = GaugeMetricFamily(
+            "onwatch_upstream_last_success_timestamp_seconds",
+            "When a watched package's index was last polled successfully.",
+            labels=upstream,
+        )
+        self.upstream_failures = GaugeMetricFamily(
+            "onwatch_upstream_poll_failures",
+            "Polls of a watched package's index that failed in a row (0 after a good one).",
+            labels=upstream,
+        )
         self.heartbeat_failures = CounterMetricFamily(
             "onwatch_heartbeat_failures",
             "Heartbeat pings that failed or were not answered with a 2xx status.",
@@ -341,5 +362,8 @@ class _Families:
             self.test_duration,
             self.test_last_run,
             self.tests_dropped,
+            self.upstream_last_poll,
+            self.upstream_last_ok,
+            self.upstream_failures,
             self.heartbeat_failures,
         ]

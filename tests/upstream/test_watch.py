@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from daemon import Daemon
@@ -184,8 +185,12 @@ def test_onwatch_run_polls_its_watches_and_records_the_baseline(
             lambda d: any(line.get("message") == "upstream run finished" for line in d.lines()),
             timeout=60,
         )
+        metrics = httpx.get(f"{daemon.served_url()}/metrics", timeout=5).text
     finally:
         daemon.stop()
+    labels = f'{{package="{package}",watch="libs"}}'
+    assert f"onwatch_upstream_poll_failures{labels} 0.0" in metrics
+    assert f"onwatch_upstream_last_success_timestamp_seconds{labels}" in metrics
     [line] = [x for x in daemon.lines() if x.get("message") == "upstream run finished"]
     assert (line["package"], line["version"], line["status"]) == (package, "1.0", "passed")
     [watched] = status(config)["watches"]

@@ -172,6 +172,7 @@ class Watcher:
         environments: Environments,
         *,
         notify: Notify | None = None,
+        on_poll: Callable[[str, str, bool, datetime], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.config = config
@@ -180,6 +181,7 @@ class Watcher:
         self.store = store
         self.environments = environments
         self.notify = notify
+        self.on_poll = on_poll  # (watch, package, ok, when): the daemon's /metrics
         self.clock = clock
 
     def check(self, name: str) -> WatchReport:
@@ -209,6 +211,8 @@ class Watcher:
         except IndexProblem as exc:
             error = self.runner.keeper.mask(str(exc))
             self.store.record_poll(PollRecord(name, package, now, False, exc.kind, error))
+            if self.on_poll is not None:
+                self.on_poll(name, package, False, now)
             self._poll_failed(name, watch, package, error)
             return PackageReport(package, previous, None, error=error, kind=exc.kind)
         newest = max(releases, key=_version, default=None)
@@ -240,6 +244,8 @@ class Watcher:
                 new_versions=versions,
             )
         )
+        if self.on_poll is not None:
+            self.on_poll(name, package, True, now)
         self._poll_recovered(name, watch, package)
         for release in targets:
             self._test(name, watch, index or "", package, release.version, previous, report)
