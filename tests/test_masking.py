@@ -182,3 +182,12 @@ def test_a_rotated_secret_keeps_its_old_value_masked() -> None:
     assert masker.mask(f"{SECRET} then n3w-t0ken-value") == (
         "[secret:API_TOKEN] then [secret:API_TOKEN]"
     )
+
+
+def test_the_pieces_of_a_secret_cut_by_a_shortened_repr_are_masked() -> None:
+    masker = Masker({"API_TOKEN": "Pr0d/T0ken+K3y=!&"})
+    assert masker.mask("'Account Pr0d/T0k...n+K3y=!& x'") == (
+        "'Account [secret:API_TOKEN]...[secret:API_TOKEN] x'"
+    )
+    # Ordinary text around "..." stays, and so do pieces too short to tell apart from it.
+    assert masker.mask("wait... then Pr0...K3y") == "wait... then Pr0...K3y"

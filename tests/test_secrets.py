@@ -125,9 +125,11 @@ def test_once_with_a_missing_secret_records_a_run_error_and_runs_no_test(tmp_pat
         assert db.execute("select status, error from runs").fetchall() == [("error", run["error"])]
 
 
-def test_pytest_shortens_no_value_of_a_check_with_secrets(tmp_path: Path) -> None:
-    # pytest cuts long values in assertion messages and locals ("Pr0d...K3y"); a cut secret
-    # cannot be recognised, so a check with secrets runs at a verbosity that cuts nothing.
+def test_a_secret_that_pytest_cuts_short_is_masked_on_both_sides_of_the_cut(
+    tmp_path: Path,
+) -> None:
+    # pytest shortens long values in assertion messages and locals ("'Account Pr0d...K3y='"):
+    # the pieces on either side of the "..." are masked too.
     token = "Pr0d/T0ken+K3y=abcdef"
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_long.py").write_text(
@@ -159,7 +161,7 @@ def test_pytest_shortens_no_value_of_a_check_with_secrets(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stderr
     [result] = json.loads(done.stdout)["runs"][0]["results"]
     text = result["message"] + result["traceback"]
-    assert "'Account [secret:API_TOKEN] xxx" in text
+    assert "'Account [secret:API_TOKEN]" in text and "[secret:API_TOKEN]..." in text
     assert "Pr0d" not in done.stdout and "K3y" not in done.stdout
 
 

@@ -167,6 +167,35 @@ def _group(empty: Any, branches: list[Any]) -> Any:
     return "(?:" + "|".join(branches) + ")"
 
 
+CUT = "..."
+CUT_WINDOW = 512
+MIN_CUT = 4  # shorter pieces next to "..." are too likely to be ordinary text
+
+
+def _head_kept(before: str, form: str) -> int:
+    """Return the length of the longest head of ``form`` that ``before`` ends with, or 0."""
+    found = 0
+    start = before.find(form[:MIN_CUT])
+    while start != -1:
+        piece = before[start:]
+        if len(piece) < len(form) and form.startswith(piece):
+            found = max(found, len(piece))
+        start = before.find(form[:MIN_CUT], start + 1)
+    return found
+
+
+def _tail_kept(after: str, form: str) -> int:
+    """Return the length of the longest tail of ``form`` that ``after`` starts with, or 0."""
+    found = 0
+    stop = after.find(form[-MIN_CUT:])
+    while stop != -1:
+        piece = after[: stop + MIN_CUT]
+        if len(piece) < len(form) and form.endswith(piece):
+            found = max(found, len(piece))
+        stop = after.find(form[-MIN_CUT:], stop + 1)
+    return found
+
+
 class Masker:
     """Replaces every known secret value, in all its encodings, with ``[secret:NAME]``."""
 
@@ -196,10 +225,41 @@ class Masker:
         return bool(self.forms)
 
     def mask(self, text: str) -> str:
-        """Return ``text`` with every secret form replaced."""
+        """Return ``text`` with every secret form replaced, cut ones included."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(self._replace, text)
+        masked = self._pattern.sub(self._replace, text)
+        return self._mask_cuts(masked) if CUT in masked else masked
+
+    def _mask_cuts(self, text: str) -> str:
+        """Mask what is left of a secret that a shortened repr cut at ``...``.
+
+        pytest and reprlib shorten long values as ``'Account Pr0d/T0k...n+K3y=!'``: neither
+        half is a whole form, but the head of one ends right before the ``...`` and the tail of
+        one starts right after it.
+        """
+        spans: list[tuple[int, int, str]] = []
+        at = text.find(CUT)
+        while at != -1:
+            end = at + len(CUT)
+            before, after = text[max(0, at - CUT_WINDOW) : at], text[end : end + CUT_WINDOW]
+            for form, (name, _) in self.forms.items():
+                kept = _head_kept(before, form)
+                if kept:
+                    spans.append((at - kept, at, name))
+                kept = _tail_kept(after, form)
+                if kept:
+                    spans.append((end, end + kept, name))
+            at = text.find(CUT, end)
+        if not spans:
+            return text
+        pieces, position = [], 0
+        for start, stop, name in sorted(spans, key=lambda span: (span[0], -span[1])):
+            if start < position:
+                continue  # inside a longer span taken already
+            pieces += [text[position:start], placeholder(name)]
+            position = stop
+        return "".join([*pieces, text[position:]])
 
     def mask_optional(self, text: str | None) -> str | None:
         """Return ``text`` masked, or None."""

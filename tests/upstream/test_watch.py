@@ -96,9 +96,12 @@ def receiver() -> Iterator[HttpReceiver]:
 
 
 def test_a_breaking_release_is_tested_reported_and_alerted_once(
-    tmp_path: Path, shelf: Shelf, receiver: HttpReceiver
+    tmp_path: Path, receiver: HttpReceiver
 ) -> None:
     package = "demo-lib"
+    # An index of its own: it is stopped part way, and no other test publishes into it.
+    shelf = Shelf(tmp_path / "packages")
+    shelf.folder.mkdir()
     home = tmp_path / "index"
     home.mkdir()
     server = start_pypiserver(shelf.folder, home)

@@ -69,11 +69,6 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(EVENTS_ENV)
     # Under pytest-xdist only the controller records, or each test would be written twice.
     if path and not hasattr(config, "workerinput"):
-        if os.environ.get(SECRETS_ENV):
-            # pytest shortens long values in assertion messages and locals ("Pr0d...K3y"): a
-            # cut secret cannot be recognised, and its visible half would be kept. At
-            # verbosity 3 it shortens nothing.
-            config.option.verbose = max(int(config.option.verbose or 0), 3)
         config.pluginmanager.register(EventWriter(path), "onwatch-event-writer")
         executable = os.environ.get(BROWSER_ENV)
         if executable and config.pluginmanager.has_plugin(PYTEST_PLAYWRIGHT):
