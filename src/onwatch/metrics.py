@@ -18,6 +18,9 @@
     onwatch_test_last_duration_seconds{check,test}      how long its latest final attempt took
     onwatch_test_last_run_timestamp_seconds{check,test} when the run that last ran it finished
     onwatch_test_series_dropped                         tests left out by the per-test limit
+    onwatch_upstream_last_poll_timestamp_seconds{watch,package}     its index's last poll
+    onwatch_upstream_last_success_timestamp_seconds{watch,package}  its last good poll
+    onwatch_upstream_poll_failures{watch,package}       polls that failed in a row
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
