@@ -217,9 +217,16 @@ class Masker:
         self._pattern: re.Pattern[str] | None = (
             re.compile(_trie_pattern(list(forms))) if forms else None
         )
-        self._bytes_pattern: re.Pattern[bytes] | None = (
-            re.compile(_trie_pattern([text.encode("utf-8") for text in forms])) if forms else None
-        )
+        self._bytes_compiled: re.Pattern[bytes] | None = None
+
+    @property
+    def _bytes_pattern(self) -> re.Pattern[bytes] | None:
+        # Compiled on first use: a pytest process masks text only, and the compile is most of
+        # what a masker costs to build.
+        if self._bytes_compiled is None and self.forms:
+            words = [text.encode("utf-8") for text in self.forms]
+            self._bytes_compiled = re.compile(_trie_pattern(words))
+        return self._bytes_compiled
 
     def __bool__(self) -> bool:
         return bool(self.forms)
