@@ -200,3 +200,36 @@ def test_a_name_in_both_env_and_secrets_is_refused(tmp_path: Path) -> None:
     assert caught.value.problems == [
         f"{path}:1: checks.api: TOKEN is in both env and secrets; keep it in secrets only"
     ]
+
+
+def test_the_database_url_takes_its_password_from_a_secret(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {"api": {"tests": ["many"], "every": "5m", "env": {"MANY_TESTS": "1"}}},
+        settings={
+            "database": "sqlite:///${DB_FILE}",
+            "secrets": {"DB_FILE": "env:MONITOR_DB_FILE"},
+        },
+        suites=("many",),
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_DB_FILE"}
+
+    def once(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "onwatch", "once", "--quiet"],
+            cwd=tmp_path,
+            env={**environ, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = once()
+    assert missing.returncode == 2
+    assert "[onwatch] database: secret DB_FILE: environment variable MONITOR_DB_FILE" in (
+        missing.stderr
+    )
+    done = once(MONITOR_DB_FILE="monitor.db")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        assert db.execute("select count(*) from runs").fetchone() == (1,)

@@ -79,6 +79,9 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     from onwatch.runner.execute import Runner
 
     checks = config.select(names)
+    # Before any run: a database secret that cannot be looked up is a config error (exit 2),
+    # not a database outage to spool through.
+    config.database_url  # noqa: B018 - evaluated for the error it may raise
     spawned, stop = threading.Event(), threading.Event()
     runner = Runner(config, stop=stop, spawned=spawned)
     # Open the database while pytest runs, once it has started: its imports and migrations

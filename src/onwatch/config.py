@@ -180,7 +180,21 @@ class Config:
     @property
     def database_url(self) -> str:
         """Return the database URL with a relative SQLite path made absolute."""
-        return resolve_database_url(self.settings.database, self.base_dir)
+        url = self.settings.database
+        if "${" in url:
+            url = self._with_secrets(url, "[onwatch] database")
+        return resolve_database_url(url, self.base_dir)
+
+    def _with_secrets(self, text: str, where: str) -> str:
+        """Fill each ``${NAME}`` of ``text`` with the value of that ``[onwatch] secrets`` entry."""
+        from onwatch.secrets import SecretError, fill, placeholders, resolve
+
+        names = placeholders(text)
+        try:
+            values = resolve({n: self.settings.secrets[n] for n in names}, self.base_dir)
+        except SecretError as exc:
+            raise ConfigError([f"{self.path}: {where}: {p}" for p in exc.problems]) from None
+        return fill(text, values)
 
     @property
     def artifacts_dir(self) -> Path:

@@ -71,7 +71,8 @@ class SettingsModel(BaseModel):
     database: str = Field(
         default="sqlite:///onwatch.db",
         description="SQLAlchemy URL of the results database; a relative SQLite path is relative "
-        "to the config file's folder. PostgreSQL: postgresql://user:pass@host/db.",
+        "to the config file's folder. PostgreSQL: postgresql://user:${DB_PASS}@host/db, the "
+        "password a secret of [onwatch] secrets.",
     )
     state_dir: str = Field(
         default=".onwatch",
@@ -540,7 +541,7 @@ def validate(path: Path) -> dict[str, Any]:
                     )
                 )
         problems += _missing_requirements(watch, base_dir, path, text, (*root, "watch", name))
-        unknown = [n for n in _watch_placeholders(watch.index) if n not in declared_secrets]
+        unknown = [n for n in _url_placeholders(watch.index) if n not in declared_secrets]
         if unknown:
             known = ", ".join(sorted(declared_secrets)) or "none"
             problems.append(
@@ -554,6 +555,18 @@ def validate(path: Path) -> dict[str, Any]:
     for name, channel in channels.items():
         loc = (*root, "notify", name, "url")
         problems += _unknown_secrets(channel, declared_secrets, loc, path, text)
+    if settings is not None:
+        unknown = [n for n in _url_placeholders(settings.database) if n not in declared_secrets]
+        if unknown:
+            known = ", ".join(sorted(declared_secrets)) or "none"
+            problems.append(
+                problem(
+                    path,
+                    text,
+                    (*settings_loc, "database"),
+                    f"${{{unknown[0]}}} names no secret of [onwatch] secrets (known: {known})",
+                )
+            )
     for index, silence in enumerate(silences):
         for name in silence.checks:
             if name not in checks:
@@ -575,10 +588,10 @@ def validate(path: Path) -> dict[str, Any]:
     }
 
 
-def _watch_placeholders(url: str) -> list[str]:
-    from onwatch.alerting.channels.secret import placeholders
+def _url_placeholders(url: str) -> list[str]:
+    from onwatch.secrets import placeholders
 
-    return placeholders({"url": url})
+    return placeholders(url)
 
 
 def _watches(

@@ -10,6 +10,7 @@ everything a run leaves behind.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,9 @@ from pathlib import Path
 from onwatch.masking import MIN_LENGTH, Masker
 
 KINDS = ("env", "file", "cmd")
+# ``${NAME}`` in a channel URL or header, a watch's index or the database URL: the value of the
+# [onwatch] secret NAME, filled in when it is used.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 COMMAND_TIMEOUT = 30.0
 
 
@@ -27,6 +31,16 @@ class SecretError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+def placeholders(text: str) -> list[str]:
+    """Return the secret names ``text`` refers to as ``${NAME}``, each once, in order."""
+    return list(dict.fromkeys(PLACEHOLDER.findall(text)))
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """Return ``text`` with each ``${NAME}`` of ``values`` replaced by its value."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 def reference_problem(reference: str) -> str | None:

@@ -394,15 +394,14 @@ class Watcher:
 
     def _index(self, watch: Watch) -> str | None:
         """Return the index URL with its secrets filled in, or None if one is missing."""
-        from onwatch.alerting.channels.secret import expand, placeholders
-        from onwatch.secrets import SecretError
+        from onwatch.secrets import SecretError, fill, placeholders
 
-        names = placeholders({"url": watch.index})
+        names = placeholders(watch.index)
         if not names:
             return watch.index
         lookup = self.runner.keeper.resolver(self.config.settings.secrets)
         try:
-            return str(expand({"url": watch.index}, lookup(names))["url"])
+            return fill(watch.index, lookup(names))
         except SecretError:
             return None
 

@@ -8,17 +8,17 @@ outbox retries it and the channel shows as failing: never a silent drop.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from onwatch.errors import DeliveryError
+from onwatch.secrets import fill
+from onwatch.secrets import placeholders as names_in
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.alerting.notification import Notification
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # The fields that may hold placeholders.
 FIELDS = ("url", "headers")
 
@@ -28,19 +28,18 @@ Lookup = Callable[[list[str]], dict[str, str]]
 def placeholders(settings: dict[str, Any]) -> list[str]:
     """Return the secret names a channel's settings refer to, each once, in order."""
     texts = [str(settings.get("url", "")), *dict(settings.get("headers") or {}).values()]
-    return list(dict.fromkeys(name for text in texts for name in PLACEHOLDER.findall(text)))
+    return list(dict.fromkeys(name for text in texts for name in names_in(text)))
 
 
 def expand(settings: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     """Return ``settings`` with each ``${NAME}`` replaced by its value."""
 
-    def fill(text: str) -> str:
-        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
     expanded = dict(settings)
-    expanded["url"] = fill(str(settings.get("url", "")))
+    expanded["url"] = fill(str(settings.get("url", "")), values)
     if settings.get("headers"):
-        expanded["headers"] = {k: fill(str(v)) for k, v in dict(settings["headers"]).items()}
+        expanded["headers"] = {
+            k: fill(str(v), values) for k, v in dict(settings["headers"]).items()
+        }
     return expanded
 
 
