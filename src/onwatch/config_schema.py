@@ -1,4 +1,4 @@
-"""Validation of the configuration file: pydantic models, and errors that say where and how.
+"""Validation of the configuration file: errors that say where and how (models: config_models).
 
 Only loaded when a config file is new or changed (``onwatch.config`` caches what it returns),
 so that a command run every minute from cron does not pay for pydantic each time. Every key is
@@ -9,439 +9,37 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ByteSize,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ValidationError
 
 from onwatch.config import BROWSER_FIX
 from onwatch.config_errors import did_you_mean, explain, problem, read_toml
-from onwatch.durations import parse_duration
+from onwatch.config_models import (
+    CHECK_NAME,
+    BrowserModel,
+    ChannelModel,
+    CheckModel,
+    SettingsModel,
+    SilenceModel,
+    WatchModel,
+)
 from onwatch.errors import ConfigError
 
-
-def _check_cron(value: str) -> str:
-    from croniter import croniter
-
-    if not croniter.is_valid(value):
-        raise ValueError(
-            f"{value!r} is not a cron expression; write five fields "
-            '(minute hour day month weekday), e.g. "*/5 * * * *"'
-        )
-    return value
-
-
-def _check_timezone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f'{value!r} is not a time zone; use an IANA name such as "UTC" or "Europe/Paris"'
-        ) from None
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-CronExpression = Annotated[str, AfterValidator(_check_cron)]
-TimeZone = Annotated[str, AfterValidator(_check_timezone)]
-CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+__all__ = [
+    "BrowserModel",
+    "ChannelModel",
+    "CheckModel",
+    "SettingsModel",
+    "SilenceModel",
+    "WatchModel",
+    "validate",
+]
 TABLES = ("checks", "notify", "silences", "browser", "watch")
+Table = TypeVar("Table", bound=BaseModel)
 CONFIG_FILE = "onwatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
-
-
-class SettingsModel(BaseModel):
-    """The ``[onwatch]`` table: settings of the whole installation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    database: str = Field(
-        default="sqlite:///onwatch.db",
-        description="SQLAlchemy URL of the results database; a relative SQLite path is relative "
-        "to the config file's folder. PostgreSQL: postgresql://user:${DB_PASS}@host/db, the "
-        "password a secret of [onwatch] secrets.",
-    )
-    state_dir: str = Field(
-        default=".onwatch",
-        description="Folder for runs in flight and the spool of runs waiting for the database; "
-        "relative to the config file's folder.",
-    )
-    max_parallel: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
-        ge=1,
-        le=256,
-        description="How many checks may run at the same time (default: the number of CPUs).",
-    )
-    drain_timeout: Duration = Field(
-        default=30.0,
-        description="On SIGINT/SIGTERM, how long `onwatch run` lets runs in flight finish before "
-        "it kills them and records them as interrupted.",
-    )
-    max_jitter: Duration = Field(
-        default=10.0,
-        description="Upper bound of the small, stable per-check delay that spreads checks due at "
-        "the same moment (never more than 10% of a check's interval).",
-    )
-    notify: list[str] = Field(
-        default_factory=list,
-        description="Channels ([notify.NAME]) of checks that name none of their own.",
-    )
-    base_url: str = Field(
-        default="http://127.0.0.1:8787",
-        description="Address of onwatch's web pages, for the run links in notifications.",
-    )
-    listen: str = Field(
-        default="127.0.0.1:8787",
-        description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
-    )
-
-    read_tokens: list[str] = Field(
-        default_factory=list,
-        description='Hashes ("sha256:HEX", made by `onwatch token`) of tokens that may read the '
-        "web pages and the API.",
-    )
-    admin_tokens: list[str] = Field(
-        default_factory=list,
-        description="Hashes of tokens that may also trigger runs and add silences.",
-    )
-    artifacts_dir: str = Field(
-        default="artifacts",
-        description="Folder of the files captured from browser tests (screenshots, page HTML, "
-        "console logs, traces), stored by content; relative to the config file's folder.",
-    )
-    keep_artifacts: Duration = Field(
-        default=14 * 86400.0,
-        description="Artifact files older than this are deleted; results keep their entries.",
-    )
-    artifacts_max_size: ByteSize = Field(
-        default=ByteSize(2 * 1024**3),
-        description='Cap of the artifacts folder, e.g. "500MB", "2GiB": the oldest files go first.',
-    )
-    secrets: dict[str, str] = Field(
-        default_factory=dict,
-        description='Secrets given to the tests as environment variables: NAME = "env:VAR", '
-        '"file:PATH" or "cmd:COMMAND", looked up at each run and masked in all output. '
-        "Every check gets them; a check's own secrets win.",
-    )
-    metrics_test_limit: int = Field(
-        default=1000,
-        ge=0,
-        le=100_000,
-        description="At most this many tests get per-test series on /metrics (0: none).",
-    )
-
-    @field_validator("read_tokens", "admin_tokens")
-    @classmethod
-    def _hashes(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not re.fullmatch(r"sha256:[0-9a-f]{64}", item):
-                raise ValueError(
-                    f"{item[:12]!r}... is not a token hash: store the sha256:HEX line that "
-                    "`onwatch token` prints, never the token itself"
-                )
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
-        return _secret_references(value)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        if value and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}", value):
-            raise ValueError(
-                f'{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787; "" turns the server off'
-            )
-        return value
-
-    @field_validator("categories")
-    @classmethod
-    def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        from onwatch.analysis.categorize import Patterns
-
-        Patterns.compile(value)  # raises ValueError naming each bad expression
-        return value
-
-    heartbeat_url: str | None = Field(
-        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
-    )
-    heartbeat_method: Literal["GET", "POST"] = Field(
-        default="POST", description="GET, or POST with a JSON status body."
-    )
-    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
-    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
-        default_factory=dict,
-        description="Extra regular expressions that put a failure in a category.",
-    )
-
-
-def _variable_names(value: dict[str, str]) -> dict[str, str]:
-    for name in value:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ValueError(
-                f"{name!r} is not an environment variable name; use letters, digits and _"
-            )
-    return value
-
-
-def _secret_references(value: dict[str, str]) -> dict[str, str]:
-    from onwatch.secrets import reference_problem
-
-    _variable_names(value)
-    problems = [f"{name}: {why}" for name, ref in value.items() if (why := reference_problem(ref))]
-    if problems:
-        raise ValueError("; ".join(problems))
-    return value
-
-
-class CheckModel(BaseModel):
-    """A ``[checks.NAME]`` table: a selection of tests and when to run it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tests: list[str] = Field(
-        min_length=1,
-        description="pytest arguments: paths or node ids, relative to the config file's folder.",
-    )
-    markers: str = Field(default="", description="pytest -m expression.")
-    keyword: str = Field(default="", description="pytest -k expression.")
-    every: Duration | None = Field(default=None, description='Run every so often, e.g. "5m".')
-    cron: CronExpression | None = Field(
-        default=None, description='Run on a cron schedule, e.g. "0 * * * *".'
-    )
-    timezone: TimeZone = Field(default="UTC", description="Time zone of the cron expression.")
-    timeout: Duration = Field(
-        default=300.0,
-        description="Wall-clock limit of a whole run, retries included; the run is then killed.",
-    )
-    retries: int = Field(default=0, ge=0, le=10, description="Re-run failed tests this many times.")
-    env: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables given to the tests."
-    )
-    pytest_args: list[str] = Field(
-        default_factory=list, description="Extra arguments passed to pytest as they are."
-    )
-    secrets: dict[str, str] = Field(
-        default_factory=dict,
-        description='Secrets given to the tests as environment variables: NAME = "env:VAR", '
-        '"file:PATH" or "cmd:COMMAND", looked up at each run and masked in all output; '
-        "added to [onwatch] secrets.",
-    )
-    sensitive: bool = Field(
-        default=False,
-        description="Read-only tokens see outcomes but no messages, tracebacks, output, "
-        "properties or artifacts of this check's tests.",
-    )
-    screenshots: bool = Field(
-        default=True,
-        description="false: browser tests keep no screenshots (they cannot be masked), and "
-        "traces record no screenshots.",
-    )
-    enabled: bool = Field(default=True, description="false keeps the check out of `onwatch run`.")
-    notify: list[str] | None = Field(
-        default=None, description="Channels to notify; default: [onwatch] notify."
-    )
-    alert_after: int = Field(
-        default=2, ge=1, le=1000, description="Failing runs in a row that open an incident."
-    )
-    recover_after: int = Field(
-        default=1, ge=1, le=1000, description="Passing runs in a row that resolve it."
-    )
-    remind_every: Duration | None = Field(
-        default=None, description="Remind while an incident stays open; default: never."
-    )
-    grace: Duration | None = Field(
-        default=None,
-        description="How late a run may complete before the check is overdue; default: its "
-        "timeout + 1 minute.",
-    )
-    artifacts: Literal["on-failure", "always", "off"] = Field(
-        default="on-failure",
-        description="When to keep screenshots, page HTML and console logs of browser tests.",
-    )
-    tracing: bool = Field(
-        default=False, description="Record a Playwright trace (zip) of each browser test."
-    )
-    browser: bool = Field(
-        default=False,
-        description="This check drives a browser: a run without Chromium is a run error.",
-    )
-    min_collected_ratio: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="A run collecting fewer tests than this share of its recent runs is an "
-        "error; 0 turns it off.",
-    )
-
-    @field_validator("env")
-    @classmethod
-    def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
-        return _variable_names(value)
-
-    @field_validator("secrets")
-    @classmethod
-    def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
-        return _secret_references(value)
-
-    @model_validator(mode="after")
-    def _env_or_secret(self) -> CheckModel:
-        both = sorted(set(self.env) & set(self.secrets))
-        if both:
-            raise ValueError(
-                f"{', '.join(both)} is in both env and secrets; keep it in secrets only"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> CheckModel:
-        if (self.every is None) == (self.cron is None):
-            raise ValueError('give exactly one schedule: every = "5m" or cron = "*/5 * * * *"')
-        return self
-
-
-class BrowserModel(BaseModel):
-    """The ``[browser]`` table: the Chromium that browser tests drive."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    executable: str | None = Field(
-        default=None,
-        min_length=1,
-        description="Path of the Chromium binary, relative to the config file's folder; "
-        "default: the first of chromium, chromium-browser, google-chrome on PATH.",
-    )
-
-
-class WatchModel(BaseModel):
-    """A ``[watch.NAME]`` table: packages whose new releases re-run some checks."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    packages: list[str] = Field(
-        min_length=1, description='Distribution names on the index, e.g. ["django"].'
-    )
-    checks: list[str] = Field(min_length=1, description="Checks to run against each new release.")
-    index: str = Field(
-        default="https://pypi.org/simple/",
-        description="Simple repository API (PEP 503 HTML or PEP 691 JSON) to poll.",
-    )
-    every: Duration = Field(default=3600.0, description="How often to poll the index.")
-    prereleases: bool = Field(default=False, description="Also test pre-releases (1.2rc1).")
-    min_age: Duration = Field(
-        default=0.0, description="Wait this long after a release is published before testing it."
-    )
-    requirements: str | None = Field(
-        default=None,
-        description='What else the tests need: a requirements file ("requirements.txt") or '
-        'a pyproject with extras ("pyproject.toml[test]"), relative to the config folder.',
-    )
-    alert_after: int = Field(
-        default=3, ge=1, le=1000, description="Failed polls in a row that send an alert."
-    )
-
-    @field_validator("packages")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
-                raise ValueError(f"{name!r} is not a package name (letters, digits, . _ -)")
-        return value
-
-    @field_validator("index")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL of a simple index")
-        return value
-
-
-class ChannelModel(BaseModel):
-    """A ``[notify.NAME]`` table: where notifications go."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["apprise", "webhook", "alertmanager"] = Field(
-        default="apprise", description="apprise (mail, chat, paging…), webhook or alertmanager."
-    )
-    url: str = Field(
-        min_length=1,
-        description="Apprise URL, webhook URL or Alertmanager URL; ${NAME} stands for a secret "
-        "of [onwatch] secrets.",
-    )
-    timeout: Duration = Field(default=10.0, description="Limit of one delivery attempt.")
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra HTTP headers (webhook, alertmanager); values may hold ${NAME}.",
-    )
-    group_window: Duration = Field(
-        default=60.0,
-        description="apprise: notifications within this window after one is sent go out "
-        "together as one message.",
-    )
-    hold: Duration = Field(
-        default=86400.0,
-        description="alertmanager: how long a firing alert stays active unless refreshed or "
-        "resolved.",
-    )
-
-    @model_validator(mode="after")
-    def _known_url(self) -> ChannelModel:
-        if self.type in ("webhook", "alertmanager") and not self.url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError(
-                f"a {self.type} url starts with http:// or https:// (got {self.url!r})"
-            )
-        return self
-
-
-class SilenceModel(BaseModel):
-    """A ``[[silences]]`` entry: a maintenance window when alerts are held."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    checks: list[str] = Field(default_factory=list, description="Checks silenced; empty: all.")
-    start: datetime | None = Field(default=None, description="One-off window: its start.")
-    end: datetime | None = Field(default=None, description="One-off window: its end.")
-    cron: CronExpression | None = Field(
-        default=None, description="Recurring window: when it starts."
-    )
-    duration: Duration | None = Field(default=None, description="Recurring window: its length.")
-    timezone: TimeZone = Field(default="UTC", description="Time zone of a recurring window's cron.")
-    reason: str = Field(default="", description="Shown in status and logs.")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> SilenceModel:
-        one_off = self.start is not None or self.end is not None
-        recurring = self.cron is not None or self.duration is not None
-        if one_off == recurring:
-            raise ValueError(
-                "give start and end (a one-off window) or cron and duration (a recurring one), "
-                'e.g. cron = "0 2 * * SUN", duration = "2h"'
-            )
-        if one_off and (self.start is None or self.end is None or self.end <= self.start):
-            raise ValueError("a one-off window needs a start and a later end, with time zones")
-        if recurring and (self.cron is None or self.duration is None):
-            raise ValueError("a recurring window needs both cron and duration")
-        for moment in (self.start, self.end):
-            if moment is not None and moment.tzinfo is None:
-                raise ValueError("write times with their zone, e.g. 2026-12-01T22:00:00Z")
-        return self
 
 
 def validate(path: Path) -> dict[str, Any]:
@@ -526,47 +124,32 @@ def validate(path: Path) -> dict[str, Any]:
         loc = (*checks_loc, name, "notify")
         problems += _unknown_channels(check.notify or [], declared, loc, path, text)
     declared_secrets = settings.secrets if settings is not None else {}
-    watches = _watches(data.get("watch", {}), (*root, "watch"), path, text, problems)
+    watches = _named_tables(
+        data.get("watch", {}), (*root, "watch"), WatchModel, path, text, problems
+    )
     for name, watch in watches.items():
-        for index, check_name in enumerate(watch.checks):
-            if check_name not in checks and check_name not in raw_checks:
-                known = ", ".join(sorted(checks)) or "none"
-                loc = (*root, "watch", name, "checks")
-                problems.append(
-                    problem(
-                        path,
-                        text,
-                        loc,
-                        f"checks[{index}]: no check named {check_name!r} (known: {known})",
-                    )
-                )
-        problems += _missing_requirements(watch, base_dir, path, text, (*root, "watch", name))
-        unknown = [n for n in _url_placeholders(watch.index) if n not in declared_secrets]
-        if unknown:
-            known = ", ".join(sorted(declared_secrets)) or "none"
-            problems.append(
-                problem(
-                    path,
-                    text,
-                    (*root, "watch", name, "index"),
-                    f"${{{unknown[0]}}} names no secret of [onwatch] secrets (known: {known})",
-                )
-            )
+        problems += _watch_problems(
+            watch,
+            known_checks=list(checks),
+            skipped=set(raw_checks) - set(checks),
+            secrets=declared_secrets,
+            base_dir=base_dir,
+            path=path,
+            text=text,
+            loc=(*root, "watch", name),
+        )
+    from onwatch.alerting.channels.secret import placeholders
+
     for name, channel in channels.items():
         loc = (*root, "notify", name, "url")
-        problems += _unknown_secrets(channel, declared_secrets, loc, path, text)
+        problems += _unknown_secrets(
+            placeholders(channel.model_dump()), declared_secrets, loc, path, text
+        )
     if settings is not None:
-        unknown = [n for n in _url_placeholders(settings.database) if n not in declared_secrets]
-        if unknown:
-            known = ", ".join(sorted(declared_secrets)) or "none"
-            problems.append(
-                problem(
-                    path,
-                    text,
-                    (*settings_loc, "database"),
-                    f"${{{unknown[0]}}} names no secret of [onwatch] secrets (known: {known})",
-                )
-            )
+        names = _url_placeholders(settings.database)
+        problems += _unknown_secrets(
+            names, declared_secrets, (*settings_loc, "database"), path, text
+        )
     for index, silence in enumerate(silences):
         for name in silence.checks:
             if name not in checks:
@@ -594,25 +177,56 @@ def _url_placeholders(url: str) -> list[str]:
     return placeholders(url)
 
 
-def _watches(
-    raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
-) -> dict[str, WatchModel]:
+def _named_tables(
+    raw: object,
+    loc: tuple[str, ...],
+    model: type[Table],
+    path: Path,
+    text: str,
+    problems: list[str],
+) -> dict[str, Table]:
+    """Validate the ``[KIND.NAME]`` tables at ``loc``; report each problem, return the good."""
+    kind = loc[-1]
     if not isinstance(raw, dict):
-        problems.append(problem(path, text, loc, "must be a table of [watch.NAME]"))
+        problems.append(problem(path, text, loc, f"must be a table of [{kind}.NAME]"))
         return {}
-    watches = {}
+    found = {}
     for name, table in raw.items():
         where = (*loc, name)
         if not CHECK_NAME.match(name) or not isinstance(table, dict):
             problems.append(
-                problem(path, text, where, "must be a [watch.NAME] table with a usable name")
+                problem(path, text, where, f"must be a [{kind}.NAME] table with a usable name")
             )
             continue
         try:
-            watches[name] = WatchModel.model_validate(table)
+            found[name] = model.model_validate(table)
         except ValidationError as exc:
-            problems += explain(exc, path, text, where, WatchModel)
-    return watches
+            problems += explain(exc, path, text, where, model)
+    return found
+
+
+def _watch_problems(
+    watch: WatchModel,
+    *,
+    known_checks: list[str],
+    skipped: set[str],
+    secrets: dict[str, str],
+    base_dir: Path,
+    path: Path,
+    text: str,
+    loc: tuple[str, ...],
+) -> list[str]:
+    """Return what is wrong with a valid watch table in the context of the whole file."""
+    problems = []
+    known = ", ".join(sorted(known_checks)) or "none"
+    for index, name in enumerate(watch.checks):
+        # A check that failed validation is reported already: not "unknown" as well.
+        if name not in known_checks and name not in skipped:
+            message = f"checks[{index}]: no check named {name!r} (known: {known})"
+            problems.append(problem(path, text, (*loc, "checks"), message))
+    problems += _missing_requirements(watch, base_dir, path, text, loc)
+    names = _url_placeholders(watch.index)
+    return problems + _unknown_secrets(names, secrets, (*loc, "index"), path, text)
 
 
 def _missing_requirements(
@@ -663,22 +277,9 @@ def _browser(
 def _channels(
     raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
 ) -> dict[str, ChannelModel]:
-    if not isinstance(raw, dict):
-        problems.append(problem(path, text, loc, "must be a table of [notify.NAME]"))
-        return {}
     channels = {}
-    for name, table in raw.items():
+    for name, channel in _named_tables(raw, loc, ChannelModel, path, text, problems).items():
         where = (*loc, name)
-        if not CHECK_NAME.match(name) or not isinstance(table, dict):
-            problems.append(
-                problem(path, text, where, "must be a [notify.NAME] table with a usable name")
-            )
-            continue
-        try:
-            channel = ChannelModel.model_validate(table)
-        except ValidationError as exc:
-            problems += explain(exc, path, text, where, ChannelModel)
-            continue
         if channel.type == "apprise":
             from onwatch.alerting.channels import build_channel
 
@@ -707,14 +308,13 @@ def _silences(
 
 
 def _unknown_secrets(
-    channel: ChannelModel,
+    names: list[str],
     secrets: dict[str, str],
     loc: tuple[str, ...],
     path: Path,
     text: str,
 ) -> list[str]:
-    from onwatch.alerting.channels.secret import placeholders
-
+    """Report each ``${NAME}`` that names no secret of [onwatch] secrets."""
     known = ", ".join(sorted(secrets)) or "none"
     return [
         problem(
@@ -724,7 +324,7 @@ def _unknown_secrets(
             f"${{{name}}} names no secret of [onwatch] secrets (known: {known}); declare it "
             f'there, e.g. {name} = "env:{name}"',
         )
-        for name in placeholders(channel.model_dump())
+        for name in names
         if name not in secrets
     ]
 
