@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 
 from onwatch.model import Run, Trigger
-from onwatch.store.rows import run_from_row
 from onwatch.store.schema import runs, upstream_polls, upstream_releases, upstream_versions
 from onwatch.store.sql import SqlStore
 
@@ -183,10 +182,3 @@ class UpstreamStore:
             if tested.get("package") == package and tested.get("version") == version:
                 return self.sql.get_run(row.id)
         return None
-
-    def latest_run(self, check: str) -> Run | None:
-        """Return the check's latest run of any trigger, with its results."""
-        query = select(runs).where(runs.c.check == check).order_by(runs.c.started_at.desc())
-        with self.sql.translated("cannot read runs"), self.sql.engine.connect() as c:
-            row = c.execute(query.limit(1)).first()
-        return None if row is None else self.sql.get_run(run_from_row(row, ()).id)

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from onwatch.config import Config, Watch
     from onwatch.runner.execute import Runner
     from onwatch.store.upstream import UpstreamStore
-    from onwatch.upstream.releases import Release
     from onwatch.upstream.venv import Environments
 
 log = logging.getLogger("onwatch.upstream")
@@ -215,7 +214,7 @@ class Watcher:
                 self.on_poll(name, package, False, now)
             self._poll_failed(name, watch, package, error)
             return PackageReport(package, previous, None, error=error, kind=exc.kind)
-        newest = max(releases, key=_version, default=None)
+        newest = max(releases, key=lambda release: release.parsed, default=None)
         seen = self.store.first_seen(name, package, [r.version for r in releases], now)
         if previous is None:
             chosen = latest(
@@ -404,7 +403,3 @@ class Watcher:
             return fill(watch.index, lookup(names))
         except SecretError:
             return None
-
-
-def _version(release: Release) -> Any:
-    return release.parsed

@@ -23,11 +23,11 @@ from onwatch.model import CheckStatus, RunStatus, utcnow
 from onwatch.store.dashboard import DashboardStore, RunPoint
 from onwatch.store.incidents import IncidentStore
 from onwatch.store.rollup import hour_of
+from onwatch.store.sensitive_files import SensitiveFiles
 from onwatch.store.sql import SqlStore
 from onwatch.web import charts
 from onwatch.web.auth import Auth
 from onwatch.web.charts import fmt_seconds
-from onwatch.web.sensitive_files import SensitiveFiles
 
 __all__ = ["CheckRow", "Overview", "Site", "TriggerRefused"]
 
@@ -114,7 +114,7 @@ class Site:
 
     @cached_property
     def sensitive_files(self) -> SensitiveFiles:
-        """Return the files listed by results of the sensitive checks (web/sensitive_files.py)."""
+        """Return the files listed by results of the sensitive checks (store/sensitive_files.py)."""
         names = [name for name, check in self.config.checks.items() if check.sensitive]
         return SensitiveFiles(self.store, names)
 
