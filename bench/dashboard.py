@@ -33,8 +33,8 @@ from pathlib import Path
 import httpx
 
 from onwatch.config import load_config
-from onwatch.health import Health
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
+from onwatch.state.health import Health
 from onwatch.store import open_store
 from onwatch.store.rollup import hour_of
 from onwatch.web.app import create_site_app

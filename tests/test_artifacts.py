@@ -71,7 +71,7 @@ def test_storing_a_file_again_keeps_it_young(tmp_path: Path) -> None:
 
 def test_onwatch_run_prunes_by_the_configured_retention(tmp_path: Path) -> None:
     from onwatch.config import load_config
-    from onwatch.daemon import _artifact_pruner
+    from onwatch.daemon.wiring import _artifact_pruner
     from suites import make_project
 
     (tmp_path / "tests").mkdir()

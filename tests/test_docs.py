@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from onwatch.config import Check, Settings, Watch
-from onwatch.config_schema import (
+from onwatch.config.schema import (
     BrowserModel,
     ChannelModel,
     CheckModel,

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, select, update
 
+from onwatch.cli.doctor import WHERE, Finding, Report, Scan, SecretState, scan
 from onwatch.config import load_config
-from onwatch.doctor import WHERE, Finding, Report, Scan, SecretState, scan
 from onwatch.masking import Masker
 from onwatch.model import Outcome, Run, RunStatus, TestResult
 from onwatch.store import open_store

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from onwatch.alerting.rules import Incident
 from onwatch.config import load_config
-from onwatch.daemon import _look_back
-from onwatch.health import Health, TestState
+from onwatch.daemon.watchdog import Watchdog
+from onwatch.daemon.wiring import _look_back
 from onwatch.model import Outcome, RunStatus, TestResult
+from onwatch.state.health import Health, TestState
 from onwatch.store.incidents import IncidentStore
 from onwatch.store.sql import SqlStore
-from onwatch.watchdog import Watchdog
 from records import T0, make_run
 from suites import make_project
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from onwatch.health import Health
-from onwatch.heartbeat import Heartbeat
+from onwatch.daemon.heartbeat import Heartbeat
+from onwatch.state.health import Health
 from receivers import Behaviour, HttpReceiver
 
 EVERY = 60.0
@@ -53,7 +53,7 @@ def health() -> Health:
 
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    logger = logging.getLogger("onwatch.heartbeat")
+    logger = logging.getLogger("onwatch.daemon.heartbeat")
     handler = Records()
     level = logger.level
     logger.addHandler(handler)

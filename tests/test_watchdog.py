@@ -18,8 +18,8 @@ import pytest
 from daemon import Daemon
 from onwatch.alerting.notification import Event, Notification
 from onwatch.config import Check, load_config
+from onwatch.daemon.watchdog import Watchdog, expected_by
 from onwatch.store import CheckHistory, open_store
-from onwatch.watchdog import Watchdog, expected_by
 from receivers import HttpReceiver
 from records import make_run
 from suites import make_project

@@ -20,7 +20,7 @@ from browser import chromium_path
 from onwatch.config import Config, load_config
 from onwatch.demo.app import DemoServer, serve
 from onwatch.demo.command import write_demo_config
-from onwatch.health import Health
+from onwatch.state.health import Health
 from onwatch.store import open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.server import serve as serve_web

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from onwatch.config import Config, load_config
-from onwatch.health import Health
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
+from onwatch.state.health import Health
 from onwatch.store import open_store
 from onwatch.store.sql import SqlStore
 from onwatch.web.app import create_site_app

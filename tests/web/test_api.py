@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from onwatch.alerting.rules import Incident
-from onwatch.commands import status
+from onwatch.cli.checks import status
 from onwatch.model import Run, RunStatus
 from onwatch.store.incidents import IncidentStore
 from web.conftest import (

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from onwatch.health import Health
+from onwatch.state.health import Health
 from onwatch.store.sql import SqlStore
 from onwatch.web.app import DB_CACHE_SECONDS, create_app
 from onwatch.web.server import WebServer, serve

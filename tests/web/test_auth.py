@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from onwatch.health import Health
+from onwatch.state.health import Health
 from onwatch.store import open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.auth import ADMIN_ENV, READ_ENV, Auth, Role, hash_token, is_loopback

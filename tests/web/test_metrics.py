@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import onwatch.metrics
-from onwatch.health import Health
-from onwatch.metrics import build_registry
+import onwatch.web.metrics
 from onwatch.model import Outcome, RunStatus, TestResult
+from onwatch.state.health import Health
+from onwatch.web.metrics import build_registry
 from records import make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,7 +158,7 @@ def exposed_names() -> set[str]:
 def test_every_metric_is_in_the_module_docstring_and_docs_metrics_md() -> None:
     names = exposed_names()
     assert len(names) == 20
-    docstring = onwatch.metrics.__doc__ or ""
+    docstring = onwatch.web.metrics.__doc__ or ""
     assert set(re.findall(r"^\s+(onwatch_[a-z_]+)", docstring, re.M)) == names
     documented = set(
         re.findall(r"^\| `(onwatch_[a-z_]+)", (ROOT / "docs/metrics.md").read_text(), re.M)
@@ -169,7 +169,7 @@ def test_every_metric_is_in_the_module_docstring_and_docs_metrics_md() -> None:
 def test_the_fast_writer_gives_the_same_bytes_as_prometheus_client() -> None:
     from prometheus_client import CollectorRegistry
 
-    from onwatch.metrics import Exposition, HealthCollector, render_text
+    from onwatch.web.metrics import Exposition, HealthCollector, render_text
 
     health = Health(["api", "web"])
     awkward = [
@@ -210,7 +210,7 @@ def scrape_text(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]
 
 
 def test_a_scrape_renders_the_checks_again_only_after_a_change() -> None:
-    from onwatch.metrics import Exposition
+    from onwatch.web.metrics import Exposition
 
     health = Health(["api"])
     exposition = Exposition(health, ["api"])

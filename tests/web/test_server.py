@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from onwatch.errors import OnwatchError
-from onwatch.health import Health
+from onwatch.state.health import Health
 from onwatch.web.app import create_app
 from onwatch.web.server import parse_listen, serve
 

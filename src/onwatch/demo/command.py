@@ -116,12 +116,12 @@ def run_demo(args: argparse.Namespace) -> int:
         config = load_config(config_path)
         _banner(server.url, config_path, once=args.once, listen=args.listen, missing=missing)
         if args.once:
-            from onwatch.commands import once
+            from onwatch.cli.checks import once
 
             # `once` runs every check it is given: leave out the journeys if they are disabled.
             enabled = [name for name, check in config.checks.items() if check.enabled]
             return once(config, enabled, json_output=False, quiet=False)
-        from onwatch.daemon import run_daemon
+        from onwatch.daemon.wiring import run_daemon
 
         return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
 

@@ -262,7 +262,7 @@ def build_router(site: Site) -> APIRouter:
     @api.get("/checks", response_model=ChecksOut)
     def checks() -> dict[str, Any]:
         """Every configured check's status: the shape of `onwatch status --json`."""
-        from onwatch.commands import channel_json, watch_states
+        from onwatch.cli.checks import channel_json, watch_states
         from onwatch.store.outbox import OutboxStore
         from onwatch.store.spool import Spool
 

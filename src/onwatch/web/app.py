@@ -8,7 +8,7 @@ escaping could not run.
 
 ``/healthz`` answers 200 only while the scheduler loop keeps cycling and the database answers;
 otherwise 503 with every reason, so a liveness probe or an uptime checker restarts or pages.
-``/metrics`` is the Prometheus text format of ``onwatch.metrics``. Both read memory only, apart
+``/metrics`` is the Prometheus text format of ``onwatch.web.metrics``. Both read memory only, apart
 from the database probe, whose answer is cached briefly so frequent probes stay cheap.
 """
 
@@ -28,9 +28,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from onwatch.health import Health
-from onwatch.metrics import Exposition
+from onwatch.state.health import Health
 from onwatch.web.auth import COOKIE, Role
+from onwatch.web.metrics import Exposition
 
 if TYPE_CHECKING:
     from onwatch.config import Config

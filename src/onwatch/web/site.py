@@ -125,7 +125,7 @@ class Site:
 
     def statuses(self, names: list[str] | None = None) -> list[CheckStatus]:
         """Return every configured check's status (or the named ones'), as ``onwatch status``."""
-        from onwatch.commands import check_statuses
+        from onwatch.cli.checks import check_statuses
 
         return check_statuses(self.config, self.store, names)
 

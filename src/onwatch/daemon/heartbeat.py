@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 
 from onwatch import __version__
-from onwatch.health import Health
+from onwatch.state.health import Health
 
 __all__ = ["Heartbeat"]
 
-log = logging.getLogger("onwatch.heartbeat")
+log = logging.getLogger("onwatch.daemon.heartbeat")
 TIMEOUT = 5.0
 METHODS = ("GET", "POST")
 

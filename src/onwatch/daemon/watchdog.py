@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.store import CheckHistory, Store
 
-log = logging.getLogger("onwatch.watchdog")
+log = logging.getLogger("onwatch.daemon.watchdog")
 Notify = Callable[[Notification, list[str]], None]
 
 

@@ -90,7 +90,7 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     live = sys.stderr.isatty() and not json_output and not quiet
     progress = None
     if live:
-        from onwatch.report import Progress
+        from onwatch.cli.report import Progress
 
         progress = Progress(sys.stderr, live)
     finished: dict[str, Run] = {}
@@ -144,7 +144,7 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from onwatch.report import print_runs
+        from onwatch.cli.report import print_runs
 
         print_runs(runs, quiet=quiet)
     opened.close()
@@ -155,7 +155,7 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
 
 def status(config: Config, *, json_output: bool) -> int:
     """Print each check's last run, status, 24 h pass rate, failures in a row and next run."""
-    from onwatch.report import print_statuses
+    from onwatch.cli.report import print_statuses
     from onwatch.store import open_store
     from onwatch.store.outbox import OutboxStore
 
@@ -248,10 +248,10 @@ def check_statuses(
 ) -> list[CheckStatus]:
     """Return the status of every configured check (or of the named ones) from the store."""
     from onwatch.alerting.silences import active_windows, silenced
+    from onwatch.daemon.watchdog import expected_by
     from onwatch.model import CheckStatus, utcnow
     from onwatch.schedule import next_slot
     from onwatch.store.incidents import IncidentStore
-    from onwatch.watchdog import expected_by
 
     now = utcnow()
     chosen = {n: c for n, c in config.checks.items() if names is None or n in names}

@@ -18,25 +18,25 @@ from typing import TYPE_CHECKING
 
 from onwatch.config import Config
 from onwatch.errors import StoreError
-from onwatch.health import Health
 from onwatch.logs import configure_logging
 from onwatch.model import RunStatus
+from onwatch.state.health import Health
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.alerting.engine import Alerting
     from onwatch.alerting.outbox import Outbox, OutboxWorker
-    from onwatch.heartbeat import Heartbeat
+    from onwatch.daemon.heartbeat import Heartbeat
+    from onwatch.daemon.watchdog import Watchdog
     from onwatch.model import Run
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
     from onwatch.upstream.loop import WatchLoop
-    from onwatch.watchdog import Watchdog
     from onwatch.web.server import WebServer
 
-log = logging.getLogger("onwatch.daemon")
+log = logging.getLogger("onwatch.daemon.wiring")
 OUTBOX_GRACE_SECONDS = 5.0
 # /healthz fails when the scheduler loop has not gone round for this long: a pass can wait
 # on the database for a few seconds (replaying the spool, alerting), never for a minute.
@@ -52,13 +52,13 @@ def run_daemon(
 ) -> int:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
     from onwatch.alerting.engine import Alerting
+    from onwatch.daemon.scheduler import Scheduler
+    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
     from onwatch.runner.execute import Runner
-    from onwatch.scheduler import Scheduler
     from onwatch.secrets import Keeper
     from onwatch.store import open_store
     from onwatch.store.recorder import Recorder
     from onwatch.store.spool import Spool
-    from onwatch.watchdog import DatabaseAlarm, Watchdog
 
     keeper = Keeper(config.base_dir)
     configure_logging(log_level, log_format, keeper.mask)
@@ -251,7 +251,7 @@ def _heartbeat(config: Config, health: Health) -> Heartbeat | None:
     settings = config.settings
     if not settings.heartbeat_url:
         return None
-    from onwatch.heartbeat import Heartbeat
+    from onwatch.daemon.heartbeat import Heartbeat
 
     return Heartbeat(
         settings.heartbeat_url, settings.heartbeat_method, settings.heartbeat_every, health
@@ -300,8 +300,8 @@ def _start_watches(
     """Start polling the [watch.NAME] tables, if there are any."""
     if not config.watches:
         return None
-    from onwatch.commands_upstream import build_watcher
-    from onwatch.health import PollState
+    from onwatch.cli.upstream import build_watcher
+    from onwatch.state.health import PollState
     from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.loop import WatchLoop
 

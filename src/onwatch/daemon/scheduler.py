@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from onwatch.store import Store
     from onwatch.store.recorder import Recorder
 
-log = logging.getLogger("onwatch.scheduler")
+log = logging.getLogger("onwatch.daemon.scheduler")
 run_log = logging.getLogger("onwatch.run")
 MAX_SLEEP = 1.0
 REPLAY_EVERY = 5.0

@@ -154,44 +154,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(args)
         if args.command == "token":
-            from onwatch.commands_web import token
+            from onwatch.cli.web import token
 
             return token(args.role)
         config = _load(args.config)
         if args.command == "serve":
-            from onwatch.commands_web import serve
+            from onwatch.cli.web import serve
 
             return serve(config, args.listen, log_level=args.log_level, log_format=args.log_format)
         if args.command == "validate":
-            from onwatch.commands import validate
+            from onwatch.cli.checks import validate
 
             return validate(config)
         if args.command == "once":
-            from onwatch.commands import once
+            from onwatch.cli.checks import once
 
             return once(config, args.checks, json_output=args.json, quiet=args.quiet)
         if args.command == "status":
-            from onwatch.commands import status
+            from onwatch.cli.checks import status
 
             return status(config, json_output=args.json)
         if args.command == "watch":
-            from onwatch.commands_upstream import watch_check
+            from onwatch.cli.upstream import watch_check
 
             return watch_check(config, args.watch_name, json_output=args.json)
         if args.command == "doctor":
-            from onwatch.doctor import run_doctor
+            from onwatch.cli.doctor import run_doctor
 
             return run_doctor(config, json_output=args.json)
         if args.command == "silence":
-            from onwatch.commands_alerting import silence
+            from onwatch.cli.alerting import silence
 
             return silence(config, None if args.all else args.check, args.duration, args.reason)
         if args.command == "notify":
-            from onwatch.commands_alerting import notify_test
+            from onwatch.cli.alerting import notify_test
 
             return notify_test(config, args.channel)
         if args.command == "run":
-            from onwatch.daemon import run_daemon
+            from onwatch.daemon.wiring import run_daemon
 
             return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
     except OnwatchError as exc:

@@ -42,8 +42,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString as _untyped_go_float
 
-from onwatch.health import CheckState, Health, HealthSnapshot
 from onwatch.model import Outcome, RunStatus
+from onwatch.state.health import CheckState, Health, HealthSnapshot
 
 __all__ = ["DEFAULT_TEST_LIMIT", "Exposition", "HealthCollector", "build_registry", "render_text"]
 

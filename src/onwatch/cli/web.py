@@ -18,8 +18,8 @@ def serve(config: Config, listen: str | None, *, log_level: str, log_format: str
     import logging
 
     from onwatch.errors import ConfigError
-    from onwatch.health import Health
     from onwatch.logs import configure_logging
+    from onwatch.state.health import Health
     from onwatch.store import open_store
     from onwatch.web.app import create_site_app
     from onwatch.web.server import serve as serve_app

@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from onwatch.config import BROWSER_FIX
-from onwatch.config_errors import did_you_mean, explain, problem, read_toml
-from onwatch.config_models import (
+from onwatch.config.locate import did_you_mean, explain, problem, read_toml
+from onwatch.config.models import (
     CHECK_NAME,
     BrowserModel,
     ChannelModel,
@@ -25,6 +24,7 @@ from onwatch.config_models import (
     SilenceModel,
     WatchModel,
 )
+from onwatch.config.records import BROWSER_FIX, CONFIG_FILE, PYPROJECT_FILE
 from onwatch.errors import ConfigError
 
 __all__ = [
@@ -38,8 +38,6 @@ __all__ = [
 ]
 TABLES = ("checks", "notify", "silences", "browser", "watch")
 Table = TypeVar("Table", bound=BaseModel)
-CONFIG_FILE = "onwatch.toml"
-PYPROJECT_FILE = "pyproject.toml"
 
 
 def validate(path: Path) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Where the configuration is found, and how it is read into records.
+
+A configuration is ``onwatch.toml`` (``[onwatch]`` settings, ``[checks.NAME]`` tables) or the
+``[tool.onwatch]`` table of ``pyproject.toml`` (the settings at its top, checks under
+``[tool.onwatch.checks.NAME]``). ``schema`` validates it with pydantic; what it returns is
+cached, keyed by the file's content and onwatch's version, so an unchanged file is read without
+loading pydantic (``onwatch once`` from cron should cost little more than pytest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from onwatch import __version__
+from onwatch.config.records import (
+    CACHE_ENV,
+    CONFIG_FILE,
+    PYPROJECT_FILE,
+    Check,
+    Config,
+    Settings,
+    Silence,
+    Watch,
+)
+from onwatch.errors import ConfigError
+
+
+def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
+    """Return the config file to use: ``explicit``, else ./onwatch.toml, else ./pyproject.toml."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError([f"{path}: no such config file; check the -c/--config path"])
+        return path
+    here = cwd or Path.cwd()
+    if (here / CONFIG_FILE).is_file():
+        return here / CONFIG_FILE
+    pyproject = here / PYPROJECT_FILE
+    if pyproject.is_file():
+        import tomllib
+
+        try:
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (OSError, ValueError):
+            tool = {}
+        if isinstance(tool, dict) and "onwatch" in tool:
+            return pyproject
+    raise ConfigError(
+        [
+            f"{here}: no {CONFIG_FILE} here and no [tool.onwatch] in {PYPROJECT_FILE}; "
+            f"create {CONFIG_FILE} (see docs/configuration.md) or pass -c PATH"
+        ]
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config at ``path``, reporting every problem at once."""
+    path = path.resolve()
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    cache = _cache_file(path)
+    key = _cache_key(content)
+    data = _read_cache(cache, key)
+    if data is None:
+        from onwatch.config.schema import validate
+
+        data = validate(path)
+        _write_cache(cache, key, data)
+    return Config(
+        path=path,
+        base_dir=path.parent,
+        settings=Settings(**data["settings"]),
+        checks={name: Check(**check) for name, check in data["checks"].items()},
+        channels=data.get("channels", {}),
+        silences=[_silence(raw) for raw in data.get("silences", [])],
+        browser=data.get("browser", {}).get("executable"),
+        watches={name: Watch(**watch) for name, watch in data.get("watches", {}).items()},
+    )
+
+
+def _silence(raw: dict[str, Any]) -> Silence:
+    times = {k: datetime.fromisoformat(raw[k]) for k in ("start", "end") if raw.get(k)}
+    return Silence(**{**raw, **times})
+
+
+def _cache_key(content: bytes) -> str:
+    import hashlib
+
+    return f"{__version__}:{hashlib.sha256(content).hexdigest()}"
+
+
+def _cache_file(path: Path) -> Path | None:
+    import hashlib
+
+    folder = os.environ.get(CACHE_ENV) or os.environ.get("XDG_CACHE_HOME")
+    root = Path(folder) if folder else Path.home() / ".cache"
+    if not folder and not os.environ.get("HOME"):
+        return None
+    name = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+    return root / "onwatch" / "configs" / f"{name}.json"
+
+
+def _read_cache(cache: Path | None, key: str) -> dict[str, Any] | None:
+    if cache is None:
+        return None
+    try:
+        stored = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None
+    data = stored.get("data")
+    return data if isinstance(data, dict) else None
+
+
+def _write_cache(cache: Path | None, key: str, data: dict[str, Any]) -> None:
+    # A cache that cannot be written only costs speed: never fail a command for it.
+    if cache is None:
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"key": key, "data": data}))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, cache)
+    except OSError:
+        pass

@@ -1,0 +1,1 @@
+"""``onwatch run``: the wiring of the daemon, its scheduler, watchdog and heartbeat."""
