@@ -208,6 +208,9 @@ class CheckModel(BaseModel):
         min_length=1,
         description="pytest arguments: paths or node ids, relative to the config file's folder.",
     )
+    kind: Literal["pytest"] = Field(
+        default="pytest", description="How the check's tests are collected and run."
+    )
     markers: str = Field(default="", description="pytest -m expression.")
     keyword: str = Field(default="", description="pytest -k expression.")
     every: Duration | None = Field(default=None, description='Run every so often, e.g. "5m".')

@@ -71,6 +71,7 @@ class Check:
     secrets: dict[str, str] = field(default_factory=dict)
     sensitive: bool = False
     screenshots: bool = True
+    kind: str = "pytest"  # how it is collected and run: a name in onwatch.runner.registry
 
     @property
     def grace_seconds(self) -> float:
@@ -89,7 +90,10 @@ class Check:
         import hashlib
         from dataclasses import asdict
 
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if fields["kind"] == "pytest":
+            del fields["kind"]  # the digest of a check written before kinds existed stays
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def pytest_selection(self) -> list[str]:
