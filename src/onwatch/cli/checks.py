@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onwatch.config import Check, Config
@@ -22,36 +20,14 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 def validate(config: Config) -> int:
     """Check every check's selection by collecting it; print what each would run."""
-    import tempfile
+    from onwatch.runner.execute import Runner
 
-    from onwatch.runner.execute import describe_selection
-    from onwatch.runner.parse import verdict
-    from onwatch.secrets import Keeper, SecretError
-
-    keeper = Keeper(config.base_dir)
+    runner = Runner(config)
 
     def collect(item: tuple[str, Check]) -> tuple[str, Check, str | None, int | None]:
         name, check = item
-        # A conftest may read its secrets at import: collect with them, as a run would.
-        try:
-            secrets = keeper.resolve(config.secrets_of(name))
-        except SecretError as exc:
-            return name, check, "; ".join(exc.problems), None
-        with tempfile.TemporaryDirectory(prefix="onwatch-validate-") as folder:
-            from onwatch.runner.process import run_pytest
-
-            attempt = run_pytest(
-                [*check.pytest_selection(), "--collect-only", "-q"],
-                number=1,
-                cwd=config.base_dir,
-                env={**_environ(), **check.env, **secrets},
-                events_path=Path(folder) / "events",
-                output_path=Path(folder) / "output",
-                deadline=time.monotonic() + check.timeout,
-            )
-        decided = verdict([attempt], describe_selection(check), "collection timed out")
-        error = None if decided.error is None else keeper.mask(decided.error)
-        return name, check, error, decided.collected
+        found = runner.collect(name, check)
+        return name, check, found.error, found.count
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -126,7 +102,11 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     # Runs that could not start (a secret not found, no browser) started no pytest: the store
     # must not wait for one.
     spawned.set()
-    runs = [opened.review(finished[name]) for name in checks if name in finished]
+    runs = [
+        runner.review(finished[name], opened.recent_collected(name))
+        for name in checks
+        if name in finished
+    ]
     if progress:
         progress.close()
     recorded = {}
@@ -324,7 +304,7 @@ class StoreOpener:
             for name, check in self.checks.items():
                 self.store.upsert_check(name, check.digest(), check.schedule)
             # Fetched now, while pytest runs: judging selection drift then costs nothing after.
-            from onwatch.analysis import drift  # noqa: F401 - imported here for the same reason
+            from onwatch.analysis import drift  # noqa: F401 - the pytest kind's review uses it
             from onwatch.store.incidents import IncidentStore
 
             incidents = IncidentStore(self.store)
@@ -334,14 +314,10 @@ class StoreOpener:
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def review(self, run: Run) -> Run:
-        """Return ``run``, made an error when its selection drifted from its recent runs."""
-        from onwatch.analysis.drift import with_drift
-
+    def recent_collected(self, name: str) -> list[int]:
+        """Return the collected counts of the check's latest runs; none without a database."""
         self.thread.join()
-        # Without history (the database is down) the all-skipped rule still applies.
-        recent = self.recent.get(run.check, [])
-        return with_drift(run, recent, self.config.checks[run.check].min_collected_ratio)
+        return self.recent.get(name, [])
 
     def record(self, run: Run) -> str:
         """Store ``run``, or spool it when the database cannot be reached or opened."""
@@ -370,12 +346,6 @@ def _lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
         pass
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def _duration(seconds: float) -> str:

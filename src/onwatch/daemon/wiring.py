@@ -132,7 +132,7 @@ def run_daemon(
         kill=kill,
         on_recorded=recorded,
         on_tick=tick,
-        review=lambda run: _review(config, store, run),
+        review=lambda run: _review(runner, store, run),
         on_cycle=cycle,
     )
     scheduler_ready.append(scheduler)
@@ -274,19 +274,15 @@ def heartbeat_status(health: Health, spooled: int) -> dict[str, object]:
     }
 
 
-def _review(config: Config, store: SqlStore, run: Run) -> Run:
-    """Turn a run whose selection drifted into an error, judged against its recent runs."""
-    from onwatch.analysis.drift import with_drift
+def _review(runner: Runner, store: SqlStore, run: Run) -> Run:
+    """Let the check's kind judge the run against its recent runs (selection drift)."""
     from onwatch.store.incidents import IncidentStore
 
-    check = config.checks.get(run.check)
-    if check is None:
-        return run
     try:
         recent = IncidentStore(store).collected_counts(run.check)
     except StoreError:
         recent = []  # the all-skipped rule still applies without history
-    return with_drift(run, recent, check.min_collected_ratio)
+    return runner.review(run, recent)
 
 
 def _start_watches(

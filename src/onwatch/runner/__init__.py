@@ -1,7 +1,9 @@
-"""Running checks: one pytest subprocess per attempt, streamed back through a pytest plugin.
+"""Running checks: ``execute.Runner`` runs a check through its kind and returns a ``Run``.
 
-``execute.Runner`` runs a check and returns a ``Run``; ``process`` starts and kills pytest;
-``parse`` turns what pytest left behind into results; ``plugin`` is the pytest side.
+``kinds`` says what a check kind does (collect, run, recover, review) and ``registry`` lists
+the kinds, one line each. The pytest kind is ``pytest_kind`` with ``process`` (starts and kills
+pytest), ``parse`` (what pytest left behind, as results) and, inside the pytest process,
+``plugin``, ``capture`` and ``launch``; the names below connect the two sides.
 """
 
 # The environment that connects onwatch to its pytest plugin; kept here so that starting a run

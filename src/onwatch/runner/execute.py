@@ -1,8 +1,11 @@
-"""Run one check: the full selection, then retries of what failed, within one timeout.
+"""Run one check through its kind, within its timeout, and return the run to record.
 
-Each run leaves its files under ``STATE_DIR/inflight`` until the caller has recorded it
-(``Runner.discard``). If onwatch dies mid-run, ``recover`` turns those files into a run marked
-as interrupted, with every test that finished before: a run in flight is never lost.
+What every kind shares lives here: the run's identity and metadata, its secrets (looked up at
+each run, masked in all it keeps), runs refused before they start, captured files moved into
+the artifact store, and recovery. Each run leaves its files under ``STATE_DIR/inflight`` until
+the caller has recorded it (``Runner.discard``). If onwatch dies mid-run, ``recover`` turns
+those files into a run marked as interrupted, with every test that finished before: a run in
+flight is never lost. How a check is collected, run and parsed is its kind's (``kinds``).
 """
 
 from __future__ import annotations
@@ -10,30 +13,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
-from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, utcnow
-from onwatch.runner import (
-    ARTIFACTS_DIR_ENV,
-    ARTIFACTS_MODE_ENV,
-    BROWSER_ENV,
-    SCREENSHOTS_ENV,
-    SECRETS_ENV,
-    TRACING_ENV,
+from onwatch.runner.kinds import (
+    Collection,
+    EventHandler,
+    Job,
+    Kind,
+    Kinds,
+    Leftover,
+    Verdict,
 )
-from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
-from onwatch.runner.process import EventHandler, run_pytest
 from onwatch.secrets import Keeper, SecretError
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ CHECK_ENV = "ONWATCH_CHECK"
 
 
 class Runner:
-    """Runs checks of one configuration as pytest subprocesses."""
+    """Runs the checks of one configuration, each through its kind."""
 
     def __init__(
         self,
@@ -54,12 +53,18 @@ class Runner:
         stop: threading.Event | None = None,
         spawned: threading.Event | None = None,
         keeper: Keeper | None = None,
+        kinds: Kinds | None = None,
     ) -> None:
         self.config = config
         # Shared with the logs and the outbox of a daemon, so that they mask the same values.
         self.keeper = keeper or Keeper(config.base_dir)
         self.stop = stop
-        self.spawned = spawned  # set once a pytest process has started
+        self.spawned = spawned  # set once a run's process has started
+        if kinds is None:
+            from onwatch.runner.registry import builtin
+
+            kinds = builtin()
+        self.kinds = kinds
         self.inflight = config.state_dir / "inflight"
         self.host = os.uname().nodename
         self._patterns: Patterns | None = None
@@ -80,6 +85,10 @@ class Runner:
                 raise ConfigError([f"{self.config.path}: [onwatch] {exc}"]) from None
         return self._patterns
 
+    def kind_of(self, name: str, check: Check) -> Kind:
+        """Return the kind that runs ``check``; an unknown kind is a config error."""
+        return self.kinds.of(self.config.path, name, check)
+
     def execute(
         self,
         name: str,
@@ -94,10 +103,11 @@ class Runner:
     ) -> Run:
         """Run ``check`` now and return its run; the caller records it, then calls ``discard``.
 
-        ``python`` runs pytest with another interpreter (an upstream release's environment),
+        ``python`` runs the tests with another interpreter (an upstream release's environment),
         ``detail`` becomes the run's ``trigger_detail``, and ``refuse`` records a run error
         with that reason instead of running anything.
         """
+        kind = self.kind_of(name, check)
         run_id = str(uuid.uuid4())
         started_at = utcnow()
         deadline = time.monotonic() + check.timeout
@@ -105,12 +115,13 @@ class Runner:
         meta = {
             "id": run_id,
             "check": name,
+            "kind": check.kind,
             "trigger": trigger.value,
             "scheduled_for": None if scheduled_for is None else scheduled_for.isoformat(),
             "started_at": started_at.isoformat(),
             "config_digest": check.digest(),
             "timeout": check.timeout,
-            "selection": describe_selection(check),
+            "selection": kind.describe(check),
             "pid": os.getpid(),
             "detail": detail or {},
         }
@@ -119,46 +130,75 @@ class Runner:
             secrets = self.keeper.resolve(self.config.secrets_of(name))
         except SecretError as exc:
             refuse = "; ".join(exc.problems)
-        if refuse is not None:
-            run = _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=refuse)
-            return mask_run(run, self.keeper.masker)
         browser = self.config.browser_executable
         if browser is not None and not os.access(browser, os.X_OK):
             browser = None  # configured, but gone since the config was validated
-        if browser is None and check.browser:
+        if refuse is None and browser is None and check.browser:
             missing = self.config.browser or "no Chromium on PATH"
-            reason = f"this check drives a browser, and there is none ({missing}): {BROWSER_FIX}"
-            return _build_run(meta, [], utcnow(), self.host, self.patterns, cannot_start=reason)
-        env = {
-            **os.environ,
-            **check.env,
-            **secrets,
-            # Names only: the plugin masks these variables' values before it writes anything.
-            SECRETS_ENV: ",".join(secrets),
-            SCREENSHOTS_ENV: "1" if check.screenshots else "0",
-            RUN_ID_ENV: run_id,
-            CHECK_ENV: name,
-            ARTIFACTS_MODE_ENV: check.artifacts,
-            TRACING_ENV: "1" if check.tracing else "",
-            BROWSER_ENV: browser or "",
-        }
-        attempts: list[Attempt] = []
-        args = check.pytest_selection()
-        for number in range(1, check.retries + 2):
-            try:
-                attempt = self._attempt(args, number, run_id, env, deadline, on_event, python)
-            except RunnerError as exc:
-                return _build_run(
-                    meta, [], utcnow(), self.host, self.patterns, cannot_start=str(exc)
-                )
-            attempts.append(attempt)
-            if attempt.timed_out or attempt.interrupted or not attempt.finished:
-                break
-            args = _retry_args(attempts, check)
-            if not args:
-                break
-        run = _build_run(meta, attempts, utcnow(), self.host, self.patterns)
+            refuse = f"this check drives a browser, and there is none ({missing}): {BROWSER_FIX}"
+        if refuse is None and python is not None and not kind.python_environments:
+            refuse = f"a check of kind {check.kind!r} cannot run in another Python environment"
+        if refuse is not None:
+            run = _build_run(meta, _cannot_start(refuse), utcnow(), self.host)
+            return mask_run(run, self.keeper.masker)
+        job = Job(
+            run_id=run_id,
+            name=name,
+            check=check,
+            base_dir=self.config.base_dir,
+            env={**os.environ, **check.env, **secrets, RUN_ID_ENV: run_id, CHECK_ENV: name},
+            secrets=tuple(secrets),
+            deadline=deadline,
+            inflight=self.inflight,
+            browser=browser,
+            python=python,
+            stop=self.stop,
+            spawned=self.spawned,
+            on_event=on_event,
+            patterns=self.patterns,
+        )
+        try:
+            decided = kind.run(job)
+        except RunnerError as exc:
+            decided = _cannot_start(str(exc))
+        run = _build_run(meta, decided, utcnow(), self.host)
         return self._finish(run, self.keeper.masker)
+
+    def collect(self, name: str, check: Check) -> Collection:
+        """Count what ``check`` selects without running it, as ``onwatch validate`` shows."""
+        import tempfile
+
+        kind = self.kind_of(name, check)
+        # A conftest may read its secrets at import: collect with them, as a run would.
+        try:
+            secrets = self.keeper.resolve(self.config.secrets_of(name))
+        except SecretError as exc:
+            return Collection(None, "; ".join(exc.problems))
+        with tempfile.TemporaryDirectory(prefix="onwatch-validate-") as folder:
+            job = Job(
+                run_id=str(uuid.uuid4()),
+                name=name,
+                check=check,
+                base_dir=self.config.base_dir,
+                env={**os.environ, **check.env, **secrets},
+                secrets=tuple(secrets),
+                deadline=time.monotonic() + check.timeout,
+                inflight=Path(folder),
+            )
+            try:
+                found = kind.collect(job)
+            except RunnerError as exc:
+                found = Collection(None, f"onwatch could not start the collection: {exc}")
+        if found.error is None:
+            return found
+        return Collection(found.count, self.keeper.mask(found.error))
+
+    def review(self, run: Run, recent_collected: list[int]) -> Run:
+        """Return ``run``, or an error run when its kind finds it tested too little."""
+        check = self.config.checks.get(run.check)
+        if check is None:
+            return run
+        return self.kind_of(run.check, check).review(run, check, recent_collected)
 
     def _finish(self, run: Run, masker: Masker) -> Run:
         """Mask the run's text, then its captured files, and move them into the store."""
@@ -190,30 +230,6 @@ class Runner:
                 kept.append(replace(artifact, sha256=sha, size=size, source=""))
             results.append(replace(result, artifacts=tuple(kept)))
         return run.with_results(tuple(results))
-
-    def _attempt(
-        self,
-        args: list[str],
-        number: int,
-        run_id: str,
-        env: dict[str, str],
-        deadline: float,
-        on_event: EventHandler | None,
-        python: str | None = None,
-    ) -> Attempt:
-        return run_pytest(
-            args,
-            number=number,
-            cwd=self.config.base_dir,
-            env={**env, ARTIFACTS_DIR_ENV: str(self.inflight / f"{run_id}.{number}.artifacts")},
-            events_path=self.inflight / f"{run_id}.{number}.events",
-            output_path=self.inflight / f"{run_id}.{number}.out",
-            deadline=deadline,
-            stop=self.stop,
-            on_event=on_event,
-            spawned=self.spawned,
-            python=python or sys.executable,
-        )
 
     def discard(self, run_id: str) -> None:
         """Delete the files a recorded run left in flight."""
@@ -247,20 +263,24 @@ class Runner:
             pid = int(meta.get("pid", 0))
             if psutil.pid_exists(pid) and _is_onwatch(pid):
                 continue  # another onwatch process still owns it
-            attempts = []
-            for events_path in sorted(self.inflight.glob(f"{meta['id']}.*.events")):
-                number = int(events_path.name.split(".")[-2])
-                events = parse_events(events_path.read_bytes())
-                _kill_orphan(events)
-                attempts.append(
-                    Attempt(number=number, events=events, returncode=None, interrupted=True)
-                )
-            if not attempts:
-                attempts = [Attempt(number=1, events=[], returncode=None, interrupted=True)]
-            finished = datetime.fromtimestamp(meta_path.stat().st_mtime).astimezone()
-            for path in self.inflight.glob(f"{meta['id']}.*.events"):
-                finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
-            run = _build_run(meta, attempts, as_utc(finished), self.host, self.patterns)
+            leftover = Leftover(
+                run_id=meta["id"],
+                inflight=self.inflight,
+                selection=str(meta.get("selection", "")),
+                timeout=float(meta["timeout"]),
+                patterns=self.patterns,
+            )
+            # Runs written before kinds existed were all pytest runs.
+            kind = self.kinds.get(str(meta.get("kind", "pytest")))
+            if kind is None:
+                decided = Verdict(RunStatus.ERROR, "interrupted: onwatch stopped", None)
+            else:
+                decided = kind.recover(leftover)
+            finished = max(
+                datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+                for path in [meta_path, *self.inflight.glob(f"{meta['id']}.*")]
+            )
+            run = _build_run(meta, decided, as_utc(finished), self.host)
             recovered.append(self._finish(run, self.keeper.masker))
         return recovered
 
@@ -287,43 +307,11 @@ def mask_run(run: Run, masker: Masker) -> Run:
     return replace(run, error=masker.mask_optional(run.error), results=results)
 
 
-def describe_selection(check: Check) -> str:
-    """Describe a check's selection in pytest terms, for error messages."""
-    text = " ".join(check.tests)
-    if check.markers:
-        text += f" -m {check.markers!r}"
-    if check.keyword:
-        text += f" -k {check.keyword!r}"
-    return text
+def _cannot_start(reason: str) -> Verdict:
+    return Verdict(RunStatus.ERROR, f"onwatch could not start the run: {reason}", None)
 
 
-def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
-    from onwatch.runner.parse import attempt_results, merge_attempts
-
-    results = []
-    for attempt in attempts:
-        results += attempt_results(attempt, "")
-    failed = retry_candidates(merge_attempts(results))
-    rootdir = attempts[0].rootdir
-    if not failed or rootdir is None:
-        return []
-    # Node ids are relative to pytest's rootdir, which need not be the config's folder.
-    return ["--rootdir", rootdir, *check.pytest_args, *(f"{rootdir}/{n}" for n in failed)]
-
-
-def _build_run(
-    meta: dict[str, Any],
-    attempts: list[Attempt],
-    finished: datetime,
-    host: str,
-    patterns: Callable[[], Patterns],
-    cannot_start: str | None = None,
-) -> Run:
-    timeout_text = f"run exceeded its timeout of {format_duration(float(meta['timeout']))}"
-    if cannot_start is not None:
-        decided = Verdict(RunStatus.ERROR, f"onwatch could not start the run: {cannot_start}", None)
-    else:
-        decided = verdict(attempts, str(meta.get("selection", "")), timeout_text, patterns)
+def _build_run(meta: dict[str, Any], decided: Verdict, finished: datetime, host: str) -> Run:
     scheduled = meta.get("scheduled_for")
     return Run(
         id=meta["id"],
@@ -359,31 +347,3 @@ def _is_onwatch(pid: int) -> bool:
         return "onwatch" in " ".join(psutil.Process(pid).cmdline())
     except psutil.Error:
         return False
-
-
-def _kill_orphan(events: list[dict[str, Any]]) -> None:
-    """Kill a pytest process, and all it started, that outlived the onwatch that started it."""
-    import signal
-
-    import psutil
-
-    for event in events:
-        if event.get("event") != "start":
-            continue
-        try:
-            process = psutil.Process(int(event.get("pid", 0)))
-            if "pytest" not in " ".join(process.cmdline()):
-                continue
-            tree = [process, *process.children(recursive=True)]
-        except (psutil.Error, ValueError):
-            continue
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        for member in tree:
-            try:
-                member.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(tree, timeout=2)

@@ -14,10 +14,11 @@ import json
 import re
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from onwatch.model import Artifact, Outcome, RunStatus, TestResult
+from onwatch.runner.kinds import Verdict
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Category, Patterns
@@ -67,16 +68,6 @@ class Attempt:
             elif kind == "result":
                 begun.pop(event["nodeid"], None)
         return next(reversed(begun), None) if begun else None
-
-
-@dataclass
-class Verdict:
-    """The outcome of a run computed from its attempts."""
-
-    status: RunStatus
-    error: str | None
-    collected: int | None
-    results: tuple[TestResult, ...] = field(default_factory=tuple)
 
 
 def parse_events(data: bytes) -> list[dict[str, Any]]:
