@@ -147,6 +147,28 @@ def test_seeding_never_replaces_what_a_newer_run_recorded() -> None:
     assert state.last_duration == newer.duration
 
 
+def test_a_newer_stored_run_replaces_the_tests_or_updates_those_it_reached() -> None:
+    health = Health(["api"])
+    first = make_run(results=(result("test_a", Outcome.PASSED), result("test_b", Outcome.PASSED)))
+    health.seed_latest(first)
+    stopped = make_run(
+        minute=5, status=RunStatus.TIMEOUT, results=(result("test_a", Outcome.TIMEOUT),)
+    )
+    health.seed("api", stopped.finished_at.timestamp(), None, last_status="timeout")
+    health.seed_latest(stopped)
+    tests = health.snapshot().checks["api"].tests
+    assert {name: test.outcome for name, test in tests.items()} == {
+        node("test_a"): "timeout",
+        node("test_b"): "passed",
+    }
+    whole = make_run(minute=10, results=(result("test_c", Outcome.PASSED),))
+    health.seed_latest(whole)
+    assert list(health.snapshot().checks["api"].tests) == [node("test_c")]
+    version = health.version
+    health.seed_latest(whole)  # the same run again: nothing for /metrics to render anew
+    assert health.version == version
+
+
 def test_it_tracks_whether_a_check_has_an_open_incident() -> None:
     health = Health(["api", "web"])
     assert not health.snapshot().checks["api"].incident_open

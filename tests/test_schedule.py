@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from onwatch.config import Check
 from onwatch.durations import parse_duration
-from onwatch.schedule import following_slot, interval_of, jitter, next_slot
+from onwatch.schedule import expected_by, following_slot, interval_of, jitter, next_slot
 
 NOW = datetime(2026, 11, 24, 10, 7, 30, tzinfo=UTC)
 
@@ -82,3 +82,13 @@ def test_missed_cron_slots_and_the_cap() -> None:
     slots = missed_slots(hourly, datetime(2026, 11, 24, 6, tzinfo=UTC), NOW)
     assert slots == [datetime(2026, 11, 24, h, tzinfo=UTC) for h in (7, 8, 9)]
     assert len(missed_slots(every("1s"), NOW - timedelta(days=1), NOW, limit=100)) == 100
+
+
+def test_expected_by_follows_cron_slots() -> None:
+    check = Check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
+    assert expected_by(check, NOW) == datetime(2026, 11, 24, 11, 5, tzinfo=UTC)
+
+
+def test_expected_by_adds_the_grace_to_an_interval() -> None:
+    check = Check(tests=["t"], every=300, timeout=60, grace=120)
+    assert expected_by(check, NOW) == NOW + timedelta(minutes=7)

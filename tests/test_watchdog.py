@@ -17,8 +17,8 @@ import pytest
 
 from daemon import Daemon
 from onwatch.alerting.notification import Event, Notification
-from onwatch.config import Check, load_config
-from onwatch.daemon.watchdog import Watchdog, expected_by
+from onwatch.config import load_config
+from onwatch.daemon.watchdog import Watchdog
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
 from records import make_run
@@ -63,11 +63,6 @@ def test_a_check_without_a_completed_run_past_interval_plus_grace_is_overdue_onc
     dog.on_run(replace(make_run(check="api"), finished_at=clock.now))
     clock.now += timedelta(minutes=2)
     assert dog.check() == []  # a run completed: back on time
-
-
-def test_expected_by_follows_cron_slots() -> None:
-    check = Check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
-    assert expected_by(check, T0 + timedelta(minutes=10)) == T0 + timedelta(hours=1, minutes=5)
 
 
 def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) -> None:

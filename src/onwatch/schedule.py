@@ -111,3 +111,16 @@ def missed_slots(
                 break
             slots.append(slot)
     return slots[:-1][-limit:] if slots else []
+
+
+def expected_by(check: Check, last_completed: datetime) -> datetime:
+    """Return when the next run after ``last_completed`` should have completed."""
+    if check.every is not None:
+        due = last_completed + timedelta(seconds=check.every)
+    else:
+        from croniter import croniter
+
+        assert check.cron is not None
+        local = last_completed.astimezone(ZoneInfo(check.timezone))
+        due = croniter(check.cron, local).get_next(datetime).astimezone(last_completed.tzinfo)
+    return due + timedelta(seconds=check.grace_seconds)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onwatch.config import Check, Config
 from onwatch.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
-    from onwatch.model import CheckStatus, Run
+    from onwatch.model import Run
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
 
@@ -136,40 +136,33 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
 def status(config: Config, *, json_output: bool) -> int:
     """Print each check's last run, status, 24 h pass rate, failures in a row and next run."""
     from onwatch.cli.report import print_statuses
+    from onwatch.state.service import StateService
     from onwatch.store import open_store
-    from onwatch.store.outbox import OutboxStore
 
     store = open_store(config.database_url)
     try:
         store.ensure_schema()
-        statuses = check_statuses(config, store)
-        channels = [channel_json(state) for state in OutboxStore(store).channel_states()]
-        watches = watch_states(config, store)
+        summary = StateService(config, store).summary()
     finally:
         store.close()
-    from onwatch.store.spool import Spool
-
-    spooled = len(Spool(config.state_dir / "spool"))
+    payload = summary.to_json()
     if json_output:
-        payload = {
-            "checks": [s.to_json() for s in statuses],
-            "channels": channels,
-            "spooled": spooled,
-            "watches": watches,
-        }
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_statuses(statuses)
-        if spooled:
-            print(f"{spooled} run(s) wait on disk for the database ({config.state_dir / 'spool'})")
-        for channel in channels:
+        print_statuses(summary.checks)
+        if summary.spooled:
+            print(
+                f"{summary.spooled} run(s) wait on disk for the database "
+                f"({config.state_dir / 'spool'})"
+            )
+        for channel in payload["channels"]:
             if channel["failing"]:
                 print(
                     f"channel {channel['name']} is failing since {channel['failing_since']}: "
                     f"{channel['last_error']}"
                 )
-        for watch in watches:
+        for watch in payload["watches"]:
             failing = (
                 f"; {watch['failures']} failed polls in a row: {watch['last_error']}"
                 if watch["failures"]
@@ -180,99 +173,6 @@ def status(config: Config, *, json_output: bool) -> int:
                 f"last successful poll {watch['last_ok_at'] or 'never'}{failing}"
             )
     return EXIT_OK
-
-
-def watch_states(config: Config, store: Any) -> list[dict[str, Any]]:
-    """Return each watched package's last release tested and its polls, for status."""
-    from onwatch.store.upstream import UpstreamStore
-
-    upstream = UpstreamStore(store)
-    found = []
-    for name, watch in config.watches.items():
-        for summary in upstream.summaries(name, watch.packages):
-            found.append(
-                {
-                    "watch": name,
-                    "package": summary.package,
-                    "version": summary.version,
-                    "last_poll_at": _iso(summary.last_poll_at),
-                    "last_ok_at": _iso(summary.last_ok_at),
-                    "failures": summary.failures,
-                    "last_error": summary.last_error,
-                }
-            )
-    return found
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def channel_json(state: Any) -> dict[str, Any]:
-    def iso(value: Any) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "name": state.channel,
-        "failing": state.consecutive_failures > 0,
-        "consecutive_failures": state.consecutive_failures,
-        "failing_since": iso(state.failing_since),
-        "last_error": state.last_error,
-        "last_attempt_at": iso(state.last_attempt_at),
-        "last_success_at": iso(state.last_success_at),
-    }
-
-
-def check_statuses(
-    config: Config, store: SqlStore, names: list[str] | None = None
-) -> list[CheckStatus]:
-    """Return the status of every configured check (or of the named ones) from the store."""
-    from onwatch.alerting.silences import active_windows, silenced
-    from onwatch.daemon.watchdog import expected_by
-    from onwatch.model import CheckStatus, utcnow
-    from onwatch.schedule import next_slot
-    from onwatch.store.incidents import IncidentStore
-
-    now = utcnow()
-    chosen = {n: c for n, c in config.checks.items() if names is None or n in names}
-    history = store.history(list(chosen), now)
-    incidents = IncidentStore(store)
-    open_incidents = incidents.open_by_check(list(chosen))
-    windows = [*active_windows(config.silences, now), *incidents.active_silences(now)]
-    statuses = []
-    for name, check in chosen.items():
-        past = history[name]
-        statuses.append(
-            CheckStatus(
-                name=name,
-                last_status=past.last_status,
-                last_run_at=past.last_run_at,
-                pass_rate_24h=past.passed_24h / past.runs_24h if past.runs_24h else None,
-                runs_24h=past.runs_24h,
-                consecutive_failures=past.consecutive_failures,
-                next_run_at=max(next_slot(check, past.last_slot, now), now)
-                if check.enabled
-                else None,
-                incident=_incident_json(open_incidents.get(name)),
-                silenced_until=getattr(silenced(name, windows), "ends_at", None),
-                overdue=check.enabled
-                and past.last_run_at is not None
-                and now > expected_by(check, past.last_run_at),
-            )
-        )
-    return statuses
-
-
-def _incident_json(incident: Any) -> dict[str, Any] | None:
-    if incident is None:
-        return None
-    return {
-        "id": incident.id,
-        "opened_at": incident.opened_at.isoformat(),
-        "failing_runs": incident.failing_runs,
-        "summary": incident.summary,
-        "notified": incident.notified_at is not None,
-    }
 
 
 class StoreOpener:

@@ -13,29 +13,10 @@ if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
-    from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
-    from onwatch.upstream.watcher import Notify, Watcher, WatchReport
+    from onwatch.upstream.watcher import WatchReport
 
 EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def build_watcher(
-    config: Config, runner: Runner, recorder: Recorder, store: SqlStore, notify: Notify | None
-) -> Watcher:
-    """Return a watcher wired to the configuration's store, environments folder and runner."""
-    from onwatch.store.upstream import UpstreamStore
-    from onwatch.upstream.venv import Environments
-    from onwatch.upstream.watcher import Watcher
-
-    return Watcher(
-        config,
-        runner,
-        recorder.record,
-        UpstreamStore(store),
-        Environments(config.state_dir / "environments"),
-        notify=notify,
-    )
 
 
 def watch_check(config: Config, name: str, *, json_output: bool) -> int:
@@ -45,6 +26,7 @@ def watch_check(config: Config, name: str, *, json_output: bool) -> int:
     from onwatch.store import open_store
     from onwatch.store.recorder import Recorder
     from onwatch.store.spool import Spool
+    from onwatch.upstream.wiring import build_watcher
 
     if name not in config.watches:
         known = ", ".join(sorted(config.watches)) or "none; add a [watch.NAME] table"

@@ -11,6 +11,8 @@ from types import FrameType
 from onwatch.config import Config
 
 EXIT_OK = 0
+# How long a refresh in flight may hold up the exit: the database reads it does are quick.
+STOP_SECONDS = 10.0
 
 
 def serve(config: Config, listen: str | None, *, log_level: str, log_format: str) -> int:
@@ -19,7 +21,9 @@ def serve(config: Config, listen: str | None, *, log_level: str, log_format: str
 
     from onwatch.errors import ConfigError
     from onwatch.logs import configure_logging
+    from onwatch.state.feed import HealthFeed
     from onwatch.state.health import Health
+    from onwatch.state.service import StateService
     from onwatch.store import open_store
     from onwatch.web.app import create_site_app
     from onwatch.web.server import serve as serve_app
@@ -31,9 +35,16 @@ def serve(config: Config, listen: str | None, *, log_level: str, log_format: str
     store = open_store(config.database_url)
     store.ensure_schema()
     health = Health([name for name, check in config.checks.items() if check.enabled])
+    # No check runs in this process: /metrics shows what the database knows, read again every
+    # few seconds (never on a scrape), with no watchdog here to judge lateness.
+    feed = HealthFeed(StateService(config, store), health, overdue=True)
+    feed.refresh()
     # No scheduler runs in this process: /healthz reports on the database only.
     app = create_site_app(config, health, store, tick_limit=math.inf, listen=address)
     stop = threading.Event()
+    following = threading.Thread(
+        target=feed.follow, args=(stop,), name="onwatch-health-feed", daemon=True
+    )
     gc.collect()
     gc.freeze()  # what is loaded now lives as long as the process: keep it out of collections
 
@@ -42,12 +53,14 @@ def serve(config: Config, listen: str | None, *, log_level: str, log_format: str
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    following.start()
     with serve_app(app, address) as server:
         logging.getLogger("onwatch.web").info(
             "serving the dashboard", extra={"fields": {"url": server.url}}
         )
         print(f"onwatch: dashboard at {server.url}/", flush=True)
         stop.wait()
+    following.join(timeout=STOP_SECONDS)
     store.close()
     return EXIT_OK
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from onwatch.alerting.notification import Event, Notification
-from onwatch.config import Check, Config
+from onwatch.config import Config
 from onwatch.durations import format_duration
 from onwatch.errors import DeliveryError
 from onwatch.model import Run, utcnow
-from onwatch.schedule import missed_slots
+from onwatch.schedule import expected_by, missed_slots
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
@@ -30,21 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("onwatch.daemon.watchdog")
 Notify = Callable[[Notification, list[str]], None]
-
-
-def expected_by(check: Check, last_completed: datetime) -> datetime:
-    """Return when the next run after ``last_completed`` should have completed."""
-    if check.every is not None:
-        due = last_completed + timedelta(seconds=check.every)
-    else:
-        from zoneinfo import ZoneInfo
-
-        from croniter import croniter
-
-        assert check.cron is not None
-        local = last_completed.astimezone(ZoneInfo(check.timezone))
-        due = croniter(check.cron, local).get_next(datetime).astimezone(last_completed.tzinfo)
-    return due + timedelta(seconds=check.grace_seconds)
 
 
 class Watchdog:

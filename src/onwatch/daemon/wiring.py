@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from onwatch.config import Config
-from onwatch.errors import StoreError
+from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import configure_logging
 from onwatch.model import RunStatus
 from onwatch.state.health import Health
@@ -80,8 +80,6 @@ def run_daemon(
     scheduler_ready: list[Scheduler] = []
 
     def trigger(name: str) -> str:
-        from onwatch.web.site import TriggerRefused
-
         if not scheduler_ready:
             raise TriggerRefused("onwatch is starting; try again in a moment", status=503)
         return scheduler_ready[0].run_now(name)
@@ -166,37 +164,25 @@ def run_daemon(
 def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
-    from onwatch.store.incidents import IncidentStore
+    from onwatch.state.feed import HealthFeed
+    from onwatch.state.service import StateService
 
     try:
         history = store.history(list(config.checks), utcnow())
         watchdog.seed(history)
-        for name, past in history.items():
-            last = None if past.last_run_at is None else past.last_run_at.timestamp()
-            passed = past.last_status is RunStatus.PASSED
-            status = None if past.last_status is None else past.last_status.value
-            health.seed(
-                name,
-                last,
-                last if passed else None,
-                last_status=status,
-                consecutive_failures=past.consecutive_failures,
-            )
-        watchdog.record_gap(store, history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
         return
     try:
-        # Two reads per check, once at start, so per-test metrics survive a restart.
-        for name in health.checks:
-            for latest in store.list_runs(name, limit=1):
-                full = store.get_run(latest.id)
-                if full is not None:
-                    health.seed_latest(full)
-        for name in IncidentStore(store).open_by_check(list(health.checks)):
-            health.set_incident(name, True)
+        # A few reads per check, once at start, so the metrics survive a restart. The overdue
+        # gauge is the watchdog's: it measures lateness from this start, not from the last run.
+        HealthFeed(StateService(config, store), health).seed()
     except StoreError as exc:
-        log.warning("cannot read the latest tests and open incidents: %s", exc)
+        log.warning("cannot read the latest runs, tests and open incidents: %s", exc)
+    try:
+        watchdog.record_gap(store, history)
+    except StoreError as exc:
+        log.warning("cannot record the slots missed while down: %s", exc)
 
 
 PRUNE_EVERY_SECONDS = 3600.0
@@ -296,20 +282,8 @@ def _start_watches(
     """Start polling the [watch.NAME] tables, if there are any."""
     if not config.watches:
         return None
-    from onwatch.cli.upstream import build_watcher
-    from onwatch.state.health import PollState
-    from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.loop import WatchLoop
-
-    try:  # /metrics shows the polls before this process made any
-        for name, watch in config.watches.items():
-            for known in UpstreamStore(store).summaries(name, watch.packages):
-                if known.last_poll_at is not None:
-                    last_ok = known.last_ok_at.timestamp() if known.last_ok_at else None
-                    state = PollState(known.last_poll_at.timestamp(), last_ok, known.failures)
-                    health.seed_poll(name, known.package, state)
-    except StoreError:
-        pass  # the first polls fill them in
+    from onwatch.upstream.wiring import build_watcher
 
     def on_poll(watch: str, package: str, ok: bool, at: datetime) -> None:
         health.record_poll(watch, package, ok, at.timestamp())

@@ -1,10 +1,12 @@
 """What ``onwatch run`` knows about itself now: an in-memory summary for /healthz and /metrics.
 
 The daemon writes to one ``Health`` as things happen (each scheduler cycle, each recorded run,
-each heartbeat); the web side reads ``snapshot()`` on every scrape. Keeping this in memory means
-a scrape never touches the database, so metrics stay available while the database is down,
-which is exactly when they matter. Every method takes a lock: writers are the scheduler loop,
-the run threads and the heartbeat thread; readers are the web server's threads.
+each heartbeat); the web side reads ``snapshot()`` on every scrape. ``feed.py`` seeds it from
+the database: once at the start of ``onwatch run``, every few seconds in ``onwatch serve``.
+Keeping this in memory means a scrape never touches the database, so metrics stay available
+while the database is down, which is exactly when they matter. Every method takes a lock:
+writers are the scheduler loop, the run threads, the heartbeat thread and the feed; readers
+are the web server's threads.
 
 Timestamps are wall-clock seconds since the epoch (what Prometheus compares with ``time()``);
 the age of the last scheduler tick is measured on the monotonic clock, so a wall-clock jump
@@ -219,10 +221,12 @@ class Health:
             self._version += 1
 
     def seed_poll(self, watch: str, package: str, state: PollState) -> None:
-        """Start from what the database knows of a package's polls."""
+        """Take what the database knows of a package's polls, unless a newer poll is known."""
         with self._lock:
-            self._polls.setdefault((watch, package), state)
-            self._version += 1
+            before = self._polls.get((watch, package))
+            if before is None or state.last_poll_at > before.last_poll_at:
+                self._polls[(watch, package)] = state
+                self._version += 1
 
     def heartbeat_failed(self) -> None:
         """Count one heartbeat ping that did not get a 2xx answer."""
@@ -244,10 +248,9 @@ class Health:
         last_status: str | None = None,
         consecutive_failures: int | None = None,
     ) -> None:
-        """Start from what the database knows of a check; never replace anything newer."""
+        """Take what the database knows of a check; never replace anything newer."""
         with self._lock:
-            self._version += 1
-            state = self._checks.get(check, CheckState())
+            before = state = self._checks.get(check, CheckState())
             if last_run_at is not None and (
                 state.last_run_at is None or last_run_at > state.last_run_at
             ):
@@ -260,28 +263,36 @@ class Health:
                 state = replace(
                     state, last_success_at=_latest(state.last_success_at, last_success_at)
                 )
-            self._checks[check] = state
+            self._store(check, before, state)
 
     def seed_latest(self, run: Run) -> None:
-        """Start a check's tests and last duration from its latest stored run.
+        """Take a check's tests and last duration from its latest stored run.
 
-        Nothing recorded since is replaced: a check whose tests are known keeps them.
+        Nothing newer is replaced: not a later run, nor tests a later run left. Like
+        ``record``, a run that stopped part way only updates the tests it reached.
         """
         finished_at = run.finished_at.timestamp()
-        tests = {
-            r.nodeid: TestState(r.outcome.value, r.duration, finished_at)
-            for r in run.final_results()
-        }
+        finals = run.final_results()
         with self._lock:
-            self._version += 1
-            state = self._checks.get(run.check, CheckState())
+            before = state = self._checks.get(run.check, CheckState())
             if state.last_run_at is not None and state.last_run_at > finished_at:
                 return
             if state.last_run_at == finished_at and state.last_duration is None:
                 state = replace(state, last_duration=run.duration)
-            if not state.tests:
+            if not state.tests or finished_at > max(t.finished_at for t in state.tests.values()):
+                tests = {} if run.status in _COMPLETE else dict(state.tests)
+                for result in finals:
+                    tests[result.nodeid] = TestState(
+                        result.outcome.value, result.duration, finished_at
+                    )
                 state = replace(state, tests=MappingProxyType(tests))
-            self._checks[run.check] = state
+            self._store(run.check, before, state)
+
+    def _store(self, check: str, before: CheckState, state: CheckState) -> None:
+        """Keep a check's new state; the lock is held. Only a change moves ``version``."""
+        if state != before or check not in self._checks:
+            self._checks[check] = state
+            self._version += 1
 
     # -- readers -----------------------------------------------------------------------------
 

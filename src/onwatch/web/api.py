@@ -16,9 +16,10 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from onwatch.durations import parse_duration
 from onwatch.model import RunStatus, as_utc
+from onwatch.state.service import incident_json
 from onwatch.web.auth import Role
 from onwatch.web.redaction import result_json, run_json, run_row_json
-from onwatch.web.site import Site, TriggerRefused, incident_json
+from onwatch.web.site import Site, TriggerRefused
 
 __all__ = ["PREFIX", "build_router"]
 
@@ -262,16 +263,7 @@ def build_router(site: Site) -> APIRouter:
     @api.get("/checks", response_model=ChecksOut)
     def checks() -> dict[str, Any]:
         """Every configured check's status: the shape of `onwatch status --json`."""
-        from onwatch.cli.checks import channel_json, watch_states
-        from onwatch.store.outbox import OutboxStore
-        from onwatch.store.spool import Spool
-
-        return {
-            "checks": [s.to_json() for s in site.statuses()],
-            "channels": [channel_json(s) for s in OutboxStore(site.store).channel_states()],
-            "spooled": len(Spool(site.config.state_dir / "spool")),
-            "watches": watch_states(site.config, site.store),
-        }
+        return site.state.summary().to_json()
 
     @api.get("/checks/{name}", response_model=CheckOut, responses={404: {"model": Problem}})
     def check(name: str) -> dict[str, Any]:

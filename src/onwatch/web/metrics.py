@@ -1,4 +1,4 @@
-"""Prometheus metrics of ``onwatch run``, read from its in-memory ``Health`` on every scrape.
+"""Prometheus metrics of ``onwatch run`` and ``serve``, read from a ``Health`` on every scrape.
 
 ::
 

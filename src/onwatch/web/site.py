@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -20,6 +19,7 @@ from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
 from onwatch.errors import TriggerRefused
 from onwatch.model import CheckStatus, RunStatus, utcnow
+from onwatch.state.service import StateService
 from onwatch.store.dashboard import DashboardStore, RunPoint
 from onwatch.store.incidents import IncidentStore
 from onwatch.store.rollup import hour_of
@@ -123,11 +123,14 @@ class Site:
         """Return the incident and silence store."""
         return IncidentStore(self.store)
 
+    @cached_property
+    def state(self) -> StateService:
+        """Return the reads of each check's, channel's and watch's present state."""
+        return StateService(self.config, self.store, clock=self.clock)
+
     def statuses(self, names: list[str] | None = None) -> list[CheckStatus]:
         """Return every configured check's status (or the named ones'), as ``onwatch status``."""
-        from onwatch.cli.checks import check_statuses
-
-        return check_statuses(self.config, self.store, names)
+        return self.state.statuses(names)
 
     def overview(self) -> Overview:
         """Return the overview: each check's status, pass rates and latest runs.
@@ -207,26 +210,3 @@ def _run_charts(name: str, points: list[RunPoint]) -> tuple[Markup, Markup]:
         label=f"run durations of {name}",
     )
     return strip, spark
-
-
-def incident_json(incident: Any) -> dict[str, Any]:
-    """Return the documented JSON shape of an incident."""
-
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "id": incident.id,
-        "check": incident.check,
-        "opened_at": iso(incident.opened_at),
-        "resolved_at": iso(incident.resolved_at),
-        "open": incident.open,
-        "failing_runs": incident.failing_runs,
-        "flaky_runs": incident.flaky_runs,
-        "category": incident.category,
-        "summary": incident.summary,
-        "opened_run_id": incident.opened_run_id,
-        "last_run_id": incident.last_run_id,
-        "resolved_run_id": incident.resolved_run_id,
-        "notified": incident.notified_at is not None,
-    }
