@@ -24,9 +24,10 @@ def validate(config: Config) -> int:
     """Check every check's selection by collecting it; print what each would run."""
     import tempfile
 
+    from onwatch.errors import SecretError
     from onwatch.runner.execute import describe_selection
     from onwatch.runner.parse import verdict
-    from onwatch.secrets import Keeper, SecretError
+    from onwatch.secrets import Keeper
 
     keeper = Keeper(config.base_dir)
 

@@ -143,7 +143,8 @@ def look_up(
     references: Iterable[tuple[str, str]], base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> tuple[list[SecretState], list[tuple[str, str]]]:
     """Look each ``(name, reference)`` up; return every secret's state and the values found."""
-    from onwatch.secrets import SecretError, resolve
+    from onwatch.errors import SecretError
+    from onwatch.secrets import resolve
 
     states: list[SecretState] = []
     values: list[tuple[str, str]] = []

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from onwatch.config import Config
-from onwatch.errors import StoreError
+from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import configure_logging
 from onwatch.model import RunStatus
 from onwatch.state.health import Health
@@ -80,8 +80,6 @@ def run_daemon(
     scheduler_ready: list[Scheduler] = []
 
     def trigger(name: str) -> str:
-        from onwatch.web.site import TriggerRefused
-
         if not scheduler_ready:
             raise TriggerRefused("onwatch is starting; try again in a moment", status=503)
         return scheduler_ready[0].run_now(name)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
 from onwatch.durations import format_duration
-from onwatch.errors import ConfigError, RunnerError
+from onwatch.errors import ConfigError, RunnerError, SecretError
 from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, utcnow
 from onwatch.runner import (
     ARTIFACTS_DIR_ENV,
@@ -34,7 +34,7 @@ from onwatch.runner import (
 )
 from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
-from onwatch.secrets import Keeper, SecretError
+from onwatch.secrets import Keeper
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Patterns

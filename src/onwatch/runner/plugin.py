@@ -256,7 +256,8 @@ def _masker() -> Masker | None:
     names = [n for n in os.environ.get(SECRETS_ENV, "").split(",") if n in os.environ]
     if not names:
         return None
-    from onwatch.masking import Masker, SecretTooShort
+    from onwatch.errors import SecretTooShort
+    from onwatch.masking import Masker
 
     try:
         return Masker({name: os.environ[name] for name in names})

@@ -15,10 +15,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from onwatch.durations import parse_duration
+from onwatch.errors import TriggerRefused
 from onwatch.model import RunStatus, as_utc
 from onwatch.web.auth import Role
 from onwatch.web.redaction import result_json, run_json, run_row_json
-from onwatch.web.site import Site, TriggerRefused, incident_json
+from onwatch.web.site import Site, incident_json
 
 __all__ = ["PREFIX", "build_router"]
 

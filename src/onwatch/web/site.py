@@ -18,7 +18,6 @@ from markupsafe import Markup
 
 from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
-from onwatch.errors import TriggerRefused
 from onwatch.model import CheckStatus, RunStatus, utcnow
 from onwatch.store.dashboard import DashboardStore, RunPoint
 from onwatch.store.incidents import IncidentStore
@@ -29,14 +28,14 @@ from onwatch.web import charts
 from onwatch.web.auth import Auth
 from onwatch.web.charts import fmt_seconds
 
-__all__ = ["CheckRow", "Overview", "Site", "TriggerRefused"]
+__all__ = ["CheckRow", "Overview", "Site", "StartRun"]
 
 STRIP_RUNS = 50
 RATE_WINDOWS = (timedelta(hours=24), timedelta(days=7), timedelta(days=30))
 
 
 # Starts a manual run of the named check and returns a line saying so; raises TriggerRefused.
-Trigger = Callable[[str], str]
+StartRun = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,7 @@ class Site:
     config: Config
     store: SqlStore
     auth: Auth
-    trigger: Trigger | None = None
+    trigger: StartRun | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
     _drawn: dict[str, _Drawn] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
