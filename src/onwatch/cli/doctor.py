@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Finding", "Report", "Scan", "SecretState", "look_up", "render", "run_doctor", "scan"]
 
-WHERE = ("database", "database-file", "artifact", "spool")
 BATCH_ROWS = 1000
 CHUNK_BYTES = 1 << 20
 # Suffixes of the files SQLite keeps next to a database, each holding copies of its pages.

@@ -26,7 +26,6 @@ MAX_ERROR_TEXT = 500
 MAX_SLUG = 100
 
 PLAYWRIGHT = "playwright"
-SELENIUM = "selenium"
 
 # Runs in the page: the doctype and the live DOM, which a test's clicks and scripts changed.
 # Through a locator, because ``Page.content`` has no timeout and hangs on a busy page.

@@ -160,14 +160,6 @@ class Site:
         ]
         return Overview(rows, now)
 
-    def forget_drawn(self, names: list[str] | None = None) -> None:
-        """Drop the overview charts of the named checks (all when None): they are drawn anew."""
-        with self._lock:
-            if names is None:
-                self._drawn = {}
-            else:
-                self._drawn = {k: v for k, v in self._drawn.items() if k not in names}
-
     def silence(self, check: str | None, seconds: float, reason: str) -> datetime:
         """Add a run-time silence from now; return when it ends."""
         now = self.clock()

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.alerting.notification import Notification
 
-# The fields that may hold placeholders.
-FIELDS = ("url", "headers")
-
 Lookup = Callable[[list[str]], dict[str, str]]
 
 
