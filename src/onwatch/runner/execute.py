@@ -32,7 +32,7 @@ from onwatch.runner import (
     SECRETS_ENV,
     TRACING_ENV,
 )
-from onwatch.runner.parse import Attempt, Verdict, parse_events, retry_candidates, verdict
+from onwatch.runner.parse import RunAttempt, Verdict, parse_events, retry_candidates, verdict
 from onwatch.runner.process import EventHandler, run_pytest
 from onwatch.secrets import Keeper
 
@@ -142,7 +142,7 @@ class Runner:
             TRACING_ENV: "1" if check.tracing else "",
             BROWSER_ENV: browser or "",
         }
-        attempts: list[Attempt] = []
+        attempts: list[RunAttempt] = []
         args = check.pytest_selection()
         for number in range(1, check.retries + 2):
             try:
@@ -200,7 +200,7 @@ class Runner:
         deadline: float,
         on_event: EventHandler | None,
         python: str | None = None,
-    ) -> Attempt:
+    ) -> RunAttempt:
         return run_pytest(
             args,
             number=number,
@@ -253,10 +253,10 @@ class Runner:
                 events = parse_events(events_path.read_bytes())
                 _kill_orphan(events)
                 attempts.append(
-                    Attempt(number=number, events=events, returncode=None, interrupted=True)
+                    RunAttempt(number=number, events=events, returncode=None, interrupted=True)
                 )
             if not attempts:
-                attempts = [Attempt(number=1, events=[], returncode=None, interrupted=True)]
+                attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]
             finished = datetime.fromtimestamp(meta_path.stat().st_mtime).astimezone()
             for path in self.inflight.glob(f"{meta['id']}.*.events"):
                 finished = max(finished, datetime.fromtimestamp(path.stat().st_mtime).astimezone())
@@ -297,7 +297,7 @@ def describe_selection(check: Check) -> str:
     return text
 
 
-def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
+def _retry_args(attempts: list[RunAttempt], check: Check) -> list[str]:
     from onwatch.runner.parse import attempt_results, merge_attempts
 
     results = []
@@ -313,7 +313,7 @@ def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
 
 def _build_run(
     meta: dict[str, Any],
-    attempts: list[Attempt],
+    attempts: list[RunAttempt],
     finished: datetime,
     host: str,
     patterns: Callable[[], Patterns],
