@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from onwatch.config import Check, Config
 from onwatch.errors import ConfigError, StoreError
+from onwatch.model import iso
 
 if TYPE_CHECKING:
     from onwatch.model import CheckStatus, Run
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
-
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def validate(config: Config) -> int:
@@ -216,8 +216,8 @@ def watch_states(config: Config, store: Any) -> list[dict[str, Any]]:
                     "watch": name,
                     "package": summary.package,
                     "version": summary.version,
-                    "last_poll_at": _iso(summary.last_poll_at),
-                    "last_ok_at": _iso(summary.last_ok_at),
+                    "last_poll_at": iso(summary.last_poll_at),
+                    "last_ok_at": iso(summary.last_ok_at),
                     "failures": summary.failures,
                     "last_error": summary.last_error,
                 }
@@ -225,14 +225,7 @@ def watch_states(config: Config, store: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def channel_json(state: Any) -> dict[str, Any]:
-    def iso(value: Any) -> str | None:
-        return None if value is None else value.isoformat()
-
     return {
         "name": state.channel,
         "failing": state.consecutive_failures > 0,

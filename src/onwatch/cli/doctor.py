@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import OnwatchError
 from onwatch.masking import Hit, Masker
 
@@ -123,7 +124,7 @@ class Report:
     @property
     def exit_code(self) -> int:
         """Return 0 when every secret was looked up and none was found, else 1."""
-        return 1 if self.scan.hits or not all(s.ok for s in self.secrets) else 0
+        return EXIT_FAILED if self.scan.hits or not all(s.ok for s in self.secrets) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON object of ``onwatch doctor --json``."""

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
     from onwatch.upstream.watcher import Notify, Watcher, WatchReport
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def build_watcher(

@@ -8,9 +8,8 @@ import signal
 import threading
 from types import FrameType
 
+from onwatch.cli.exits import EXIT_OK
 from onwatch.config import Config
-
-EXIT_OK = 0
 
 
 def serve(config: Config, listen: str | None, *, log_level: str, log_format: str) -> int:

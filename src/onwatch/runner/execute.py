@@ -23,7 +23,7 @@ from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
 from onwatch.durations import format_duration
 from onwatch.errors import ConfigError, RunnerError, SecretError
-from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, utcnow
+from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, iso, parse_iso, utcnow
 from onwatch.runner import (
     ARTIFACTS_DIR_ENV,
     ARTIFACTS_MODE_ENV,
@@ -106,7 +106,7 @@ class Runner:
             "id": run_id,
             "check": name,
             "trigger": trigger.value,
-            "scheduled_for": None if scheduled_for is None else scheduled_for.isoformat(),
+            "scheduled_for": iso(scheduled_for),
             "started_at": started_at.isoformat(),
             "config_digest": check.digest(),
             "timeout": check.timeout,
@@ -324,7 +324,6 @@ def _build_run(
         decided = Verdict(RunStatus.ERROR, f"onwatch could not start the run: {cannot_start}", None)
     else:
         decided = verdict(attempts, str(meta.get("selection", "")), timeout_text, patterns)
-    scheduled = meta.get("scheduled_for")
     return Run(
         id=meta["id"],
         check=meta["check"],
@@ -335,7 +334,7 @@ def _build_run(
         results=decided.results,
         error=decided.error,
         trigger=Trigger(meta.get("trigger", Trigger.MANUAL.value)),
-        scheduled_for=None if scheduled is None else as_utc(datetime.fromisoformat(scheduled)),
+        scheduled_for=parse_iso(meta.get("scheduled_for")),
         host=host,
         version=__version__,
         config_digest=str(meta.get("config_digest", "")),

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
-from onwatch.model import CheckStatus, RunStatus, utcnow
+from onwatch.model import CheckStatus, RunStatus, iso, utcnow
 from onwatch.store.dashboard import DashboardStore, RunPoint
 from onwatch.store.incidents import IncidentStore
 from onwatch.store.rollup import hour_of
@@ -202,10 +202,6 @@ def _run_charts(name: str, points: list[RunPoint]) -> tuple[Markup, Markup]:
 
 def incident_json(incident: Any) -> dict[str, Any]:
     """Return the documented JSON shape of an incident."""
-
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
     return {
         "id": incident.id,
         "check": incident.check,
