@@ -191,12 +191,12 @@ def test_a_snapshot_stays_as_it_was_when_health_moves_on() -> None:
     assert before.checks["api"].consecutive_failures == 0
 
 
-def test_a_summary_only_run_still_counts_towards_consecutive_failures() -> None:
+def test_failed_and_error_runs_in_a_row_count_as_consecutive_failures() -> None:
     health = Health(["api"])
-    health.record_run("api", 100.0, passed=False, duration=1.0, status="failed")
-    health.record_run("api", 200.0, passed=False, duration=1.0, status="error")
+    health.record(make_run(status=RunStatus.FAILED))
+    health.record(make_run(minute=1, status=RunStatus.ERROR))
     assert health.snapshot().checks["api"].consecutive_failures == 2
-    health.record_run("api", 300.0, passed=True, duration=1.0, status="passed")
+    health.record(make_run(minute=2))
     assert health.snapshot().checks["api"].consecutive_failures == 0
 
 

@@ -7,7 +7,8 @@ import binascii
 
 import pytest
 
-from onwatch.masking import Hit, Masker, SecretTooShort, encodings
+from onwatch.errors import SecretTooShort
+from onwatch.masking import Hit, Masker, encodings
 
 # Slash, plus, equals, ampersand, quote, tilde, non-ASCII: each encoding changes it.
 SECRET = 'Pr0d/T0ken+K3y=!&é"~>?'

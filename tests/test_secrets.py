@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from onwatch.config import load_config
-from onwatch.errors import ConfigError
-from onwatch.secrets import SecretError, resolve
+from onwatch.errors import ConfigError, SecretError
+from onwatch.secrets import resolve
 from suites import make_project
 
 

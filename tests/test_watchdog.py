@@ -7,8 +7,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from daemon import Daemon
 from onwatch.alerting.notification import Event, Notification
 from onwatch.config import load_config
-from onwatch.daemon.watchdog import Watchdog
+from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
 from records import make_run
@@ -36,13 +37,17 @@ class Clock:
         return self.now
 
 
-def watchdog(tmp_path: Path, clock: Clock, sent: Sent) -> Watchdog:
-    path = make_project(
+def watchdog_project(tmp_path: Path) -> Path:
+    return make_project(
         tmp_path,
         {"api": {"tests": ["many"], "every": "1m", "timeout": "30s", "notify": ["hook"]}},
         suites=("many",),
         channels={"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
     )
+
+
+def watchdog(tmp_path: Path, clock: Clock, sent: Sent) -> Watchdog:
+    path = watchdog_project(tmp_path)
     return Watchdog(load_config(path), notify=lambda n, c: sent.append((n, c)), clock=clock)
 
 
@@ -82,6 +87,94 @@ def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) 
     assert notification.event is Event.MONITOR_DEGRADED
     assert notification.details["problem"] == "gap" and channels == ["hook"]
     assert "9 scheduled runs of 1 check missed" in notification.summary
+
+
+class Hook:
+    """A channel that keeps what it is sent."""
+
+    name = "hook"
+    grouped = False
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+        self.lock = threading.Lock()
+
+    def send(self, notifications: list[Notification]) -> None:
+        with self.lock:
+            self.sent += notifications
+
+
+def alarm(tmp_path: Path, clock: Callable[[], datetime]) -> tuple[DatabaseAlarm, Hook]:
+    hook = Hook()
+    config = load_config(watchdog_project(tmp_path))
+    return DatabaseAlarm(config, {"hook": hook}, clock=clock), hook
+
+
+def sent_by(hook: Hook) -> list[Notification]:
+    """Return what the alarm has sent once every thread it started is done."""
+    for thread in threading.enumerate():
+        if thread.name == "onwatch-db-alarm":
+            thread.join(timeout=10)
+    with hook.lock:
+        return list(hook.sent)
+
+
+def test_the_database_alarm_goes_out_once_an_outage_stamped_with_its_clock(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    db_alarm, hook = alarm(tmp_path, clock)
+    run = make_run()
+    db_alarm.on_recorded(run, "stored")
+    clock.now = T0 + timedelta(minutes=1)
+    db_alarm.on_recorded(run, "spooled")
+    clock.now = T0 + timedelta(minutes=2)
+    db_alarm.on_recorded(run, "spooled")  # the same outage: nobody is told again
+    [first] = sent_by(hook)
+    assert first.event is Event.MONITOR_DEGRADED
+    assert first.details == {"problem": "database", "since": "2026-11-24T10:01:00+00:00"}
+    assert first.key == "monitor.database|2026-11-24T10:01:00+00:00"
+    db_alarm.on_recorded(run, "stored")
+    assert db_alarm.failing_since is None
+    clock.now = T0 + timedelta(minutes=5)
+    db_alarm.on_recorded(run, "spooled")  # a new outage
+    assert [n.details["since"] for n in sent_by(hook)] == [
+        "2026-11-24T10:01:00+00:00",
+        "2026-11-24T10:05:00+00:00",
+    ]
+
+
+def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+
+    def yielding_clock() -> datetime:
+        time.sleep(0)  # let other threads in between the check and the set, as a real one may
+        return clock()
+
+    db_alarm, hook = alarm(tmp_path, yielding_clock)
+    run = make_run()
+    threads, outages = 16, 5
+    for outage in range(outages):
+        clock.now = T0 + timedelta(minutes=outage)
+        start = threading.Barrier(threads)
+
+        def spool(start: threading.Barrier = start) -> None:
+            start.wait()
+            for _ in range(50):
+                db_alarm.on_recorded(run, "spooled")
+
+        workers = [threading.Thread(target=spool) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        db_alarm.on_recorded(run, "stored")
+    sent = sent_by(hook)
+    assert [n.details["since"] for n in sent] == [
+        (T0 + timedelta(minutes=outage)).isoformat() for outage in range(outages)
+    ]
 
 
 @pytest.fixture

@@ -4,19 +4,29 @@
 
     OnwatchError              anything onwatch reports to a user; the CLI exits 2 on these
     ├── ConfigError           the configuration cannot be read or is invalid (carries every problem)
+    ├── SecretError           secrets cannot be looked up (``problems``: one line per secret)
+    ├── SecretTooShort        a secret value too short to mask without hiding ordinary text
     ├── RunnerError           a check could not be started at all (not a failing test)
     │   └── TriggerRefused    a run asked for now cannot start (unknown check, already running)
     ├── StoreError            the database cannot be reached or written; callers spool instead
-    ├── IndexProblem          a package index cannot be polled (upstream.index; ``kind`` says
-    │                         why: unreachable, auth, not-found, garbage, http)
-    └── DeliveryError         a notification could not be sent; ``permanent`` says whether
-                              trying again can help (a 4xx answer) or not (a timeout, a 5xx)
+    ├── IndexProblem          a package index cannot be polled (``kind`` says why: unreachable,
+    │                         auth, not-found, garbage, http)
+    ├── BuildError            an environment for an upstream release cannot be built (pip's answer)
+    ├── DeliveryError         a notification could not be sent; ``permanent`` says whether trying
+    │                         again cannot help (a 4xx answer, a malformed URL) or may (a
+    │                         timeout, a 5xx): only temporary failures are retried
+    └── PageError             a dashboard page cannot be shown (``status``: 400, 403 or 404)
 
 A failing test, a crashing pytest or a timed-out run is *not* an exception: it is data,
 recorded on the run (``Run.status`` and ``Run.error``).
 """
 
 from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+# How a poll of a package index failed; see ``onwatch.upstream.index``.
+ProblemKind: TypeAlias = Literal["unreachable", "auth", "not-found", "garbage", "http"]
 
 
 class OnwatchError(Exception):
@@ -32,6 +42,18 @@ class ConfigError(OnwatchError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class SecretError(OnwatchError):
+    """Some secrets could not be looked up; ``problems`` has one line per secret."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class SecretTooShort(OnwatchError):
+    """A secret too short to mask without hiding ordinary text."""
 
 
 class RunnerError(OnwatchError):
@@ -50,13 +72,46 @@ class StoreError(OnwatchError):
     """The database could not be reached or written."""
 
 
+class IndexProblem(OnwatchError):
+    """A poll of a package index failed; ``kind`` says how (see ``onwatch.upstream.index``)."""
+
+    def __init__(
+        self,
+        kind: ProblemKind,
+        message: str,
+        *,
+        index: str | None = None,
+        package: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ProblemKind = kind
+        self.index = index  # without credentials; None when the URL itself could not be made
+        self.package = package
+        self.status = status  # the HTTP status, when the index answered with one
+
+
+class BuildError(OnwatchError):
+    """An environment could not be built; the message says what pip answered."""
+
+
 class DeliveryError(OnwatchError):
     """A notification could not be delivered.
 
     ``permanent`` is True when sending it again cannot succeed (the receiver refused it: a 4xx
-    answer, a malformed URL); the outbox then stops retrying it.
+    answer, a malformed URL); the outbox then stops retrying it. A temporary failure (a
+    timeout, a 5xx answer) is retried.
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class PageError(OnwatchError):
+    """A page cannot be shown: 400 for a bad query, 403 without the right, 404 for no such name."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

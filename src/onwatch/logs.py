@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-FORMATS = ("text", "json")
 Mask = Callable[[str], str]
 
 

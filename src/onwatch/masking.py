@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
+from onwatch.errors import SecretTooShort
+
 MIN_LENGTH = 6
 # Characters RFC 3986 leaves unencoded in the userinfo of a URL.
 _USERINFO_SAFE = "!$&'()*+,;=:"
@@ -36,10 +38,6 @@ _USERINFO_SAFE = "!$&'()*+,;=:"
 _URL_CLIENT_SAFE = "!#$&'()*+,/:;=?@[]~"
 # Characters JavaScript's encodeURIComponent leaves unencoded, besides letters, digits, _.-~
 _URI_COMPONENT_SAFE = "!'()*"
-
-
-class SecretTooShort(ValueError):
-    """A secret too short to mask without hiding ordinary text."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,11 +64,13 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """Return ``value`` in UTC as ISO 8601 text (``2026-11-24T10:05:03+00:00``), None for None."""
     return None if value is None else as_utc(value).isoformat()
 
 
-def _parse_iso(value: str | None) -> datetime | None:
+def parse_iso(value: str | None) -> datetime | None:
+    """Return the UTC datetime that ISO 8601 text stands for, None for None."""
     return None if value is None else as_utc(datetime.fromisoformat(value))
 
 
@@ -216,9 +218,9 @@ class Run:
             "status": self.status.value,
             "error": self.error,
             "trigger": self.trigger.value,
-            "scheduled_for": _iso(self.scheduled_for),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "scheduled_for": iso(self.scheduled_for),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "duration": round(self.duration, 6),
             "collected": self.collected,
             "counts": self.counts(),
@@ -233,8 +235,8 @@ class Run:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
         """Read a run back from its JSON shape."""
-        started = _parse_iso(data["started_at"])
-        finished = _parse_iso(data["finished_at"])
+        started = parse_iso(data["started_at"])
+        finished = parse_iso(data["finished_at"])
         assert started is not None and finished is not None
         return cls(
             id=data["id"],
@@ -246,7 +248,7 @@ class Run:
             results=tuple(TestResult.from_json(r) for r in data.get("results") or ()),
             error=data.get("error"),
             trigger=Trigger(data.get("trigger", Trigger.MANUAL.value)),
-            scheduled_for=_parse_iso(data.get("scheduled_for")),
+            scheduled_for=parse_iso(data.get("scheduled_for")),
             host=data.get("host", ""),
             version=data.get("version", ""),
             config_digest=data.get("config_digest", ""),
@@ -274,12 +276,12 @@ class CheckStatus:
         return {
             "name": self.name,
             "last_status": None if self.last_status is None else self.last_status.value,
-            "last_run_at": _iso(self.last_run_at),
+            "last_run_at": iso(self.last_run_at),
             "pass_rate_24h": None if self.pass_rate_24h is None else round(self.pass_rate_24h, 4),
             "runs_24h": self.runs_24h,
             "consecutive_failures": self.consecutive_failures,
-            "next_run_at": _iso(self.next_run_at),
+            "next_run_at": iso(self.next_run_at),
             "incident": self.incident,
-            "silenced_until": _iso(self.silenced_until),
+            "silenced_until": iso(self.silenced_until),
             "overdue": self.overdue,
         }

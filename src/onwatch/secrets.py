@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from onwatch.errors import SecretError
 from onwatch.masking import MIN_LENGTH, Masker
 
 KINDS = ("env", "file", "cmd")
@@ -23,14 +24,6 @@ KINDS = ("env", "file", "cmd")
 # [onwatch] secret NAME, filled in when it is used.
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 COMMAND_TIMEOUT = 30.0
-
-
-class SecretError(ValueError):
-    """Some secrets could not be looked up; ``problems`` has one line per secret."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 def placeholders(text: str) -> list[str]:
@@ -72,8 +65,8 @@ def resolve(
     for name, reference in references.items():
         try:
             value = _look_up(reference, base_dir, environ)
-        except _Missing as exc:
-            problems.append(f"secret {name}: {exc}")
+        except SecretError as exc:
+            problems += [f"secret {name}: {problem}" for problem in exc.problems]
             continue
         if len(value) < MIN_LENGTH:
             problems.append(
@@ -87,15 +80,11 @@ def resolve(
     return values
 
 
-class _Missing(Exception):
-    pass
-
-
 def _look_up(reference: str, base_dir: Path, environ: Mapping[str, str]) -> str:
     kind, _, target = reference.partition(":")
     if kind == "env":
         if target not in environ:
-            raise _Missing(f"environment variable {target} is not set for onwatch")
+            raise SecretError([f"environment variable {target} is not set for onwatch"])
         return environ[target]
     if kind == "file":
         path = base_dir / target
@@ -103,11 +92,11 @@ def _look_up(reference: str, base_dir: Path, environ: Mapping[str, str]) -> str:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc.__class__.__name__
-            raise _Missing(f"cannot read {path}: {reason}") from None
+            raise SecretError([f"cannot read {path}: {reason}"]) from None
         return text.removesuffix("\n").removesuffix("\r")
     if kind == "cmd":
         return _run(target, base_dir)
-    raise _Missing(reference_problem(reference) or "unknown reference")
+    raise SecretError([reference_problem(reference) or "unknown reference"])
 
 
 def _run(command: str, base_dir: Path) -> str:
@@ -123,19 +112,19 @@ def _run(command: str, base_dir: Path) -> str:
             check=False,
         )
     except FileNotFoundError:
-        raise _Missing(f"{program}: command not found") from None
+        raise SecretError([f"{program}: command not found"]) from None
     except subprocess.TimeoutExpired:
-        raise _Missing(f"{program} gave no answer within {COMMAND_TIMEOUT:g} s") from None
+        raise SecretError([f"{program} gave no answer within {COMMAND_TIMEOUT:g} s"]) from None
     except OSError as exc:
-        raise _Missing(f"{program}: {exc.strerror or exc}") from None
+        raise SecretError([f"{program}: {exc.strerror or exc}"]) from None
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         reason = f": {said[-1][:200]}" if said else ""
-        raise _Missing(f"{program} exited with status {done.returncode}{reason}")
+        raise SecretError([f"{program} exited with status {done.returncode}{reason}"])
     try:
         return done.stdout.decode("utf-8").removesuffix("\n").removesuffix("\r")
     except UnicodeDecodeError:
-        raise _Missing(f"{program} printed something that is not UTF-8 text") from None
+        raise SecretError([f"{program} printed something that is not UTF-8 text"]) from None
 
 
 class Keeper:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from onwatch.errors import BuildError
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
-from onwatch.upstream.venv import BuildError, requirement_lines
+from onwatch.upstream.venv import requirement_lines
 from onwatch.upstream.watcher import compare
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)

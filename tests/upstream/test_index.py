@@ -11,8 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from needs import free_port
+from onwatch.errors import IndexProblem
 from onwatch.upstream.index import (
-    IndexProblem,
     Release,
     fetch_releases,
     latest,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from onwatch.model import Run, RunStatus
 from onwatch.state.health import Health
 from onwatch.store.sql import SqlStore
 from onwatch.web.app import DB_CACHE_SECONDS, create_app
 from onwatch.web.server import WebServer, serve
+from records import make_run
 
 NOW = 1_800_000_000.0  # a wall-clock time, epoch seconds
 TICK_LIMIT = 30.0
@@ -29,6 +32,12 @@ class Clock:
 
 
 Serve = Callable[..., httpx.Client]
+
+
+def finished(check: str, at: float, status: RunStatus, duration: float = 1.0) -> Run:
+    """Return a run of ``check`` that took ``duration`` seconds and ended at ``at`` (epoch)."""
+    started = datetime.fromtimestamp(at - duration, UTC)
+    return make_run(check=check, status=status, started_at=started, duration=duration)
 
 
 @pytest.fixture
@@ -181,9 +190,9 @@ def test_metrics_expose_the_scheduler_checks_runs_and_heartbeat(
     client: Serve, health: Health
 ) -> None:
     health.tick(NOW)
-    health.record_run("api", NOW - 30, passed=True, duration=4.5, status="passed")
-    health.record_run("web", NOW - 20, passed=False, duration=12.25, status="failed")
-    health.record_run("web", NOW - 10, passed=False, duration=13.0, status="failed")
+    health.record(finished("api", NOW - 30, RunStatus.PASSED, duration=4.5))
+    health.record(finished("web", NOW - 20, RunStatus.FAILED, duration=12.25))
+    health.record(finished("web", NOW - 10, RunStatus.FAILED, duration=13.0))
     health.set_overdue("web", True)
     health.heartbeat_failed()
     health.heartbeat_failed()
@@ -221,7 +230,7 @@ def test_metrics_leave_out_values_not_known_yet_instead_of_zeros(client: Serve) 
 
 def test_metrics_keep_what_the_database_said_at_start(client: Serve, health: Health) -> None:
     health.seed("api", NOW - 300, NOW - 900, last_status="failed")
-    health.record_run("api", NOW - 400, passed=True, duration=1.0, status="passed")  # recovered
+    health.record(finished("api", NOW - 400, RunStatus.PASSED))  # recovered
     samples = scrape(client())
     assert samples[("onwatch_check_last_run_timestamp_seconds", check("api"))] == NOW - 300
     assert samples[("onwatch_check_last_success_timestamp_seconds", check("api"))] == NOW - 400
@@ -229,7 +238,7 @@ def test_metrics_keep_what_the_database_said_at_start(client: Serve, health: Hea
 
 
 def test_metrics_have_one_series_per_configured_check_only(client: Serve, health: Health) -> None:
-    health.record_run("removed-from-config", NOW, passed=True, duration=1.0, status="passed")
+    health.record(finished("removed-from-config", NOW, RunStatus.PASSED))
     health.set_overdue("removed-from-config", True)
     samples = scrape(client())
     assert not [key for key in samples if ("check", "removed-from-config") in key[1]]

@@ -103,12 +103,12 @@ class Alerting:
         """Evaluate a recorded run; never raises (a failure is logged and retried later)."""
         if run.check not in self.config.checks:
             return
-        try:
-            with self.lock:
+        with self.lock:  # ``pending`` too: ``tick`` empties it from another thread
+            try:
                 self._evaluate(run.check, facts_of(run))
-        except StoreError as exc:
-            log.warning("alerting deferred for %s: %s", run.check, exc)
-            self.pending.add(run.check)
+            except StoreError as exc:
+                log.warning("alerting deferred for %s: %s", run.check, exc)
+                self.pending.add(run.check)
 
     def send(self, notification: Notification, channels: list[str]) -> None:
         """Queue a notification that is not about an incident (overdue, onwatch itself)."""

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from onwatch.model import as_utc
+from onwatch.model import iso, parse_iso
 
 PAYLOAD_VERSION = 1
 
@@ -82,8 +82,8 @@ class Notification:
             "flaky_runs": self.flaky_runs,
             "run_id": self.run_id,
             "run_url": self.run_url,
-            "opened_at": _iso(self.opened_at),
-            "resolved_at": _iso(self.resolved_at),
+            "opened_at": iso(self.opened_at),
+            "resolved_at": iso(self.resolved_at),
             "outage_seconds": self.outage_seconds,
             "details": self.details,
         }
@@ -102,18 +102,10 @@ class Notification:
             ),
             run_id=data.get("run_id"),
             run_url=data.get("run_url"),
-            opened_at=_parse(data.get("opened_at")),
-            resolved_at=_parse(data.get("resolved_at")),
+            opened_at=parse_iso(data.get("opened_at")),
+            resolved_at=parse_iso(data.get("resolved_at")),
             failing_runs=int(data.get("failing_runs") or 0),
             flaky_runs=int(data.get("flaky_runs") or 0),
             severity=data.get("severity") or "critical",
             details=dict(data.get("details") or {}),
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).isoformat()
-
-
-def _parse(value: str | None) -> datetime | None:
-    return None if value is None else as_utc(datetime.fromisoformat(value))

@@ -1,16 +1,16 @@
-"""Turn a ``Notification`` into a title and a body: plain text, Markdown or HTML.
+"""Turn a ``Notification`` into a title and a plain-text body.
 
 Everything a test run produced (test names, error messages) is untrusted text: it may hold
-terminal colour codes, newlines, or markup that a chat or mail client would interpret. Each such
-string goes through ``clean`` and then through the escaping of the target format, so that a test
-named ``<script>`` or ``**bold**`` reads as exactly that.
+terminal colour codes, newlines or control characters that would change how a message displays.
+Each such string goes through ``clean``; channels hand the text over as plain text (Apprise
+escapes it for services that render HTML or Markdown), so that a test named ``<script>`` or
+``**bold**`` reads as exactly that.
 
 Pure functions: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-import html as _html
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -40,8 +40,6 @@ _ANSI = re.compile(
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x85]")
 _BLANKS = re.compile(r"\s+")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
-_WEB_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 
 _TITLES: dict[Event, str] = {
     Event.INCIDENT_OPENED: "FAILING",
@@ -86,7 +84,7 @@ def clean(text: str, *, one_line: bool = False, limit: int = 300) -> str:
 
 @dataclass(frozen=True)
 class _Content:
-    """What a message says, cleaned but not yet escaped for any format."""
+    """What a message says, every untrusted string cleaned."""
 
     title: str
     summary: str
@@ -115,56 +113,6 @@ def text(n: Notification) -> tuple[str, str]:
     return c.title, "\n".join(lines)
 
 
-def markdown(n: Notification) -> tuple[str, str]:
-    """Return the title and Markdown body of ``n``, with every untrusted character escaped."""
-    c = _content(n)
-    esc = escape_markdown
-    blocks = [esc(c.summary)]
-    if c.facts:
-        blocks.append("\n".join(f"- **{esc(label)}:** {esc(value)}" for label, value in c.facts))
-    if c.tests:
-        items = [
-            f"- {esc(nodeid)}: {esc(message)}" if message else f"- {esc(nodeid)}"
-            for nodeid, message in c.tests
-        ]
-        if c.more_tests:
-            items.append(f"- and {c.more_tests} more")
-        blocks.append(f"**Failed tests \\({c.total_tests}\\):**\n\n" + "\n".join(items))
-    if c.link:
-        # An autolink shows the address as is; anything else is shown as escaped text.
-        shown = f"<{c.link}>" if _WEB_URL.fullmatch(c.link) else esc(c.link)
-        blocks.append(f"Run: {shown}")
-    return esc(c.title), "\n\n".join(blocks)
-
-
-def html(n: Notification) -> tuple[str, str]:
-    """Return the title and HTML body of ``n``, with every untrusted character escaped."""
-    c = _content(n)
-    esc = _html.escape
-    parts = [f"<p>{esc(c.summary)}</p>"]
-    if c.facts:
-        items = "".join(f"<li><b>{esc(label)}:</b> {esc(value)}</li>" for label, value in c.facts)
-        parts.append(f"<ul>{items}</ul>")
-    if c.tests:
-        items = "".join(
-            f"<li><code>{esc(nodeid)}</code>: {esc(message)}</li>"
-            if message
-            else f"<li><code>{esc(nodeid)}</code></li>"
-            for nodeid, message in c.tests
-        )
-        if c.more_tests:
-            items += f"<li>and {c.more_tests} more</li>"
-        parts.append(f"<p><b>Failed tests ({c.total_tests}):</b></p><ul>{items}</ul>")
-    if c.link:
-        # Only web addresses become links: a javascript: URL must stay inert text.
-        if _WEB_URL.fullmatch(c.link):
-            shown = f'<a href="{esc(c.link)}">{esc(c.link)}</a>'
-        else:
-            shown = esc(c.link)
-        parts.append(f"<p>Run: {shown}</p>")
-    return esc(c.title), "\n".join(parts)
-
-
 def batch_text(items: list[Notification]) -> tuple[str, str]:
     """Return one plain-text title and body for several notifications sent together."""
     if not items:
@@ -178,11 +126,6 @@ def batch_text(items: list[Notification]) -> tuple[str, str]:
     title = f"{PREFIX} {len(items)} alerts: {words}"
     body = f"\n\n{RULE}\n\n".join(text(n)[1] for n in items)
     return title, body
-
-
-def escape_markdown(value: str) -> str:
-    """Return ``value`` with every Markdown special character backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", value)
 
 
 def _content(n: Notification) -> _Content:

@@ -77,7 +77,6 @@ class Change(StrEnum):
     OPENED = "opened"
     UPDATED = "updated"  # another failing (or flaky) run: counters change, nobody is told
     RESOLVED = "resolved"
-    REMINDER = "reminder"
 
 
 @dataclass(frozen=True)

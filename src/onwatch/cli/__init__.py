@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from onwatch import __version__
+from onwatch.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from onwatch.errors import OnwatchError
 
 if TYPE_CHECKING:
     from onwatch.config import Config
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,13 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from onwatch.daemon.wiring import run_daemon
 
-            return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+            run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+            return EXIT_OK
     except OnwatchError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"onwatch: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     raise AssertionError(f"unknown command {args.command}")  # argparse makes this unreachable
 
 

@@ -7,10 +7,9 @@ import sys
 import uuid
 from datetime import timedelta
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.config import Config
 from onwatch.errors import ConfigError, DeliveryError
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def silence(config: Config, check: str | None, duration: str, reason: str) -> int:

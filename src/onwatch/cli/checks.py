@@ -7,6 +7,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from onwatch.config import Check, Config
 from onwatch.errors import ConfigError, StoreError
 
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
     from onwatch.model import Run
     from onwatch.store.recorder import Recorder
     from onwatch.store.sql import SqlStore
-
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def validate(config: Config) -> int:

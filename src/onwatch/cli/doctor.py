@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import OnwatchError
 from onwatch.masking import Hit, Masker
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Finding", "Report", "Scan", "SecretState", "look_up", "render", "run_doctor", "scan"]
 
-WHERE = ("database", "database-file", "artifact", "spool")
 BATCH_ROWS = 1000
 CHUNK_BYTES = 1 << 20
 # Suffixes of the files SQLite keeps next to a database, each holding copies of its pages.
@@ -124,7 +124,7 @@ class Report:
     @property
     def exit_code(self) -> int:
         """Return 0 when every secret was looked up and none was found, else 1."""
-        return 1 if self.scan.hits or not all(s.ok for s in self.secrets) else 0
+        return EXIT_FAILED if self.scan.hits or not all(s.ok for s in self.secrets) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON object of ``onwatch doctor --json``."""
@@ -143,7 +143,8 @@ def look_up(
     references: Iterable[tuple[str, str]], base_dir: Path, environ: Mapping[str, str] | None = None
 ) -> tuple[list[SecretState], list[tuple[str, str]]]:
     """Look each ``(name, reference)`` up; return every secret's state and the values found."""
-    from onwatch.secrets import SecretError, resolve
+    from onwatch.errors import SecretError
+    from onwatch.secrets import resolve
 
     states: list[SecretState] = []
     values: list[tuple[str, str]] = []

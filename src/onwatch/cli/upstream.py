@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from onwatch.runner.execute import Runner
     from onwatch.store.sql import SqlStore
     from onwatch.upstream.watcher import WatchReport
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def watch_check(config: Config, name: str, *, json_output: bool) -> int:

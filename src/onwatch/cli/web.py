@@ -8,9 +8,9 @@ import signal
 import threading
 from types import FrameType
 
+from onwatch.cli.exits import EXIT_OK
 from onwatch.config import Config
 
-EXIT_OK = 0
 # How long a refresh in flight may hold up the exit: the database reads it does are quick.
 STOP_SECONDS = 10.0
 

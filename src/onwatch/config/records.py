@@ -182,7 +182,8 @@ class Config:
 
     def _with_secrets(self, text: str, where: str) -> str:
         """Fill each ``${NAME}`` of ``text`` with the value of that ``[onwatch] secrets`` entry."""
-        from onwatch.secrets import SecretError, fill, placeholders, resolve
+        from onwatch.errors import SecretError
+        from onwatch.secrets import fill, placeholders, resolve
 
         names = placeholders(text)
         try:

@@ -159,30 +159,41 @@ def default_channels(config: Config) -> list[str]:
 class DatabaseAlarm:
     """Tells people, straight through the channels, when runs must be spooled."""
 
-    def __init__(self, config: Config, channels: dict[str, Channel]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        channels: dict[str, Channel],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.config = config
         self.channels = channels
+        self.clock = clock
         self.failing_since: datetime | None = None
+        # Runs of several checks are recorded at once: one of them raises the alarm.
+        self._lock = threading.Lock()
 
     def on_recorded(self, run: Run, where: str) -> None:
         """Raise the alarm on the first spooled run of an outage."""
         if where == "stored":
-            if self.failing_since is not None:
+            with self._lock:
+                back, self.failing_since = self.failing_since is not None, None
+            if back:
                 log.info("database is back; spooled runs are being written")
-            self.failing_since = None
             return
-        if self.failing_since is not None:
-            return
-        self.failing_since = utcnow()
+        with self._lock:
+            if self.failing_since is not None:
+                return  # this outage has been told already
+            since = self.failing_since = self.clock()
         notification = Notification(
             event=Event.MONITOR_DEGRADED,
-            key=f"monitor.database|{self.failing_since.isoformat()}",
+            key=f"monitor.database|{since.isoformat()}",
             summary=(
                 "onwatch cannot write to its database: runs are kept on disk and written "
                 "when it is back; alerts about checks wait until then"
             ),
             severity="warning",
-            details={"problem": "database", "since": self.failing_since.isoformat()},
+            details={"problem": "database", "since": since.isoformat()},
         )
         targets = [self.channels[n] for n in default_channels(self.config) if n in self.channels]
         threading.Thread(

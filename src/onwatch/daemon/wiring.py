@@ -49,7 +49,7 @@ def run_daemon(
     log_level: str = "info",
     log_format: str = "text",
     stopping: threading.Event | None = None,
-) -> int:
+) -> None:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
     from onwatch.alerting.engine import Alerting
     from onwatch.daemon.scheduler import Scheduler
@@ -158,7 +158,6 @@ def run_daemon(
             web.stop()
         store.close()
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
-    return 0
 
 
 def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:

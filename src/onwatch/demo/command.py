@@ -121,9 +121,11 @@ def run_demo(args: argparse.Namespace) -> int:
             # `once` runs every check it is given: leave out the journeys if they are disabled.
             enabled = [name for name, check in config.checks.items() if check.enabled]
             return once(config, enabled, json_output=False, quiet=False)
+        from onwatch.cli.exits import EXIT_OK
         from onwatch.daemon.wiring import run_daemon
 
-        return run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+        run_daemon(config, log_level=args.log_level, log_format=args.log_format)
+        return EXIT_OK
 
 
 def _banner(url: str, config_path: Path, *, once: bool, listen: str, missing: str | None) -> None:

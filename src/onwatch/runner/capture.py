@@ -4,7 +4,8 @@ The plugin imports this module only when a test holds a browser object (a Playwr
 ``Page`` or a Selenium ``WebDriver``), never at start-up. Neither library is imported here: the
 objects come from the test, so their code is loaded already, and this module only calls their
 methods. Every capture is bounded in time, and a capture that fails becomes a line of text in
-``Recorder.errors``: capturing must never change a test's outcome, nor crash the plugin.
+``BrowserRecorder.errors``: capturing must never change a test's outcome, nor crash the
+plugin.
 
 Files go to ``ROOT/<slug of the node id>-a<attempt>/<name>``, a folder created on the first
 write, so that a test that keeps nothing leaves nothing behind.
@@ -26,7 +27,6 @@ MAX_ERROR_TEXT = 500
 MAX_SLUG = 100
 
 PLAYWRIGHT = "playwright"
-SELENIUM = "selenium"
 
 # Runs in the page: the doctype and the live DOM, which a test's clicks and scripts changed.
 # Through a locator, because ``Page.content`` has no timeout and hangs on a busy page.
@@ -37,7 +37,7 @@ _SERIALIZE = """(root) => {
 
 
 @dataclass(frozen=True)
-class Artifact:
+class CapturedFile:
     """One file captured for a test."""
 
     kind: str  # screenshot, html, console or trace
@@ -57,7 +57,7 @@ class Folder:
         self.base = root / f"{slug(nodeid)}-a{attempt}"
         self.path: Path | None = None
 
-    def write(self, kind: str, name: str, data: bytes) -> Artifact:
+    def write(self, kind: str, name: str, data: bytes) -> CapturedFile:
         """Write ``data`` as ``name`` and return it as an artifact."""
         target = self.reserve(name)
         target.write_bytes(data)
@@ -69,10 +69,10 @@ class Folder:
             self.path = _claim(self.base)
         return self.path / name
 
-    def found(self, kind: str, name: str) -> Artifact:
+    def found(self, kind: str, name: str) -> CapturedFile:
         """Return the artifact for a file something else wrote into the folder."""
         path = self.reserve(name)
-        return Artifact(kind, name, path, path.stat().st_size)
+        return CapturedFile(kind, name, path, path.stat().st_size)
 
 
 def _claim(base: Path) -> Path:
@@ -133,7 +133,7 @@ class Console:
         return "".join(f"{line}\n" for line in lines)
 
 
-class Recorder:
+class BrowserRecorder:
     """Watches the browsers of one test and saves what they show when asked to."""
 
     def __init__(
@@ -149,7 +149,7 @@ class Recorder:
         self.screenshots = screenshots  # False: pictures of the page, which cannot be masked
         self.consoles: dict[int, Console] = {}
         self.traces: list[tuple[Any, str]] = []  # (context, name) of the traces we started
-        self.artifacts: list[Artifact] = []
+        self.artifacts: list[CapturedFile] = []
         self.errors: list[str] = []
 
     def start(self) -> None:
@@ -182,7 +182,7 @@ class Recorder:
             return
         self.traces.append((context, name))
 
-    def finish(self, keep: bool) -> list[Artifact]:
+    def finish(self, keep: bool) -> list[CapturedFile]:
         """Stop listening and tracing; when ``keep``, save every artifact. Return them."""
         # Traces first, so that the capture's own screenshot is not the trace's last step.
         for context, name in self.traces:

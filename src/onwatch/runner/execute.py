@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
-from onwatch.errors import ConfigError, RunnerError
-from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, utcnow
+from onwatch.errors import ConfigError, RunnerError, SecretError
+from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, iso, parse_iso, utcnow
 from onwatch.runner.kinds import (
     Collection,
     EventHandler,
@@ -33,7 +33,7 @@ from onwatch.runner.kinds import (
     Leftover,
     Verdict,
 )
-from onwatch.secrets import Keeper, SecretError
+from onwatch.secrets import Keeper
 
 if TYPE_CHECKING:
     from onwatch.analysis.categorize import Patterns
@@ -117,7 +117,7 @@ class Runner:
             "check": name,
             "kind": check.kind,
             "trigger": trigger.value,
-            "scheduled_for": None if scheduled_for is None else scheduled_for.isoformat(),
+            "scheduled_for": iso(scheduled_for),
             "started_at": started_at.isoformat(),
             "config_digest": check.digest(),
             "timeout": check.timeout,
@@ -312,7 +312,6 @@ def _cannot_start(reason: str) -> Verdict:
 
 
 def _build_run(meta: dict[str, Any], decided: Verdict, finished: datetime, host: str) -> Run:
-    scheduled = meta.get("scheduled_for")
     return Run(
         id=meta["id"],
         check=meta["check"],
@@ -323,7 +322,7 @@ def _build_run(meta: dict[str, Any], decided: Verdict, finished: datetime, host:
         results=decided.results,
         error=decided.error,
         trigger=Trigger(meta.get("trigger", Trigger.MANUAL.value)),
-        scheduled_for=None if scheduled is None else as_utc(datetime.fromisoformat(scheduled)),
+        scheduled_for=parse_iso(meta.get("scheduled_for")),
         host=host,
         version=__version__,
         config_digest=str(meta.get("config_digest", "")),

@@ -27,8 +27,8 @@ OUTPUT_TAIL_LINES = 30
 
 
 @dataclass
-class Attempt:
-    """What one pytest process left behind."""
+class RunAttempt:
+    """One attempt at a run: what one pytest process left behind."""
 
     number: int
     events: list[dict[str, Any]]
@@ -85,7 +85,7 @@ def parse_events(data: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def attempt_results(attempt: Attempt, timeout_text: str) -> list[TestResult]:
+def attempt_results(attempt: RunAttempt, timeout_text: str) -> list[TestResult]:
     """Return the results of one attempt, including the test in flight when it was stopped."""
     results: list[TestResult] = []
     for event in attempt.events:
@@ -214,7 +214,7 @@ def _value(category: Category | None) -> str | None:
 
 
 def verdict(
-    attempts: list[Attempt],
+    attempts: list[RunAttempt],
     selection: str,
     timeout_text: str,
     patterns: Patterns | Callable[[], Patterns] | None = None,

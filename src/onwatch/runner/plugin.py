@@ -48,7 +48,7 @@ from onwatch.runner import (
 
 if TYPE_CHECKING:
     from onwatch.masking import Masker
-    from onwatch.runner.capture import Recorder
+    from onwatch.runner.capture import BrowserRecorder
 
 MAX_MESSAGE = 2_000
 MAX_TRACEBACK = 32_000
@@ -61,7 +61,7 @@ PYTEST_PLAYWRIGHT = "playwright"
 # a process that onwatch started sets it.
 current_item: pytest.Item | None = None
 
-_RECORDER = pytest.StashKey["Recorder"]()
+_RECORDER = pytest.StashKey["BrowserRecorder"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -190,16 +190,16 @@ class EventWriter:
             self._capture(item, report)
         return report
 
-    def _recorder(self, item: pytest.Item) -> Recorder | None:
+    def _recorder(self, item: pytest.Item) -> BrowserRecorder | None:
         if self.capture_mode == "off" or self.artifacts_root is None:
             return None
         targets = browser_targets(item)
         if not targets:
             return None
-        from onwatch.runner.capture import Folder, Recorder
+        from onwatch.runner.capture import BrowserRecorder, Folder
 
         folder = Folder(self.artifacts_root, item.nodeid, self.attempt)
-        return Recorder(targets, folder, self.tracing, self.screenshots)
+        return BrowserRecorder(targets, folder, self.tracing, self.screenshots)
 
     def _capture(self, item: pytest.Item, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -256,7 +256,8 @@ def _masker() -> Masker | None:
     names = [n for n in os.environ.get(SECRETS_ENV, "").split(",") if n in os.environ]
     if not names:
         return None
-    from onwatch.masking import Masker, SecretTooShort
+    from onwatch.errors import SecretTooShort
+    from onwatch.masking import Masker
 
     try:
         return Masker({name: os.environ[name] for name in names})

@@ -20,7 +20,7 @@ from typing import Any
 
 from onwatch.errors import RunnerError
 from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
-from onwatch.runner.parse import Attempt, parse_events
+from onwatch.runner.parse import RunAttempt, parse_events
 
 POLL_SECONDS = 0.2
 LIVE_POLL_SECONDS = 0.05
@@ -43,7 +43,7 @@ def run_pytest(
     on_event: EventHandler | None = None,
     spawned: threading.Event | None = None,
     python: str = sys.executable,
-) -> Attempt:
+) -> RunAttempt:
     """Run ``python -m pytest ARGS`` until it ends, ``deadline`` (monotonic) passes or ``stop``."""
     child_env = dict(env)
     child_env[EVENTS_ENV] = str(events_path)
@@ -86,7 +86,7 @@ def run_pytest(
                 break
         exited.close()
     tail.read()
-    return Attempt(
+    return RunAttempt(
         number=number,
         events=tail.events,
         returncode=process.returncode,

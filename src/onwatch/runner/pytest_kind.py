@@ -24,7 +24,7 @@ from onwatch.runner import (
 )
 from onwatch.runner.kinds import Collection, Job, Leftover, Verdict, timeout_text
 from onwatch.runner.parse import (
-    Attempt,
+    RunAttempt,
     attempt_results,
     merge_attempts,
     parse_events,
@@ -74,7 +74,7 @@ class Pytest:
             TRACING_ENV: "1" if check.tracing else "",
             BROWSER_ENV: job.browser or "",
         }
-        attempts: list[Attempt] = []
+        attempts: list[RunAttempt] = []
         args = check.pytest_selection()
         for number in range(1, check.retries + 2):
             attempts.append(self._attempt(job, args, number, env))
@@ -86,7 +86,7 @@ class Pytest:
                 break
         return verdict(attempts, self.describe(check), job.timeout_text, job.patterns)
 
-    def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> Attempt:
+    def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> RunAttempt:
         prefix = f"{job.run_id}.{number}"
         return run_pytest(
             args,
@@ -110,10 +110,10 @@ class Pytest:
             events = parse_events(events_path.read_bytes())
             _kill_orphan(events)
             attempts.append(
-                Attempt(number=number, events=events, returncode=None, interrupted=True)
+                RunAttempt(number=number, events=events, returncode=None, interrupted=True)
             )
         if not attempts:
-            attempts = [Attempt(number=1, events=[], returncode=None, interrupted=True)]
+            attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]
         text = timeout_text(leftover.timeout)
         return verdict(attempts, leftover.selection, text, leftover.patterns)
 
@@ -134,7 +134,7 @@ def describe_selection(check: Check) -> str:
     return text
 
 
-def _retry_args(attempts: list[Attempt], check: Check) -> list[str]:
+def _retry_args(attempts: list[RunAttempt], check: Check) -> list[str]:
     results = []
     for attempt in attempts:
         results += attempt_results(attempt, "")

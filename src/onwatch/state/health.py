@@ -166,14 +166,6 @@ class Health:
                 tests[result.nodeid] = TestState(result.outcome.value, result.duration, finished_at)
             self._checks[run.check] = replace(state, tests=MappingProxyType(tests))
 
-    def record_run(
-        self, check: str, finished_at: float, passed: bool, duration: float, status: str
-    ) -> None:
-        """Count a finished run known only by its summary: its tests are left as they were."""
-        with self._lock:
-            self._version += 1
-            self._count_run(check, finished_at, status, duration, passed=passed)
-
     def _count_run(
         self, check: str, finished_at: float, status: str, duration: float, *, passed: bool
     ) -> bool:

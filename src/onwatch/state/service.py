@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from onwatch.config import Config
-from onwatch.model import CheckStatus, utcnow
+from onwatch.model import CheckStatus, iso, utcnow
 from onwatch.schedule import expected_by, next_slot
 
 if TYPE_CHECKING:
@@ -153,8 +153,8 @@ def incident_json(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,
         "check": incident.check,
-        "opened_at": _iso(incident.opened_at),
-        "resolved_at": _iso(incident.resolved_at),
+        "opened_at": iso(incident.opened_at),
+        "resolved_at": iso(incident.resolved_at),
         "open": incident.open,
         "failing_runs": incident.failing_runs,
         "flaky_runs": incident.flaky_runs,
@@ -173,10 +173,10 @@ def channel_json(state: ChannelState) -> dict[str, Any]:
         "name": state.channel,
         "failing": state.consecutive_failures > 0,
         "consecutive_failures": state.consecutive_failures,
-        "failing_since": _iso(state.failing_since),
+        "failing_since": iso(state.failing_since),
         "last_error": state.last_error,
-        "last_attempt_at": _iso(state.last_attempt_at),
-        "last_success_at": _iso(state.last_success_at),
+        "last_attempt_at": iso(state.last_attempt_at),
+        "last_success_at": iso(state.last_success_at),
     }
 
 
@@ -186,12 +186,8 @@ def watch_json(summary: PollSummary) -> dict[str, Any]:
         "watch": summary.watch,
         "package": summary.package,
         "version": summary.version,
-        "last_poll_at": _iso(summary.last_poll_at),
-        "last_ok_at": _iso(summary.last_ok_at),
+        "last_poll_at": iso(summary.last_poll_at),
+        "last_ok_at": iso(summary.last_ok_at),
         "failures": summary.failures,
         "last_error": summary.last_error,
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()

@@ -5,7 +5,8 @@
 only speak HTML; PyPI, devpi and most hosted indexes speak both), and groups the page's files
 into ``Release`` objects by version.
 
-Every way a poll can fail is one exception, ``IndexProblem``, whose ``kind`` says which:
+Every way a poll can fail is one exception, ``onwatch.errors.IndexProblem``, whose ``kind``
+says which:
 
     unreachable   no answer: connection refused, name not resolved, TLS failure, timeout,
                   or a URL that cannot be requested at all
@@ -24,7 +25,6 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias
 from urllib.parse import quote, unquote
 
 import requests
@@ -41,15 +41,13 @@ from pypi_simple import (
     UnsupportedRepoVersionError,
 )
 
-from onwatch.errors import OnwatchError
+from onwatch.errors import IndexProblem, ProblemKind
 from onwatch.upstream.releases import Release, latest, newer_than, settled
 
 # The pure choice of releases lives in ``releases``; it is re-exported here so that a poller
 # needs one import for fetching and choosing.
 __all__ = [
     "PUBLIC_INDEX",
-    "IndexProblem",
-    "ProblemKind",
     "Release",
     "fetch_releases",
     "latest",
@@ -60,8 +58,6 @@ __all__ = [
 
 PUBLIC_INDEX = "https://pypi.org/simple"
 
-ProblemKind: TypeAlias = Literal["unreachable", "auth", "not-found", "garbage", "http"]
-
 log = logging.getLogger("onwatch.upstream")
 
 # The userinfo of a URL: everything between "scheme://" and the last "@" before the path.
@@ -69,25 +65,6 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 # urllib3 starts its messages with the connection ("HTTPConnection(host='h', port=1): "), which
 # the message names already.
 _CONNECTION_PREFIX = re.compile(r"^(?:<[^>]*>|HTTPS?Connection\([^)]*\)): ")
-
-
-class IndexProblem(OnwatchError):
-    """A poll of a package index failed; ``kind`` says how (see the module docstring)."""
-
-    def __init__(
-        self,
-        kind: ProblemKind,
-        message: str,
-        *,
-        index: str | None = None,
-        package: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind: ProblemKind = kind
-        self.index = index  # without credentials; None when the URL itself could not be made
-        self.package = package
-        self.status = status  # the HTTP status, when the index answered with one
 
 
 def fetch_releases(

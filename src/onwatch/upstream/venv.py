@@ -28,6 +28,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from onwatch.errors import BuildError
+
 PIP_TIMEOUT = 900.0
 KEEP_ENVIRONMENTS = 8
 READY = "onwatch-environment.json"
@@ -36,10 +38,6 @@ _FREEZE = (
     "import importlib.metadata as m, json; "
     "print(json.dumps(sorted({(d.metadata['Name'] or '?', d.version) for d in m.distributions()})))"
 )
-
-
-class BuildError(Exception):
-    """An environment could not be built; the message says what pip answered."""
 
 
 @dataclass(frozen=True, slots=True)

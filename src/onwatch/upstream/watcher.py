@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from onwatch.errors import StoreError
+from onwatch.errors import BuildError, IndexProblem, SecretError, StoreError
 from onwatch.model import Run, RunStatus, Trigger, utcnow
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class Watcher:
         self, name: str, watch: Watch, index: str | None, package: str, report: WatchReport
     ) -> PackageReport:
         from onwatch.store.upstream import PollRecord
-        from onwatch.upstream.index import IndexProblem, fetch_releases
+        from onwatch.upstream.index import fetch_releases
         from onwatch.upstream.releases import latest, newer_than, settled
 
         now = self.clock()
@@ -264,7 +264,7 @@ class Watcher:
         previous: str | None,
         report: WatchReport,
     ) -> None:
-        from onwatch.upstream.venv import BuildError, requirement_lines
+        from onwatch.upstream.venv import requirement_lines
 
         pins = [f"{package}=={version}"]
         refuse = None
@@ -393,7 +393,7 @@ class Watcher:
 
     def _index(self, watch: Watch) -> str | None:
         """Return the index URL with its secrets filled in, or None if one is missing."""
-        from onwatch.secrets import SecretError, fill, placeholders
+        from onwatch.secrets import fill, placeholders
 
         names = placeholders(watch.index)
         if not names:

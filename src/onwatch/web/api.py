@@ -15,11 +15,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from onwatch.durations import parse_duration
+from onwatch.errors import TriggerRefused
 from onwatch.model import RunStatus, as_utc
 from onwatch.state.service import incident_json
 from onwatch.web.auth import Role
 from onwatch.web.redaction import result_json, run_json, run_row_json
-from onwatch.web.site import Site, TriggerRefused
+from onwatch.web.site import Site
 
 __all__ = ["PREFIX", "build_router"]
 

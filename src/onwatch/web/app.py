@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from onwatch.errors import PageError
 from onwatch.state.health import Health
 from onwatch.web.auth import COOKIE, Role
 from onwatch.web.metrics import Exposition
@@ -153,8 +154,8 @@ def _add_site(app: FastAPI, site: Site) -> None:
     app.include_router(pages.build_router(site, templates))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.exception_handler(pages.PageError)
-    def page_error(request: Request, exc: pages.PageError) -> Response:
+    @app.exception_handler(PageError)
+    def page_error(request: Request, exc: PageError) -> Response:
         return templates.TemplateResponse(
             request,
             "error.html",

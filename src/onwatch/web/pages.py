@@ -18,11 +18,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from onwatch.durations import parse_duration
+from onwatch.errors import PageError, TriggerRefused
 from onwatch.model import RunStatus
 from onwatch.web import charts, views
 from onwatch.web.auth import COOKIE, Role
 from onwatch.web.redaction import NOTICE, hides, redact
-from onwatch.web.site import RATE_WINDOWS, Site, TriggerRefused
+from onwatch.web.site import RATE_WINDOWS, Site
 
 __all__ = ["HEATMAP_RUNS", "HEATMAP_TESTS", "RUNS_PER_PAGE", "build_router", "templates"]
 
@@ -62,15 +63,6 @@ def _path(text: str) -> str:
 
 def _rate(runs: int, passed: int) -> str:
     return "—" if not runs else f"{100.0 * passed / runs:.1f}%"
-
-
-class PageError(Exception):
-    """A page cannot be shown: 400 for a bad query, 404 for an unknown name."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:

@@ -17,7 +17,6 @@ from markupsafe import Markup
 
 from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
-from onwatch.errors import TriggerRefused
 from onwatch.model import CheckStatus, RunStatus, utcnow
 from onwatch.state.service import StateService
 from onwatch.store.dashboard import DashboardStore, RunPoint
@@ -29,14 +28,14 @@ from onwatch.web import charts
 from onwatch.web.auth import Auth
 from onwatch.web.charts import fmt_seconds
 
-__all__ = ["CheckRow", "Overview", "Site", "TriggerRefused"]
+__all__ = ["CheckRow", "Overview", "Site", "StartRun"]
 
 STRIP_RUNS = 50
 RATE_WINDOWS = (timedelta(hours=24), timedelta(days=7), timedelta(days=30))
 
 
 # Starts a manual run of the named check and returns a line saying so; raises TriggerRefused.
-Trigger = Callable[[str], str]
+StartRun = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,7 @@ class Site:
     config: Config
     store: SqlStore
     auth: Auth
-    trigger: Trigger | None = None
+    trigger: StartRun | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
     _drawn: dict[str, _Drawn] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -163,14 +162,6 @@ class Site:
             for s in statuses
         ]
         return Overview(rows, now)
-
-    def forget_drawn(self, names: list[str] | None = None) -> None:
-        """Drop the overview charts of the named checks (all when None): they are drawn anew."""
-        with self._lock:
-            if names is None:
-                self._drawn = {}
-            else:
-                self._drawn = {k: v for k, v in self._drawn.items() if k not in names}
 
     def silence(self, check: str | None, seconds: float, reason: str) -> datetime:
         """Add a run-time silence from now; return when it ends."""

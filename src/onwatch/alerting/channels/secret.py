@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from onwatch.errors import DeliveryError
+from onwatch.errors import DeliveryError, SecretError
 from onwatch.secrets import fill
 from onwatch.secrets import placeholders as names_in
 
 if TYPE_CHECKING:
     from onwatch.alerting.channels import Channel
     from onwatch.alerting.notification import Notification
-
-# The fields that may hold placeholders.
-FIELDS = ("url", "headers")
 
 Lookup = Callable[[list[str]], dict[str, str]]
 
@@ -64,8 +61,6 @@ class SecretChannel:
 
     def send(self, notifications: list[Notification]) -> None:
         """Look the secrets up, then deliver through the channel they complete."""
-        from onwatch.secrets import SecretError
-
         try:
             values = self._lookup(self._names)
         except SecretError as exc:
