@@ -7,7 +7,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onwatch.config import Check, Settings, Watch
+from onwatch.config import Check, Settings, Silence, Watch
 from onwatch.config.schema import (
     BrowserModel,
     ChannelModel,
@@ -49,6 +49,7 @@ def test_every_channel_silence_and_browser_key_is_documented() -> None:
     docs = ROOT / "docs" / "configuration.md"
     assert documented_keys(docs, "## `[notify.NAME]`") == set(ChannelModel.model_fields)
     assert documented_keys(docs, "## `[[silences]]`") == set(SilenceModel.model_fields)
+    assert {f.name for f in fields(Silence)} == set(SilenceModel.model_fields)
     assert documented_keys(docs, "## `[browser]`") == set(BrowserModel.model_fields)
     assert documented_keys(docs, "## `[watch.NAME]`") == set(WatchModel.model_fields)
     assert {f.name for f in fields(Watch)} == set(WatchModel.model_fields)

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from onwatch.config import Check
-from onwatch.durations import parse_duration
 from onwatch.schedule import following_slot, interval_of, jitter, next_slot
+from records import make_check
 
 NOW = datetime(2026, 11, 24, 10, 7, 30, tzinfo=UTC)
 
 
 def every(text: str) -> Check:
-    return Check(tests=["t"], every=parse_duration(text))
+    return make_check(tests=["t"], every=text)
 
 
 def cron(expr: str, timezone: str = "UTC") -> Check:
-    return Check(tests=["t"], cron=expr, timezone=timezone)
+    return make_check(tests=["t"], cron=expr, timezone=timezone)
 
 
 def test_an_interval_check_never_run_is_due_now() -> None:

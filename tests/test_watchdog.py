@@ -17,11 +17,11 @@ import pytest
 
 from daemon import Daemon
 from onwatch.alerting.notification import Event, Notification
-from onwatch.config import Check, load_config
+from onwatch.config import load_config
 from onwatch.daemon.watchdog import Watchdog, expected_by
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
-from records import make_run
+from records import make_check, make_run
 from suites import make_project
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -66,7 +66,7 @@ def test_a_check_without_a_completed_run_past_interval_plus_grace_is_overdue_onc
 
 
 def test_expected_by_follows_cron_slots() -> None:
-    check = Check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
+    check = make_check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
     assert expected_by(check, T0 + timedelta(minutes=10)) == T0 + timedelta(hours=1, minutes=5)
 
 

@@ -3,8 +3,9 @@
 A configuration is ``onwatch.toml`` (``[onwatch]`` settings, ``[checks.NAME]`` tables) or the
 ``[tool.onwatch]`` table of ``pyproject.toml`` (the settings at its top, checks under
 ``[tool.onwatch.checks.NAME]``). ``schema`` validates it with pydantic; what it returns is
-cached, keyed by the file's content and onwatch's version, so an unchanged file is read without
-loading pydantic (``onwatch once`` from cron should cost little more than pytest).
+cached, keyed by the file's content, onwatch's version and the shape of the records, so an
+unchanged file is read without loading pydantic (``onwatch once`` from cron should cost little
+more than pytest).
 """
 
 from __future__ import annotations
@@ -77,10 +78,10 @@ def load_config(path: Path) -> Config:
         base_dir=path.parent,
         settings=Settings(**data["settings"]),
         checks={name: Check(**check) for name, check in data["checks"].items()},
-        channels=data.get("channels", {}),
-        silences=[_silence(raw) for raw in data.get("silences", [])],
-        browser=data.get("browser", {}).get("executable"),
-        watches={name: Watch(**watch) for name, watch in data.get("watches", {}).items()},
+        channels=data["channels"],
+        silences=[_silence(raw) for raw in data["silences"]],
+        browser=data["browser"]["executable"],
+        watches={name: Watch(**watch) for name, watch in data["watches"].items()},
     )
 
 
@@ -91,8 +92,13 @@ def _silence(raw: dict[str, Any]) -> Silence:
 
 def _cache_key(content: bytes) -> str:
     import hashlib
+    from dataclasses import fields
 
-    return f"{__version__}:{hashlib.sha256(content).hexdigest()}"
+    # The records' fields: a cache written before a key was added is not read into them. The
+    # CPU count: the default of max_parallel.
+    shape = [f.name for record in (Settings, Check, Silence, Watch) for f in fields(record)]
+    digest = hashlib.sha256(content + json.dumps(shape).encode()).hexdigest()
+    return f"{__version__}:{os.cpu_count()}:{digest}"
 
 
 def _cache_file(path: Path) -> Path | None:

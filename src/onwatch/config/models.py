@@ -1,7 +1,9 @@
-"""The pydantic models of ``onwatch.toml``: one per table, every field with its description.
+"""The pydantic models of ``onwatch.toml``: the one definition of every key, its default and doc.
 
-``config_schema`` validates a file with them and reports problems with their line; every field
-is documented in docs/configuration.md, and a test fails when one is missing there.
+One model per table; ``schema`` validates a file with them and reports problems with their line,
+and the records of ``records`` get every value from what they return: no default is written
+twice. Every field is documented in docs/configuration.md, and a test fails when one is missing
+there.
 """
 
 from __future__ import annotations
@@ -98,7 +100,6 @@ class SettingsModel(BaseModel):
         default="127.0.0.1:8787",
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
     )
-
     read_tokens: list[str] = Field(
         default_factory=list,
         description='Hashes ("sha256:HEX", made by `onwatch token`) of tokens that may read the '
@@ -133,6 +134,17 @@ class SettingsModel(BaseModel):
         le=100_000,
         description="At most this many tests get per-test series on /metrics (0: none).",
     )
+    heartbeat_url: str | None = Field(
+        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
+    )
+    heartbeat_method: Literal["GET", "POST"] = Field(
+        default="POST", description="GET, or POST with a JSON status body."
+    )
+    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
+    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
+        default_factory=dict,
+        description="Extra regular expressions that put a failure in a category.",
+    )
 
     @field_validator("read_tokens", "admin_tokens")
     @classmethod
@@ -166,18 +178,6 @@ class SettingsModel(BaseModel):
 
         Patterns.compile(value)  # raises ValueError naming each bad expression
         return value
-
-    heartbeat_url: str | None = Field(
-        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
-    )
-    heartbeat_method: Literal["GET", "POST"] = Field(
-        default="POST", description="GET, or POST with a JSON status body."
-    )
-    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
-    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
-        default_factory=dict,
-        description="Extra regular expressions that put a failure in a category.",
-    )
 
 
 def _variable_names(value: dict[str, str]) -> dict[str, str]:
