@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from onwatch.config import find_config, load_config
+from onwatch.config import BROWSER_FIX, find_config, load_config
 from onwatch.durations import format_duration, parse_duration
 from onwatch.errors import ConfigError
 
@@ -142,6 +144,55 @@ def test_missing_tests_and_missing_paths_are_reported(tmp_path: Path) -> None:
     first, second = problems(path)
     assert first.startswith(f"{path}:1: checks.a.tests: required key 'tests' is missing")
     assert second.startswith(f"{path}:5: checks.b.tests: tests[0] 'nope' does not exist")
+
+
+def test_files_the_config_names_are_checked_again_when_it_is_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    chromium = tmp_path / "bin" / "chromium"
+    chromium.parent.mkdir()
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    path = write(tmp_path, GOOD + '\n[browser]\nexecutable = "bin/chromium"\n')
+    load_config(path)
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1
+    (tmp_path / "tests" / "prod" / "test_a.py").unlink()
+    chromium.unlink()
+    # A process of its own, as `onwatch once` from cron: it must answer from the cache.
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_REPORT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    *found, pydantic_loaded = done.stdout.splitlines()
+    assert pydantic_loaded == "pydantic loaded: False"
+    assert found == [
+        f"{path}:14: checks.hourly.tests: tests[0] 'tests/prod/test_a.py::test_x' does not "
+        f"exist in {tmp_path}; paths are relative to the config file's folder",
+        f"{path}:18: browser.executable: 'bin/chromium' does not exist; {BROWSER_FIX}",
+    ]
+    write(tmp_path, path.read_text())  # the test file is back
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    assert load_config(path).browser_executable == str(chromium)
+
+
+LOAD_AND_REPORT = """\
+import sys
+from pathlib import Path
+
+from onwatch.config import load_config
+from onwatch.errors import ConfigError
+
+try:
+    load_config(Path(sys.argv[1]))
+except ConfigError as exc:
+    print("\\n".join(exc.problems))
+print("pydantic loaded:", "pydantic" in sys.modules)
+"""
 
 
 def test_invalid_toml_names_the_line(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ A configuration is ``onwatch.toml`` (``[onwatch]`` settings, ``[checks.NAME]`` t
 ``[tool.onwatch.checks.NAME]``). ``schema`` validates it with pydantic; what it returns is
 cached, keyed by the file's content, onwatch's version and the shape of the records, so an
 unchanged file is read without loading pydantic (``onwatch once`` from cron should cost little
-more than pytest).
+more than pytest). What the file names on disk (test paths, the browser, requirements files)
+is checked at every load, cached or not (``files``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from onwatch import __version__
+from onwatch.config.files import missing_files
 from onwatch.config.records import (
     CACHE_ENV,
     CONFIG_FILE,
@@ -65,14 +67,22 @@ def load_config(path: Path) -> Config:
         content = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8"]) from None
     cache = _cache_file(path)
     key = _cache_key(content)
     data = _read_cache(cache, key)
     if data is None:
         from onwatch.config.schema import validate
 
-        data = validate(path)
+        data = validate(path, text)  # includes the files' checks
         _write_cache(cache, key, data)
+    else:
+        problems = missing_files(data, path, text)
+        if problems:
+            raise ConfigError(problems)
     return Config(
         path=path,
         base_dir=path.parent,
