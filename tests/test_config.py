@@ -304,7 +304,11 @@ def test_unknown_channels_bad_urls_and_half_windows_are_reported(tmp_path: Path)
     )
     path = write(tmp_path, text)
     found = problems(path)
-    assert any("notify.hook: " in p and "starts with http://" in p for p in found)
+    assert any(
+        p.startswith(f"{path}:9: notify.hook.url: an http(s) URL is needed")
+        and "starts with http://" in p
+        for p in found
+    )
     assert any("checks.api.notify: no channel named 'hoook'" in p for p in found)
     assert any("silences.1: " in p and "cron and duration" in p for p in found)
     assert any("silences.0.checks: no check named 'apii'" in p for p in found)
@@ -314,7 +318,49 @@ def test_an_apprise_url_apprise_does_not_know_is_rejected(tmp_path: Path) -> Non
     path = write(tmp_path, CHANNELS.replace('url = "mailto://', 'url = "nosuchservice://'))
     found = problems(path)
     [problem] = found  # and no "unknown channel" echo of the same mistake
-    assert "notify.mail.url: channel 'mail': " in problem and "Apprise" in problem
+    assert problem.startswith(
+        f"{path}:5: notify.mail.url: 'nosuchservice://…' is not a URL Apprise understands"
+    )
+    assert "apprise/wiki" in problem
+
+
+def test_an_unknown_channel_type_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, CHANNELS.replace('type = "webhook"', 'type = "webhok"'))
+    [problem] = problems(path)
+    assert problem == (
+        f"{path}:8: notify.hook.type: unknown channel type 'webhok' (did you mean 'webhook'?); "
+        "known types: alertmanager, apprise, webhook"
+    )
+
+
+def test_a_channel_takes_only_the_keys_of_its_own_type(tmp_path: Path) -> None:
+    # group_window is an apprise key: a webhook sends each notification on its own.
+    text = CHANNELS.replace('type = "webhook"\n', 'type = "webhook"\ngroup_window = "5m"\n')
+    [problem] = problems(write(tmp_path, text))
+    assert "notify.hook.group_window: unknown key 'group_window'" in problem
+    assert problem.endswith("known keys: headers, timeout, type, url")
+
+
+def test_each_kind_gets_its_own_defaults(tmp_path: Path) -> None:
+    text = CHANNELS + '\n[notify.am]\ntype = "alertmanager"\nurl = "http://127.0.0.1:9093"\n'
+    channels = load_config(write(tmp_path, text)).channels
+    assert channels["mail"] == {
+        "type": "apprise",
+        "url": "mailto://127.0.0.1:2525?from=onwatch@example.com&to=ops@example.com",
+        "timeout": 10.0,
+        "group_window": 60.0,
+    }
+    assert channels["hook"]["headers"] == {"Authorization": "Bearer x"}
+    assert "group_window" not in channels["hook"] and "hold" not in channels["hook"]
+    assert (channels["am"]["hold"], channels["am"]["timeout"]) == (86400.0, 10.0)
+
+
+def test_a_secret_a_channel_header_names_must_be_declared(tmp_path: Path) -> None:
+    path = write(tmp_path, CHANNELS.replace("Bearer x", "Bearer ${HOOK_TOKEN}"))
+    [problem] = problems(path)
+    assert problem.startswith(
+        f"{path}:10: notify.hook.headers: ${{HOOK_TOKEN}} names no secret of [onwatch] secrets"
+    )
 
 
 def test_it_loads_a_watch_with_its_defaults(tmp_path: Path) -> None:

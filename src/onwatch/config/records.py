@@ -141,7 +141,7 @@ class Config:
     base_dir: Path
     settings: Settings
     checks: dict[str, Check]
-    # [notify.NAME] tables as validated, for alerting.channels.build_channel
+    # [notify.NAME] tables as their kind's model validated them, for channels.build_channel
     channels: dict[str, dict[str, Any]]
     silences: list[Silence]
     # [browser] executable as written, relative to base_dir; None: look for one on PATH

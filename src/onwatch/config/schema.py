@@ -1,8 +1,9 @@
 """Validation of the configuration file: errors that say where and how (the models: ``models``).
 
 Only loaded when a config file is new or changed (``load`` caches what it returns), so that a
-command run every minute from cron does not pay for pydantic each time. Every key is
-documented in docs/configuration.md; a test fails when a field is missing there.
+command run every minute from cron does not pay for pydantic each time. ``[notify.NAME]``
+tables are validated by the model of their kind, found through the channel registry. Every key
+is documented in docs/configuration.md; a test fails when a field is missing there.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from onwatch.alerting.channels.registry import DEFAULT, KINDS
 from onwatch.alerting.channels.secret import placeholders as channel_placeholders
 from onwatch.config.files import missing_files, root_of
 from onwatch.config.locate import did_you_mean, explain, problem, read_toml
 from onwatch.config.models import (
     CHECK_NAME,
     BrowserModel,
-    ChannelModel,
     CheckModel,
     SettingsModel,
     SilenceModel,
@@ -82,8 +83,10 @@ def validate(path: Path, text: str) -> dict[str, Any]:
         names = placeholders(watch.index)
         problems += _unknown_secrets(names, secrets, (*loc, "index"), path, text)
     for name, table in channels.items():
-        loc = (*root, "notify", name, "url")
-        problems += _unknown_secrets(channel_placeholders(table), secrets, loc, path, text)
+        for key, value in table.items():
+            names = channel_placeholders({key: value})
+            loc = (*root, "notify", name, key)
+            problems += _unknown_secrets(names, secrets, loc, path, text)
     if settings is not None:
         names = placeholders(settings.database)
         problems += _unknown_secrets(names, secrets, (*settings_loc, "database"), path, text)
@@ -210,18 +213,21 @@ def _validated(
 def _channels(
     raw: object, loc: tuple[str, ...], path: Path, text: str, problems: list[str]
 ) -> dict[str, dict[str, Any]]:
+    """Validate each ``[notify.NAME]`` table with the model of the kind its ``type`` names."""
     channels = {}
-    for name, channel in _named_tables(raw, loc, ChannelModel, path, text, problems).items():
+    for name, table in _tables(raw, loc, path, text, problems).items():
         where = (*loc, name)
-        if channel.type == "apprise":
-            from onwatch.alerting.channels import build_channel
-
-            try:
-                build_channel(name, channel.model_dump())
-            except ValueError as exc:
-                problems.append(problem(path, text, (*where, "url"), str(exc)))
-                continue
-        channels[name] = channel.model_dump(mode="json")
+        kind = table.get("type", DEFAULT)
+        if not isinstance(kind, str) or kind not in KINDS:
+            message = (
+                f"unknown channel type {kind!r}{did_you_mean(str(kind), list(KINDS))}; "
+                f"known types: {', '.join(sorted(KINDS))}"
+            )
+            problems.append(problem(path, text, (*where, "type"), message))
+            continue
+        settings = _validated(KINDS[kind].settings, table, where, path, text, problems)
+        if settings is not None:
+            channels[name] = settings.model_dump(mode="json")
     return channels
 
 
