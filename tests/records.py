@@ -1,4 +1,8 @@
-"""Build the runs and test results that tests save, spool and replay."""
+"""Build the records tests use: runs and test results to save, spool and replay; config tables.
+
+Config records come from the tables a user would write, through the models that define every
+key's default: ``make_check(tests=["t"], every="5m")``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from onwatch.config import Check, Silence
+from onwatch.config.models import CheckModel, SilenceModel
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -57,3 +63,13 @@ def make_run(
         config_digest="digest-1",
         trigger_detail=dict(trigger_detail or {}),
     )
+
+
+def make_check(**table: Any) -> Check:
+    """Return the check a ``[checks.NAME]`` table with these keys describes."""
+    return Check(**CheckModel.model_validate(table).model_dump(mode="json"))
+
+
+def make_silence(**table: Any) -> Silence:
+    """Return the window a ``[[silences]]`` entry with these keys describes."""
+    return Silence(**SilenceModel.model_validate(table).model_dump())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from onwatch.config import find_config, load_config
+from onwatch.config import BROWSER_FIX, find_config, load_config
 from onwatch.durations import format_duration, parse_duration
 from onwatch.errors import ConfigError
 
@@ -144,6 +146,55 @@ def test_missing_tests_and_missing_paths_are_reported(tmp_path: Path) -> None:
     assert second.startswith(f"{path}:5: checks.b.tests: tests[0] 'nope' does not exist")
 
 
+def test_files_the_config_names_are_checked_again_when_it_is_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    chromium = tmp_path / "bin" / "chromium"
+    chromium.parent.mkdir()
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    path = write(tmp_path, GOOD + '\n[browser]\nexecutable = "bin/chromium"\n')
+    load_config(path)
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1
+    (tmp_path / "tests" / "prod" / "test_a.py").unlink()
+    chromium.unlink()
+    # A process of its own, as `onwatch once` from cron: it must answer from the cache.
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_REPORT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    *found, pydantic_loaded = done.stdout.splitlines()
+    assert pydantic_loaded == "pydantic loaded: False"
+    assert found == [
+        f"{path}:14: checks.hourly.tests: tests[0] 'tests/prod/test_a.py::test_x' does not "
+        f"exist in {tmp_path}; paths are relative to the config file's folder",
+        f"{path}:18: browser.executable: 'bin/chromium' does not exist; {BROWSER_FIX}",
+    ]
+    write(tmp_path, path.read_text())  # the test file is back
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    assert load_config(path).browser_executable == str(chromium)
+
+
+LOAD_AND_REPORT = """\
+import sys
+from pathlib import Path
+
+from onwatch.config import load_config
+from onwatch.errors import ConfigError
+
+try:
+    load_config(Path(sys.argv[1]))
+except ConfigError as exc:
+    print("\\n".join(exc.problems))
+print("pydantic loaded:", "pydantic" in sys.modules)
+"""
+
+
 def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, '[checks.a]\ntests = ["tests"]\nevery = 5m\n')
     [problem] = problems(path)
@@ -253,7 +304,11 @@ def test_unknown_channels_bad_urls_and_half_windows_are_reported(tmp_path: Path)
     )
     path = write(tmp_path, text)
     found = problems(path)
-    assert any("notify.hook: " in p and "starts with http://" in p for p in found)
+    assert any(
+        p.startswith(f"{path}:9: notify.hook.url: an http(s) URL is needed")
+        and "starts with http://" in p
+        for p in found
+    )
     assert any("checks.api.notify: no channel named 'hoook'" in p for p in found)
     assert any("silences.1: " in p and "cron and duration" in p for p in found)
     assert any("silences.0.checks: no check named 'apii'" in p for p in found)
@@ -263,7 +318,49 @@ def test_an_apprise_url_apprise_does_not_know_is_rejected(tmp_path: Path) -> Non
     path = write(tmp_path, CHANNELS.replace('url = "mailto://', 'url = "nosuchservice://'))
     found = problems(path)
     [problem] = found  # and no "unknown channel" echo of the same mistake
-    assert "notify.mail.url: channel 'mail': " in problem and "Apprise" in problem
+    assert problem.startswith(
+        f"{path}:5: notify.mail.url: 'nosuchservice://…' is not a URL Apprise understands"
+    )
+    assert "apprise/wiki" in problem
+
+
+def test_an_unknown_channel_type_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, CHANNELS.replace('type = "webhook"', 'type = "webhok"'))
+    [problem] = problems(path)
+    assert problem == (
+        f"{path}:8: notify.hook.type: unknown channel type 'webhok' (did you mean 'webhook'?); "
+        "known types: alertmanager, apprise, webhook"
+    )
+
+
+def test_a_channel_takes_only_the_keys_of_its_own_type(tmp_path: Path) -> None:
+    # group_window is an apprise key: a webhook sends each notification on its own.
+    text = CHANNELS.replace('type = "webhook"\n', 'type = "webhook"\ngroup_window = "5m"\n')
+    [problem] = problems(write(tmp_path, text))
+    assert "notify.hook.group_window: unknown key 'group_window'" in problem
+    assert problem.endswith("known keys: headers, timeout, type, url")
+
+
+def test_each_kind_gets_its_own_defaults(tmp_path: Path) -> None:
+    text = CHANNELS + '\n[notify.am]\ntype = "alertmanager"\nurl = "http://127.0.0.1:9093"\n'
+    channels = load_config(write(tmp_path, text)).channels
+    assert channels["mail"] == {
+        "type": "apprise",
+        "url": "mailto://127.0.0.1:2525?from=onwatch@example.com&to=ops@example.com",
+        "timeout": 10.0,
+        "group_window": 60.0,
+    }
+    assert channels["hook"]["headers"] == {"Authorization": "Bearer x"}
+    assert "group_window" not in channels["hook"] and "hold" not in channels["hook"]
+    assert (channels["am"]["hold"], channels["am"]["timeout"]) == (86400.0, 10.0)
+
+
+def test_a_secret_a_channel_header_names_must_be_declared(tmp_path: Path) -> None:
+    path = write(tmp_path, CHANNELS.replace("Bearer x", "Bearer ${HOOK_TOKEN}"))
+    [problem] = problems(path)
+    assert problem.startswith(
+        f"{path}:10: notify.hook.headers: ${{HOOK_TOKEN}} names no secret of [onwatch] secrets"
+    )
 
 
 def test_it_loads_a_watch_with_its_defaults(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onwatch.config import Check, Settings, Watch
-from onwatch.config.schema import (
+from onwatch.alerting.channels.base import ChannelSettings
+from onwatch.alerting.channels.registry import KINDS
+from onwatch.config import Check, Settings, Silence, Watch
+from onwatch.config.models import (
     BrowserModel,
-    ChannelModel,
     CheckModel,
     SettingsModel,
     SilenceModel,
@@ -45,10 +46,23 @@ def test_every_check_key_is_documented() -> None:
     assert {f.name for f in fields(Check)} == set(CheckModel.model_fields)
 
 
-def test_every_channel_silence_and_browser_key_is_documented() -> None:
+def test_every_key_of_every_channel_kind_is_documented() -> None:
     docs = ROOT / "docs" / "configuration.md"
-    assert documented_keys(docs, "## `[notify.NAME]`") == set(ChannelModel.model_fields)
+    common = {"type", *ChannelSettings.model_fields}
+    assert documented_keys(docs, "## `[notify.NAME]`") == common
+    for name, kind in KINDS.items():
+        own = set(kind.settings.model_fields) - common
+        heading = f'### `type = "{name}"`'
+        assert heading in docs.read_text(), f"no section for channel type {name!r}"
+        # A kind without keys of its own says so in its section, with no table to check.
+        if own:
+            assert documented_keys(docs, heading) == own, name
+
+
+def test_every_silence_and_browser_key_is_documented() -> None:
+    docs = ROOT / "docs" / "configuration.md"
     assert documented_keys(docs, "## `[[silences]]`") == set(SilenceModel.model_fields)
+    assert {f.name for f in fields(Silence)} == set(SilenceModel.model_fields)
     assert documented_keys(docs, "## `[browser]`") == set(BrowserModel.model_fields)
     assert documented_keys(docs, "## `[watch.NAME]`") == set(WatchModel.model_fields)
     assert {f.name for f in fields(Watch)} == set(WatchModel.model_fields)

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from onwatch.config import Check
-from onwatch.durations import parse_duration
 from onwatch.schedule import expected_by, following_slot, interval_of, jitter, next_slot
+from records import make_check
 
 NOW = datetime(2026, 11, 24, 10, 7, 30, tzinfo=UTC)
 
 
 def every(text: str) -> Check:
-    return Check(tests=["t"], every=parse_duration(text))
+    return make_check(tests=["t"], every=text)
 
 
 def cron(expr: str, timezone: str = "UTC") -> Check:
-    return Check(tests=["t"], cron=expr, timezone=timezone)
+    return make_check(tests=["t"], cron=expr, timezone=timezone)
 
 
 def test_an_interval_check_never_run_is_due_now() -> None:
@@ -85,10 +85,10 @@ def test_missed_cron_slots_and_the_cap() -> None:
 
 
 def test_expected_by_follows_cron_slots() -> None:
-    check = Check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
+    check = make_check(tests=["t"], cron="0 * * * *", timeout=60, grace=300)
     assert expected_by(check, NOW) == datetime(2026, 11, 24, 11, 5, tzinfo=UTC)
 
 
 def test_expected_by_adds_the_grace_to_an_interval() -> None:
-    check = Check(tests=["t"], every=300, timeout=60, grace=120)
+    check = make_check(tests=["t"], every=300, timeout=60, grace=120)
     assert expected_by(check, NOW) == NOW + timedelta(minutes=7)

@@ -1,8 +1,13 @@
-"""Parse and print human durations such as ``"90s"``, ``"5m"`` or ``"1h30m"``."""
+"""Parse and print human durations such as ``"90s"``, ``"5m"`` or ``"1h30m"``.
+
+``Duration`` is the field type of every duration key of the configuration (``[checks.NAME]``
+and the channel settings alike): a number of seconds, read from what people write.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -48,3 +53,16 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+class _Seconds:
+    """Pydantic metadata of ``Duration``: parse what people write, then check the float."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        # Imported here so that reading a cached configuration never loads pydantic.
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(parse_duration, handler(source))
+
+
+Duration = Annotated[float, _Seconds()]

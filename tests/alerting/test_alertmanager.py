@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.alertmanager import Alertmanager
+from onwatch.alerting.channels.alertmanager import Alertmanager, AlertmanagerSettings
 from onwatch.alerting.notification import Event, FailingTest, Notification
 from onwatch.errors import DeliveryError
 
@@ -71,7 +71,7 @@ def test_it_fires_an_alert_with_the_incident_labels(alertmanager_url: str) -> No
 
 def test_it_resolves_the_alert_when_the_incident_resolves(alertmanager_url: str) -> None:
     check = f"search-{uuid.uuid4().hex[:8]}"
-    channel = Alertmanager("am", {"url": alertmanager_url})
+    channel = Alertmanager("am", AlertmanagerSettings(url=alertmanager_url))
     opened = incident(check, Event.INCIDENT_OPENED)
     channel.send([opened])
     channel.send([incident(check, Event.INCIDENT_REMINDER)])
@@ -102,7 +102,7 @@ def test_it_posts_onwatch_s_own_troubles_under_their_own_names(alertmanager_url:
         severity="warning",
         details={"channel": channel_name},
     )
-    Alertmanager("am", {"url": alertmanager_url}).send([failing])
+    Alertmanager("am", AlertmanagerSettings(url=alertmanager_url)).send([failing])
     [alert] = [
         a for a in alerts(alertmanager_url, "onwatch") if a["labels"].get("channel") == channel_name
     ]
@@ -116,7 +116,7 @@ def test_it_retries_when_alertmanager_is_unreachable() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         with pytest.raises(DeliveryError) as caught:
-            Alertmanager("am", {"url": f"http://127.0.0.1:{port}"}).send(
+            Alertmanager("am", AlertmanagerSettings(url=f"http://127.0.0.1:{port}")).send(
                 [incident("checkout", Event.INCIDENT_OPENED)]
             )
     assert caught.value.permanent is False
@@ -127,7 +127,7 @@ def test_it_retries_when_alertmanager_is_unreachable() -> None:
 
 def test_it_gives_up_on_alerts_alertmanager_rejects(alertmanager_url: str) -> None:
     # A URL that misses the API (a wrong route prefix) is answered 404: retrying cannot help.
-    channel = Alertmanager("am", {"url": alertmanager_url + "/no-such-prefix"})
+    channel = Alertmanager("am", AlertmanagerSettings(url=alertmanager_url + "/no-such-prefix"))
     with pytest.raises(DeliveryError) as caught:
         channel.send([incident("checkout", Event.INCIDENT_OPENED)])
     assert caught.value.permanent is True

@@ -11,7 +11,7 @@ import pytest
 
 from onwatch.alerting import render
 from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.apprise import Apprise
+from onwatch.alerting.channels.apprise import Apprise, AppriseSettings
 from onwatch.alerting.notification import Event, FailingTest, Notification
 from onwatch.errors import DeliveryError
 from receivers import Mailbox, smtp_server
@@ -70,7 +70,9 @@ def test_it_sends_a_batch_as_one_mail(smtp: tuple[Mailbox, int]) -> None:
     resolved = Notification(
         Event.INCIDENT_RESOLVED, "search:resolved", "search recovered", check="search"
     )
-    Apprise("mail", {"url": mail_url(port)}).send([failing(), failing("login"), resolved])
+    Apprise("mail", AppriseSettings(url=mail_url(port))).send(
+        [failing(), failing("login"), resolved]
+    )
     message = only_mail(mailbox)
     assert message["Subject"] == "[onwatch] 3 alerts: 2 failing, 1 resolved"
     body = body_of(message)
@@ -82,7 +84,7 @@ def test_it_sends_a_batch_as_one_mail(smtp: tuple[Mailbox, int]) -> None:
 def test_it_delivers_a_hostile_test_name_as_literal_text(smtp: tuple[Mailbox, int]) -> None:
     mailbox, port = smtp
     hostile = "tests/test_x.py::test_<script>alert(1)</script> **bold** \x1b[31mred\x1b[0m"
-    Apprise("mail", {"url": mail_url(port)}).send([failing(nodeid=hostile)])
+    Apprise("mail", AppriseSettings(url=mail_url(port))).send([failing(nodeid=hostile)])
     message = only_mail(mailbox)
     assert message.get_content_type() == "text/plain"
     body = body_of(message)
@@ -95,7 +97,8 @@ def test_it_retries_when_the_mail_server_is_down() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        channel = Apprise("mail", {"url": mail_url(port).replace("//", "//u:s3cr3tpw@", 1)})
+        url = mail_url(port).replace("//", "//u:s3cr3tpw@", 1)
+        channel = Apprise("mail", AppriseSettings(url=url))
         with pytest.raises(DeliveryError) as caught:
             channel.send([failing()])
     assert caught.value.permanent is False
@@ -106,12 +109,13 @@ def test_it_retries_when_the_mail_server_is_down() -> None:
 
 
 def test_it_refuses_a_url_apprise_does_not_understand() -> None:
-    with pytest.raises(ValueError, match="not a URL Apprise understands.*apprise/wiki"):
-        Apprise("mail", {"url": "mailtoo://127.0.0.1?to=ops@example.com"})
+    understood = "channel 'mail': url: .*not a URL Apprise understands.*apprise/wiki"
+    with pytest.raises(ValueError, match=understood):
+        build_channel("mail", {"url": "mailtoo://127.0.0.1?to=ops@example.com"})
 
 
 def test_it_names_what_is_wrong_with_a_url_without_showing_its_secrets() -> None:
     with pytest.raises(ValueError) as caught:
-        Apprise("mail", {"url": "mailto://u:hunter2@127.0.0.1?from=not-an-address"})
+        build_channel("mail", {"url": "mailto://u:hunter2@127.0.0.1?from=not-an-address"})
     assert "Invalid ~From~ email" in str(caught.value)
     assert "hunter2" not in str(caught.value)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from onwatch.alerting.channels.webhook import Webhook
+from onwatch.alerting.channels.webhook import Webhook, WebhookSettings
 from onwatch.alerting.notification import Event, Notification
 from onwatch.alerting.outbox import Outbox, OutboxWorker, retry_delay
 from onwatch.errors import DeliveryError
@@ -213,7 +213,7 @@ def test_it_delivers_a_notification_once(
 def test_it_delivers_through_the_webhook_channel(
     store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
-    hook = Webhook("hook", {"url": f"{receiver.url}/hook", "timeout": 2})
+    hook = Webhook("hook", WebhookSettings(url=f"{receiver.url}/hook", timeout=2))
     outbox = make_outbox(store, [hook])
     outbox.enqueue(opened("api|opened|1"), ["hook"])
 

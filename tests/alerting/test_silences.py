@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from onwatch.alerting.silences import Window, active_windows, silenced
-from onwatch.config import Silence
+from records import make_silence
 
-SUNDAY_NIGHT = Silence(cron="0 2 * * SUN", duration=7200, timezone="Europe/Paris", reason="weekly")
-MIGRATION = Silence(
+SUNDAY_NIGHT = make_silence(
+    cron="0 2 * * SUN", duration="2h", timezone="Europe/Paris", reason="weekly"
+)
+MIGRATION = make_silence(
     checks=["checkout"],
     start=datetime(2026, 12, 1, 22, tzinfo=UTC),
     end=datetime(2026, 12, 2, 1, tzinfo=UTC),

@@ -11,7 +11,7 @@ import pytest
 
 from onwatch import __version__
 from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.webhook import Webhook
+from onwatch.alerting.channels.webhook import Webhook, WebhookSettings
 from onwatch.alerting.notification import Event, FailingTest, Notification
 from onwatch.errors import DeliveryError
 from receivers import Behaviour, HttpReceiver
@@ -38,7 +38,7 @@ def refused() -> Iterator[str]:
 
 
 def webhook(url: str, **settings: object) -> Webhook:
-    return Webhook("ops", {"url": url, **settings})
+    return Webhook("ops", WebhookSettings.model_validate({"url": url, **settings}))
 
 
 def test_it_posts_the_payload_with_an_idempotency_key(receiver: HttpReceiver) -> None:
@@ -133,5 +133,5 @@ def test_it_keeps_credentials_out_of_connection_errors(refused: str) -> None:
 
 
 def test_it_rejects_a_url_that_is_not_http() -> None:
-    with pytest.raises(ValueError, match="channel 'ops': url must start with http"):
-        webhook("ftp://example.com/hook")
+    with pytest.raises(ValueError, match="channel 'ops': url: .* starts with http:// or https://"):
+        build_channel("ops", {"type": "webhook", "url": "ftp://example.com/hook"})

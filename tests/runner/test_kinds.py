@@ -17,8 +17,7 @@ from typing import get_args
 
 import pytest
 
-from onwatch.config import Config, load_config
-from onwatch.config.records import Check
+from onwatch.config import Check, Config, load_config
 from onwatch.config.schema import CheckModel
 from onwatch.daemon.scheduler import Scheduler
 from onwatch.errors import ConfigError, RunnerError
@@ -29,6 +28,7 @@ from onwatch.runner.registry import KINDS, builtin
 from onwatch.store import open_store
 from onwatch.store.recorder import Recorder
 from onwatch.store.spool import Spool
+from records import make_check
 from suites import make_project
 
 SECRET = "echo-secret-value"
@@ -132,12 +132,12 @@ def test_a_check_of_a_kind_the_runner_does_not_know_is_a_config_error(tmp_path: 
 
 def test_the_config_accepts_exactly_the_registered_kinds() -> None:
     assert get_args(CheckModel.model_fields["kind"].annotation) == tuple(KINDS)
-    assert CheckModel.model_fields["kind"].default == "pytest" == Check(tests=[]).kind
+    assert CheckModel.model_fields["kind"].default == "pytest" == make_check(tests=[]).kind
     assert set(builtin().known) == set(KINDS)
 
 
 def test_the_kind_of_a_pytest_check_leaves_its_digest_as_it_was() -> None:
-    check = Check(tests=["tests"], every=60.0)
+    check = make_check(tests=["tests"], every="60s")
     # The digest stored with every run of a check written before kinds existed.
     assert check.digest() == "449713011568e509"
     assert dataclasses.replace(check, kind="echo").digest() != check.digest()

@@ -1,9 +1,12 @@
 """The configuration: one definition of every key, read once and handed on as plain records.
 
-``records`` holds the frozen records the rest of onwatch reads (``Config``, ``Check``…);
-``load`` finds and reads a file (cached by content); ``schema`` validates with the pydantic
-models of ``models`` and reports every problem with its file, line and fix (``locate``).
-Nothing in this package imports the package itself, so it has no import circle.
+``models`` defines every key once (type, default, doc) as pydantic models; ``records`` holds
+the frozen records the rest of onwatch reads (``Config``, ``Check``…), filled from what the
+models validated; ``load`` finds and reads a file (cached by content); ``schema`` validates it
+and reports every problem with its file, line and fix (``locate``); ``files`` checks what the
+file names on disk at every load, cached or not. ``[notify.NAME]`` tables are validated by the
+channels' own models, reached through ``alerting.channels.registry``. Nothing in this package
+imports the package itself, so it has no import circle.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 A configuration is ``onwatch.toml`` (``[onwatch]`` settings, ``[checks.NAME]`` tables) or the
 ``[tool.onwatch]`` table of ``pyproject.toml`` (the settings at its top, checks under
 ``[tool.onwatch.checks.NAME]``). ``schema`` validates it with pydantic; what it returns is
-cached, keyed by the file's content and onwatch's version, so an unchanged file is read without
-loading pydantic (``onwatch once`` from cron should cost little more than pytest).
+cached, keyed by the file's content, onwatch's version and the shape of the records, so an
+unchanged file is read without loading pydantic (``onwatch once`` from cron should cost little
+more than pytest). What the file names on disk (test paths, the browser, requirements files)
+is checked at every load, cached or not (``files``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from onwatch import __version__
+from onwatch.config.files import missing_files
 from onwatch.config.records import (
     CACHE_ENV,
     CONFIG_FILE,
@@ -64,23 +67,31 @@ def load_config(path: Path) -> Config:
         content = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8"]) from None
     cache = _cache_file(path)
     key = _cache_key(content)
     data = _read_cache(cache, key)
     if data is None:
         from onwatch.config.schema import validate
 
-        data = validate(path)
+        data = validate(path, text)  # includes the files' checks
         _write_cache(cache, key, data)
+    else:
+        problems = missing_files(data, path, text)
+        if problems:
+            raise ConfigError(problems)
     return Config(
         path=path,
         base_dir=path.parent,
         settings=Settings(**data["settings"]),
         checks={name: Check(**check) for name, check in data["checks"].items()},
-        channels=data.get("channels", {}),
-        silences=[_silence(raw) for raw in data.get("silences", [])],
-        browser=data.get("browser", {}).get("executable"),
-        watches={name: Watch(**watch) for name, watch in data.get("watches", {}).items()},
+        channels=data["channels"],
+        silences=[_silence(raw) for raw in data["silences"]],
+        browser=data["browser"]["executable"],
+        watches={name: Watch(**watch) for name, watch in data["watches"].items()},
     )
 
 
@@ -91,8 +102,13 @@ def _silence(raw: dict[str, Any]) -> Silence:
 
 def _cache_key(content: bytes) -> str:
     import hashlib
+    from dataclasses import fields
 
-    return f"{__version__}:{hashlib.sha256(content).hexdigest()}"
+    # The records' fields: a cache written before a key was added is not read into them. The
+    # CPU count: the default of max_parallel.
+    shape = [f.name for record in (Settings, Check, Silence, Watch) for f in fields(record)]
+    digest = hashlib.sha256(content + json.dumps(shape).encode()).hexdigest()
+    return f"{__version__}:{os.cpu_count()}:{digest}"
 
 
 def _cache_file(path: Path) -> Path | None:

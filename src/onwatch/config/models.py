@@ -1,7 +1,9 @@
-"""The pydantic models of ``onwatch.toml``: one per table, every field with its description.
+"""The pydantic models of ``onwatch.toml``: the one definition of every key, its default and doc.
 
-``config_schema`` validates a file with them and reports problems with their line; every field
-is documented in docs/configuration.md, and a test fails when one is missing there.
+One model per table; ``schema`` validates a file with them and reports problems with their line,
+and the records of ``records`` get every value from what they return: no default is written
+twice. ``[notify.NAME]`` tables are the channels' own models (``alerting.channels.registry``).
+Every field is documented in docs/configuration.md, and a test fails when one is missing there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from onwatch.durations import parse_duration
+from onwatch.durations import Duration
 
 
 def _check_cron(value: str) -> str:
@@ -48,7 +49,6 @@ def _check_timezone(value: str) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -98,7 +98,6 @@ class SettingsModel(BaseModel):
         default="127.0.0.1:8787",
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
     )
-
     read_tokens: list[str] = Field(
         default_factory=list,
         description='Hashes ("sha256:HEX", made by `onwatch token`) of tokens that may read the '
@@ -133,6 +132,17 @@ class SettingsModel(BaseModel):
         le=100_000,
         description="At most this many tests get per-test series on /metrics (0: none).",
     )
+    heartbeat_url: str | None = Field(
+        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
+    )
+    heartbeat_method: Literal["GET", "POST"] = Field(
+        default="POST", description="GET, or POST with a JSON status body."
+    )
+    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
+    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
+        default_factory=dict,
+        description="Extra regular expressions that put a failure in a category.",
+    )
 
     @field_validator("read_tokens", "admin_tokens")
     @classmethod
@@ -166,18 +176,6 @@ class SettingsModel(BaseModel):
 
         Patterns.compile(value)  # raises ValueError naming each bad expression
         return value
-
-    heartbeat_url: str | None = Field(
-        default=None, description="Pinged by `onwatch run` while it works (dead man's switch)."
-    )
-    heartbeat_method: Literal["GET", "POST"] = Field(
-        default="POST", description="GET, or POST with a JSON status body."
-    )
-    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
-    categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
-        default_factory=dict,
-        description="Extra regular expressions that put a failure in a category.",
-    )
 
 
 def _variable_names(value: dict[str, str]) -> dict[str, str]:
@@ -362,46 +360,6 @@ class WatchModel(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL of a simple index")
         return value
-
-
-class ChannelModel(BaseModel):
-    """A ``[notify.NAME]`` table: where notifications go."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["apprise", "webhook", "alertmanager"] = Field(
-        default="apprise", description="apprise (mail, chat, paging…), webhook or alertmanager."
-    )
-    url: str = Field(
-        min_length=1,
-        description="Apprise URL, webhook URL or Alertmanager URL; ${NAME} stands for a secret "
-        "of [onwatch] secrets.",
-    )
-    timeout: Duration = Field(default=10.0, description="Limit of one delivery attempt.")
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra HTTP headers (webhook, alertmanager); values may hold ${NAME}.",
-    )
-    group_window: Duration = Field(
-        default=60.0,
-        description="apprise: notifications within this window after one is sent go out "
-        "together as one message.",
-    )
-    hold: Duration = Field(
-        default=86400.0,
-        description="alertmanager: how long a firing alert stays active unless refreshed or "
-        "resolved.",
-    )
-
-    @model_validator(mode="after")
-    def _known_url(self) -> ChannelModel:
-        if self.type in ("webhook", "alertmanager") and not self.url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError(
-                f"a {self.type} url starts with http:// or https:// (got {self.url!r})"
-            )
-        return self
 
 
 class SilenceModel(BaseModel):

@@ -1,9 +1,13 @@
-"""The configuration as the rest of onwatch uses it: plain frozen records, no pydantic."""
+"""The configuration as the rest of onwatch uses it: plain frozen records, no pydantic.
+
+Every value comes from the validated tables (``load``), so no record repeats a default: the
+keys, their defaults and their docs are defined once, in ``models``.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,57 +25,57 @@ BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome
 
 @dataclass(frozen=True)
 class Settings:
-    """The ``[onwatch]`` table (docs/configuration.md describes each field)."""
+    """The ``[onwatch]`` table, as validated by ``models.SettingsModel``."""
 
     database: str
     state_dir: str
     max_parallel: int
     drain_timeout: float
     max_jitter: float
-    notify: list[str] = field(default_factory=list)
-    base_url: str = "http://127.0.0.1:8787"
-    listen: str = "127.0.0.1:8787"
-    heartbeat_url: str | None = None
-    heartbeat_method: str = "POST"
-    heartbeat_every: float = 60.0
-    categories: dict[str, list[str]] = field(default_factory=dict)
-    artifacts_dir: str = "artifacts"
-    keep_artifacts: float = 14 * 86400.0
-    artifacts_max_size: int = 2 * 1024**3
-    read_tokens: list[str] = field(default_factory=list)
-    admin_tokens: list[str] = field(default_factory=list)
-    metrics_test_limit: int = 1000
-    secrets: dict[str, str] = field(default_factory=dict)
+    notify: list[str]
+    base_url: str
+    listen: str
+    heartbeat_url: str | None
+    heartbeat_method: str
+    heartbeat_every: float
+    categories: dict[str, list[str]]
+    artifacts_dir: str
+    keep_artifacts: float
+    artifacts_max_size: int
+    read_tokens: list[str]
+    admin_tokens: list[str]
+    metrics_test_limit: int
+    secrets: dict[str, str]
 
 
 @dataclass(frozen=True)
 class Check:
-    """A ``[checks.NAME]`` table: a selection of tests and when to run it."""
+    """A ``[checks.NAME]`` table, as validated by ``models.CheckModel``."""
 
     tests: list[str]
-    markers: str = ""
-    keyword: str = ""
-    every: float | None = None
-    cron: str | None = None
-    timezone: str = "UTC"
-    timeout: float = 300.0
-    retries: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    pytest_args: list[str] = field(default_factory=list)
-    enabled: bool = True
-    artifacts: str = "on-failure"
-    tracing: bool = False
-    notify: list[str] | None = None
-    alert_after: int = 2
-    recover_after: int = 1
-    remind_every: float | None = None
-    grace: float | None = None
-    min_collected_ratio: float = 0.5
-    browser: bool = False
-    secrets: dict[str, str] = field(default_factory=dict)
-    sensitive: bool = False
-    screenshots: bool = True
-    kind: str = "pytest"  # how it is collected and run: a name in onwatch.runner.registry
+    markers: str
+    keyword: str
+    every: float | None
+    cron: str | None
+    timezone: str
+    timeout: float
+    retries: int
+    env: dict[str, str]
+    pytest_args: list[str]
+    enabled: bool
+    artifacts: str
+    tracing: bool
+    notify: list[str] | None
+    alert_after: int
+    recover_after: int
+    remind_every: float | None
+    grace: float | None
+    min_collected_ratio: float
+    browser: bool
+    secrets: dict[str, str]
+    sensitive: bool
+    screenshots: bool
+    kind: str  # how it is collected and run: a name in onwatch.runner.registry
 
     @property
     def grace_seconds(self) -> float:
@@ -108,29 +112,29 @@ class Check:
 
 @dataclass(frozen=True)
 class Silence:
-    """A ``[[silences]]`` window: one-off (start, end) or recurring (cron, duration)."""
+    """A ``[[silences]]`` window, as validated by ``models.SilenceModel``."""
 
-    checks: list[str] = field(default_factory=list)  # empty: every check
-    start: datetime | None = None
-    end: datetime | None = None
-    cron: str | None = None
-    duration: float | None = None
-    timezone: str = "UTC"
-    reason: str = ""
+    checks: list[str]  # empty: every check
+    start: datetime | None
+    end: datetime | None
+    cron: str | None
+    duration: float | None
+    timezone: str
+    reason: str
 
 
 @dataclass(frozen=True)
 class Watch:
-    """A ``[watch.NAME]`` table: packages whose new releases re-run some checks."""
+    """A ``[watch.NAME]`` table, as validated by ``models.WatchModel``."""
 
     packages: list[str]
     checks: list[str]
-    index: str = "https://pypi.org/simple/"
-    every: float = 3600.0
-    prereleases: bool = False
-    min_age: float = 0.0
-    requirements: str | None = None
-    alert_after: int = 3
+    index: str
+    every: float
+    prereleases: bool
+    min_age: float
+    requirements: str | None
+    alert_after: int
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,12 @@ class Config:
     base_dir: Path
     settings: Settings
     checks: dict[str, Check]
-    # [notify.NAME] settings as validated, handed to alerting.channels.build_channel
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
-    silences: list[Silence] = field(default_factory=list)
+    # [notify.NAME] tables as their kind's model validated them, for channels.build_channel
+    channels: dict[str, dict[str, Any]]
+    silences: list[Silence]
     # [browser] executable as written, relative to base_dir; None: look for one on PATH
-    browser: str | None = None
-    watches: dict[str, Watch] = field(default_factory=dict)
+    browser: str | None
+    watches: dict[str, Watch]
 
     @property
     def browser_executable(self) -> str | None:

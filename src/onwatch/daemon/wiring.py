@@ -305,7 +305,8 @@ def _start_outbox(
     channels = {
         name: build_channel(name, settings, lookup) for name, settings in config.channels.items()
     }
-    windows = {name: float(settings["group_window"]) for name, settings in config.channels.items()}
+    # Only the kinds that group (apprise) have a group_window.
+    windows = {n: s["group_window"] for n, s in config.channels.items() if "group_window" in s}
     outbox = Outbox(OutboxStore(store), channels, group_window=windows, mask=keeper.mask_value)
     worker = OutboxWorker(outbox)
     worker.start()

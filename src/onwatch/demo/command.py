@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from onwatch.config import CONFIG_FILE
 from onwatch.errors import ConfigError
 
 SUITE_DIR = Path(__file__).parent / "suite"
@@ -67,7 +68,7 @@ def write_demo_config(
     written disabled, with the reason, rather than failing every run.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "onwatch.toml"
+    path = folder / CONFIG_FILE
     note = (
         f"# Disabled: this machine lacks {journeys_missing}.\n"
         "# Install what is missing, then start the demo again.\n"

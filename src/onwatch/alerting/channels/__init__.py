@@ -1,64 +1,54 @@
-"""Notification transports: one module per kind, a shared protocol, one registry line each.
+"""Notification transports: one module per kind, each owning its settings; one registry line each.
 
-A channel sends a batch of notifications (most often one) and raises ``DeliveryError`` when it
-cannot; ``permanent=True`` tells the outbox that retrying is pointless.
+``base`` holds the ``Channel`` protocol and the keys every kind has, ``registry`` maps each
+``type`` to its settings model and transport class, ``secret`` fills ``${NAME}`` at send time.
+``build_channel`` turns a validated ``[notify.NAME]`` table into a channel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from onwatch.alerting.notification import Notification
+from pydantic import ValidationError
 
+from onwatch.alerting.channels.base import Channel
+from onwatch.alerting.channels.registry import kind_of
+from onwatch.alerting.channels.secret import SecretChannel, placeholders
 
-class Channel(Protocol):
-    """A configured notification channel."""
-
-    name: str
-    # Human channels (mail, chat) get notifications grouped within a short window; machine
-    # channels (webhook, Alertmanager) get one event per transition and group on their side.
-    grouped: bool
-
-    def send(self, notifications: list[Notification]) -> None:
-        """Deliver the notifications, or raise DeliveryError."""
-        ...
+__all__ = ["Channel", "build_channel"]
 
 
 def build_channel(
     name: str,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     secrets: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> Channel:
-    """Return the channel named ``name`` built from its validated ``[notify.NAME]`` settings.
+    """Return the channel named ``name`` built from its ``[notify.NAME]`` settings.
 
-    When its URL or headers name secrets (``${NAME}``), ``secrets`` looks them up at each send;
-    without it they are filled with a stand-in, which is enough to validate the settings.
+    When its settings name secrets (``${NAME}``), ``secrets`` looks them up at each send.
+    Raise ValueError, in one line naming the channel, when the settings are not valid.
     """
-    from onwatch.alerting.channels.secret import SecretChannel, expand, placeholders
-
+    try:
+        kind = kind_of(settings)
+    except ValueError as exc:
+        raise ValueError(f"channel '{name}': {exc}") from None
     names = placeholders(settings)
-    if names:
-        if secrets is None:
-            return _build(name, expand(settings, dict.fromkeys(names, "secret-stand-in")))
-        grouped = settings.get("type", "apprise") == "apprise"
-        return SecretChannel(name, settings, secrets, _build, grouped)
-    return _build(name, settings)
+    if not names:
+        return _build(name, settings)
+    if secrets is None:
+        raise ValueError(f"channel '{name}' names secrets ({', '.join(names)}) and no lookup")
+    return SecretChannel(name, settings, secrets, _build, kind.transport.grouped)
 
 
-def _build(name: str, settings: dict[str, Any]) -> Channel:
-    kind = settings.get("type", "apprise")
-    if kind == "webhook":
-        from onwatch.alerting.channels.webhook import Webhook
-
-        return Webhook(name, settings)
-    if kind == "alertmanager":
-        from onwatch.alerting.channels.alertmanager import Alertmanager
-
-        return Alertmanager(name, settings)
-    if kind == "apprise":
-        from onwatch.alerting.channels.apprise import Apprise
-
-        return Apprise(name, settings)
-    raise ValueError(f"unknown channel type {kind!r}")
+def _build(name: str, settings: Mapping[str, Any]) -> Channel:
+    try:
+        return kind_of(settings).build(name, settings)
+    except ValidationError as exc:
+        # Messages only: pydantic's own text would show the values, secrets included.
+        reasons = [
+            f"{'.'.join(map(str, error['loc'])) or 'settings'}: "
+            + str(error.get("ctx", {}).get("error") or error["msg"])
+            for error in exc.errors()
+        ]
+        raise ValueError(f"channel '{name}': {'; '.join(reasons)}") from None

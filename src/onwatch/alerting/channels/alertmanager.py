@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from onwatch.alerting import render
-from onwatch.alerting.channels.webhook import check_url, post_json
+from onwatch.alerting.channels.webhook import HttpSettings, post_json
 from onwatch.alerting.notification import Event, Notification
-from onwatch.durations import parse_duration
+from onwatch.durations import Duration
 from onwatch.model import as_utc
 
 ALERT_NAMES: dict[Event, str] = {
@@ -32,6 +34,18 @@ ALERT_NAMES: dict[Event, str] = {
 }
 
 
+class AlertmanagerSettings(HttpSettings):
+    """A ``[notify.NAME]`` table with ``type = "alertmanager"``; its url is the base URL."""
+
+    type: Literal["alertmanager"] = Field(
+        default="alertmanager", description="alertmanager: alerts to its /api/v2/alerts."
+    )
+    hold: Duration = Field(
+        default=86400.0,
+        description="How long a firing alert stays active unless refreshed or resolved.",
+    )
+
+
 class Alertmanager:
     """Post one alert per notification to ``{url}/api/v2/alerts``."""
 
@@ -40,15 +54,15 @@ class Alertmanager:
     def __init__(
         self,
         name: str,
-        settings: dict[str, Any],
+        settings: AlertmanagerSettings,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.name = name
-        self.url = check_url(name, settings["url"]).rstrip("/") + "/api/v2/alerts"
-        self.timeout = parse_duration(settings.get("timeout", 10))
-        self.hold = parse_duration(settings.get("hold", 86400))
-        self.headers: dict[str, str] = dict(settings.get("headers") or {})
+        self.url = settings.url.rstrip("/") + "/api/v2/alerts"
+        self.timeout = settings.timeout
+        self.hold = settings.hold
+        self.headers = dict(settings.headers)
         self.clock = clock
 
     def send(self, notifications: list[Notification]) -> None:

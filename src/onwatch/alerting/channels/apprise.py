@@ -1,26 +1,29 @@
 """Apprise: mail, chat and push services through one Apprise URL (mailto://, slack://, ntfy://…).
 
 Messages are handed over as plain text; Apprise converts and escapes them for services that
-show HTML or Markdown. Several notifications due together go out as one message.
+show HTML or Markdown. Several notifications due together go out as one message. Apprise is
+imported where it is used: validating a configuration imports every kind's module.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
-import apprise
-from apprise.exception import AppriseException
+from pydantic import Field, field_validator
 
 from onwatch.alerting import render
+from onwatch.alerting.channels.base import ChannelSettings, with_stand_ins
 from onwatch.alerting.notification import Event
 from onwatch.alerting.render import clean
-from onwatch.durations import parse_duration
+from onwatch.durations import Duration
 from onwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
+    from apprise.plugins.base import NotifyBase
+
     from onwatch.alerting.notification import Notification
 
 WIKI = "https://github.com/caronc/apprise/wiki"
@@ -30,32 +33,38 @@ _FAILING = frozenset(
 )
 
 
+class AppriseSettings(ChannelSettings):
+    """A ``[notify.NAME]`` table with ``type = "apprise"`` (the default): one Apprise URL."""
+
+    type: Literal["apprise"] = Field(
+        default="apprise", description="apprise: mail, chat, paging… through one Apprise URL."
+    )
+    group_window: Duration = Field(
+        default=60.0,
+        description="Notifications within this window after one is sent go out together as "
+        "one message.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _understood(cls, url: str) -> str:
+        _service(with_stand_ins(url))
+        return url
+
+
 class Apprise:
     """Send notifications, grouped into one message, to one Apprise URL."""
 
     grouped = True
 
-    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+    def __init__(self, name: str, settings: AppriseSettings) -> None:
         self.name = name
-        url = str(settings["url"])
-        # Apprise logs its own complaint about a bad URL; ours below says it once, with the fix.
-        apprise_log = logging.getLogger("apprise")
-        level = apprise_log.level
-        apprise_log.setLevel(logging.CRITICAL)
+        url = settings.url
         try:
-            service = apprise.Apprise.instantiate(url, suppress_exceptions=False)
-            why = "unknown service"
-        except (AppriseException, TypeError, ValueError) as exc:
-            service, why = None, _scrub(clean(str(exc), one_line=True, limit=200), url)
-        finally:
-            apprise_log.setLevel(level)
-        if service is None:
-            scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
-            raise ValueError(
-                f"channel '{name}': '{scheme}://…' is not a URL Apprise understands ({why}); "
-                f"see {WIKI}"
-            )
-        self.timeout = parse_duration(settings.get("timeout", 10))
+            service = _service(url)
+        except ValueError as exc:
+            raise ValueError(f"channel '{name}': {exc}") from None
+        self.timeout = settings.timeout
         # Apprise's own defaults wait up to 15 s to connect; the channel's timeout wins.
         service.socket_connect_timeout = self.timeout
         service.socket_read_timeout = self.timeout
@@ -64,11 +73,15 @@ class Apprise:
         # The privacy form masks passwords and tokens but not every query parameter (custom
         # headers such as json://…?-X-Token=…), so errors show it without its query.
         self.where = private.split("?", 1)[0]
+        import apprise
+
         self._apprise = apprise.Apprise()
         self._apprise.add(service)
 
     def send(self, notifications: list[Notification]) -> None:
         """Send the notifications as one message, or raise DeliveryError."""
+        import apprise
+
         if not notifications:
             return
         if len(notifications) == 1:
@@ -107,6 +120,28 @@ class Apprise:
             reason = reason.replace(secret, "****")
         # Apprise cannot tell a refused message from an unreachable server: always retry.
         raise DeliveryError(f"apprise '{self.name}': {reason} ({self.where})")
+
+
+def _service(url: str) -> NotifyBase:
+    """Return the Apprise service of ``url``, or raise ValueError saying what is wrong with it."""
+    import apprise
+    from apprise.exception import AppriseException
+
+    # Apprise logs its own complaint about a bad URL; ours below says it once, with the fix.
+    apprise_log = logging.getLogger("apprise")
+    level = apprise_log.level
+    apprise_log.setLevel(logging.CRITICAL)
+    try:
+        service = apprise.Apprise.instantiate(url, suppress_exceptions=False)
+        why = "unknown service"
+    except (AppriseException, TypeError, ValueError) as exc:
+        service, why = None, _scrub(clean(str(exc), one_line=True, limit=200), url)
+    finally:
+        apprise_log.setLevel(level)
+    if service is None:
+        scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
+        raise ValueError(f"'{scheme}://…' is not a URL Apprise understands ({why}); see {WIKI}")
+    return service
 
 
 def _scrub(text: str, url: str) -> str:

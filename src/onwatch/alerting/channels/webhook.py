@@ -1,21 +1,24 @@
 """Webhook: POST each notification's versioned JSON payload (docs/webhooks.md) to a URL.
 
-``post_json`` and ``safe_url`` are shared with the Alertmanager channel, which speaks the same
-HTTP with another body.
+``HttpSettings``, ``post_json`` and ``safe_url`` are shared with the Alertmanager channel, which
+speaks the same HTTP with another body. httpx is imported where it is used: validating a
+configuration imports every kind's module, and most configurations have no HTTP channel.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
+from pydantic import Field, field_validator
 
 from onwatch import __version__
+from onwatch.alerting.channels.base import ChannelSettings, with_stand_ins
 from onwatch.alerting.render import clean
-from onwatch.durations import parse_duration
 from onwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
+    import httpx
+
     from onwatch.alerting.notification import Notification
 
 USER_AGENT = f"onwatch/{__version__}"
@@ -23,16 +26,39 @@ USER_AGENT = f"onwatch/{__version__}"
 TEMPORARY_STATUSES = frozenset({408, 425, 429})
 
 
+class HttpSettings(ChannelSettings):
+    """The keys of a channel that POSTs to an http(s) URL."""
+
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers, e.g. an Authorization header; values may hold ${NAME}.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        check_url(url)
+        return url
+
+
+class WebhookSettings(HttpSettings):
+    """A ``[notify.NAME]`` table with ``type = "webhook"``."""
+
+    type: Literal["webhook"] = Field(
+        default="webhook", description="webhook: a JSON POST of the versioned payload."
+    )
+
+
 class Webhook:
     """Send one POST per notification."""
 
     grouped = False
 
-    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+    def __init__(self, name: str, settings: WebhookSettings) -> None:
         self.name = name
-        self.url = check_url(name, settings["url"])
-        self.timeout = parse_duration(settings.get("timeout", 10))
-        self.headers: dict[str, str] = dict(settings.get("headers") or {})
+        self.url = settings.url
+        self.timeout = settings.timeout
+        self.headers = dict(settings.headers)
 
     def send(self, notifications: list[Notification]) -> None:
         """POST each notification's payload, or raise DeliveryError."""
@@ -46,19 +72,25 @@ class Webhook:
             )
 
 
-def check_url(name: str, url: object) -> str:
-    """Return ``url`` if it is an http(s) URL, else raise ValueError naming the channel."""
+def check_url(url: str) -> None:
+    """Raise ValueError unless ``url`` (where ``${NAME}`` may stand) is an http(s) URL."""
+    import httpx
+
     try:
-        parsed = httpx.URL(str(url))
+        parsed = httpx.URL(with_stand_ins(url))
     except httpx.InvalidURL as exc:
-        raise ValueError(f"channel '{name}': url is not a valid URL ({exc})") from None
+        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"channel '{name}': url must start with http:// or https://")
-    return str(url)
+        raise ValueError(
+            f"an http(s) URL is needed: it starts with http:// or https:// and names a host "
+            f"(got {url!r})"
+        )
 
 
 def safe_url(url: str) -> str:
     """Return ``url`` as scheme://host[:port]/path: no user, password or query (tokens)."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -72,6 +104,8 @@ def post_json(
     label: str, url: str, body: Any, *, headers: dict[str, str], timeout: float
 ) -> httpx.Response:
     """POST ``body`` as JSON; return the 2xx response or raise DeliveryError."""
+    import httpx
+
     where = safe_url(url)
     try:
         with httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}) as client:
@@ -94,6 +128,8 @@ def post_json(
 
 def _reason(exc: Exception, url: str) -> str:
     # httpx messages name the OS error, but make sure no part of the URL's secrets slips through.
+    import httpx
+
     text = clean(str(exc), one_line=True, limit=200) or type(exc).__name__
     secrets = [url]
     try:
