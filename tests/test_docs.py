@@ -7,8 +7,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onwatch.alerting.channels.base import ChannelSettings
-from onwatch.alerting.channels.registry import KINDS
+from onwatch.channels.base import ChannelSettings
+from onwatch.channels.registry import KINDS
 from onwatch.config import Check, Settings, Silence, Watch
 from onwatch.config.models import (
     BrowserModel,
@@ -88,7 +88,7 @@ def test_every_field_of_the_json_contracts_is_documented() -> None:
 
 
 def test_every_field_of_the_webhook_payload_is_documented() -> None:
-    from onwatch.alerting.notification import Event, Notification
+    from onwatch.channels.notification import Event, Notification
 
     payload = Notification(event=Event.TEST, key="k", summary="s").payload()
     assert documented_keys(ROOT / "docs" / "webhooks.md", "## Payload") >= set(payload)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from daemon import Daemon
-from onwatch.alerting.notification import Event, Notification
+from onwatch.channels.notification import Event, Notification
 from onwatch.config import load_config
 from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
 from onwatch.store import CheckHistory, open_store

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from onwatch.alerting.channels.webhook import Webhook, WebhookSettings
-from onwatch.alerting.notification import Event, Notification
 from onwatch.alerting.outbox import Outbox, OutboxWorker, retry_delay
+from onwatch.channels.notification import Event, Notification
+from onwatch.channels.webhook import Webhook, WebhookSettings
 from onwatch.errors import DeliveryError
 from onwatch.store import open_store
 from onwatch.store.outbox import Delivery, DeliveryStatus, OutboxStore

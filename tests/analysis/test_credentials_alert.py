@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from onwatch.alerting.engine import facts_of
+from onwatch.cli.demo import SUITE_DIR
 from onwatch.demo.app import Faults, serve
-from onwatch.demo.command import SUITE_DIR
 from onwatch.model import Outcome, Run
 
 CONFIG = """\

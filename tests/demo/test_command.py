@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from onwatch.demo.command import missing_for_journeys
+from onwatch.cli.demo import missing_for_journeys
 
 
 def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from browser import chromium_path
+from onwatch.cli.demo import write_demo_config
 from onwatch.config import Config, load_config
 from onwatch.demo.app import DemoServer, serve
-from onwatch.demo.command import write_demo_config
 from onwatch.state.health import Health
 from onwatch.store import open_store
 from onwatch.web.app import create_site_app

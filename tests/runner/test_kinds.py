@@ -132,7 +132,11 @@ def test_a_check_of_a_kind_the_runner_does_not_know_is_a_config_error(tmp_path: 
 
 def test_the_config_accepts_exactly_the_registered_kinds() -> None:
     assert get_args(CheckModel.model_fields["kind"].annotation) == tuple(KINDS)
-    assert CheckModel.model_fields["kind"].default == "pytest" == make_check(tests=["t"], every="1m").kind
+    assert (
+        CheckModel.model_fields["kind"].default
+        == "pytest"
+        == make_check(tests=["t"], every="1m").kind
+    )
     assert set(builtin().known) == set(KINDS)
 
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from onwatch.alerting.notification import Event, FailingTest, Notification
 from onwatch.alerting.outbox import Outbox
 from onwatch.alerting.rules import Change, Incident, Policy, RunFacts, on_run, reminder_due
 from onwatch.alerting.silences import Window, active_windows, silenced
 from onwatch.analysis.categorize import dominant_category, summarize
+from onwatch.channels.notification import Event, FailingTest, Notification
 from onwatch.config import Config
 from onwatch.durations import format_duration
 from onwatch.errors import StoreError

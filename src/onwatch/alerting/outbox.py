@@ -30,8 +30,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from onwatch.alerting.channels import Channel
-from onwatch.alerting.notification import Event, Notification
+from onwatch.channels import Channel
+from onwatch.channels.notification import Event, Notification
 from onwatch.errors import DeliveryError, StoreError
 from onwatch.model import utcnow
 from onwatch.store.outbox import ChannelState, Delivery, OutboxStore

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from onwatch.alerting.notification import FailingTest
+from onwatch.channels.notification import FailingTest
 from onwatch.model import RunStatus
 
 FAILING = frozenset({RunStatus.FAILED, RunStatus.ERROR, RunStatus.TIMEOUT})

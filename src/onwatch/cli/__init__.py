@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from onwatch.demo.command import run_demo
+            from onwatch.cli.demo import run_demo
 
             return run_demo(args)
         if args.command == "token":

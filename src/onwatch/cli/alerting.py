@@ -41,8 +41,8 @@ def silence(config: Config, check: str | None, duration: str, reason: str) -> in
 
 def notify_test(config: Config, channel: str) -> int:
     """Send a test notification through one channel, now, and say how it went."""
-    from onwatch.alerting.channels import build_channel
-    from onwatch.alerting.notification import Event, Notification
+    from onwatch.channels import build_channel
+    from onwatch.channels.notification import Event, Notification
 
     if channel not in config.channels:
         known = ", ".join(sorted(config.channels)) or "none; add a [notify.NAME] table"

@@ -10,8 +10,8 @@ from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from onwatch.alerting.notification import Notification
     from onwatch.alerting.outbox import Outbox
+    from onwatch.channels.notification import Notification
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
     from onwatch.store.sql import SqlStore
@@ -57,8 +57,8 @@ def watch_check(config: Config, name: str, *, json_output: bool) -> int:
 
 
 def _outbox(config: Config, store: SqlStore, runner: Runner) -> Outbox:
-    from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox
+    from onwatch.channels import build_channel
     from onwatch.store.outbox import OutboxStore
 
     lookup = runner.keeper.resolver(config.settings.secrets)

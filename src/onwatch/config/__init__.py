@@ -5,7 +5,7 @@ the frozen records the rest of onwatch reads (``Config``, ``Check``…), filled 
 models validated; ``load`` finds and reads a file (cached by content); ``schema`` validates it
 and reports every problem with its file, line and fix (``locate``); ``files`` checks what the
 file names on disk at every load, cached or not. ``[notify.NAME]`` tables are validated by the
-channels' own models, reached through ``alerting.channels.registry``. Nothing in this package
+channels' own models, reached through ``channels.registry``. Nothing in this package
 imports the package itself, so it has no import circle.
 """
 

@@ -2,7 +2,7 @@
 
 One model per table; ``schema`` validates a file with them and reports problems with their line,
 and the records of ``records`` get every value from what they return: no default is written
-twice. ``[notify.NAME]`` tables are the channels' own models (``alerting.channels.registry``).
+twice. ``[notify.NAME]`` tables are the channels' own models (``channels.registry``).
 Every field is documented in docs/configuration.md, and a test fails when one is missing there.
 """
 

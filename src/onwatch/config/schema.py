@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from onwatch.alerting.channels.registry import DEFAULT, KINDS
-from onwatch.alerting.channels.secret import placeholders as channel_placeholders
+from onwatch.channels.registry import DEFAULT, KINDS
+from onwatch.channels.secret import placeholders as channel_placeholders
 from onwatch.config.files import missing_files, root_of
 from onwatch.config.locate import did_you_mean, explain, problem, read_toml
 from onwatch.config.models import (

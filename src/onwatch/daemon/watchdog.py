@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from onwatch.alerting.notification import Event, Notification
+from onwatch.channels.notification import Event, Notification
 from onwatch.config import Config
 from onwatch.durations import format_duration
 from onwatch.errors import DeliveryError
@@ -25,7 +25,7 @@ from onwatch.model import Run, utcnow
 from onwatch.schedule import expected_by, missed_slots
 
 if TYPE_CHECKING:
-    from onwatch.alerting.channels import Channel
+    from onwatch.channels import Channel
     from onwatch.store import CheckHistory, Store
 
 log = logging.getLogger("onwatch.daemon.watchdog")

@@ -23,9 +23,9 @@ from onwatch.model import RunStatus
 from onwatch.state.health import Health
 
 if TYPE_CHECKING:
-    from onwatch.alerting.channels import Channel
     from onwatch.alerting.engine import Alerting
     from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.channels import Channel
     from onwatch.daemon.heartbeat import Heartbeat
     from onwatch.daemon.watchdog import Watchdog
     from onwatch.model import Run
@@ -297,8 +297,8 @@ def _start_watches(
 def _start_outbox(
     config: Config, store: SqlStore, keeper: Keeper
 ) -> tuple[dict[str, Channel], Outbox, OutboxWorker]:
-    from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
+    from onwatch.channels import build_channel
     from onwatch.store.outbox import OutboxStore
 
     lookup = keeper.resolver(config.settings.secrets)

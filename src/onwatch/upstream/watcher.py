@@ -23,7 +23,7 @@ from onwatch.errors import BuildError, IndexProblem, SecretError, StoreError
 from onwatch.model import Run, RunStatus, Trigger, utcnow
 
 if TYPE_CHECKING:
-    from onwatch.alerting.notification import Notification
+    from onwatch.channels.notification import Notification
     from onwatch.config import Config, Watch
     from onwatch.runner.execute import Runner
     from onwatch.store.upstream import UpstreamStore
@@ -319,7 +319,7 @@ class Watcher:
     # -- alerts --------------------------------------------------------------------------------
 
     def _announce(self, broken: Breakage) -> None:
-        from onwatch.alerting.notification import Event, FailingTest, Notification
+        from onwatch.channels.notification import Event, FailingTest, Notification
 
         log.warning(broken.summary, extra={"fields": {"run_id": broken.run_id}})
         if self.notify is None:
@@ -345,7 +345,7 @@ class Watcher:
         self.notify(notification, self.config.channels_of(broken.check))
 
     def _poll_failed(self, name: str, watch: Watch, package: str, error: str) -> None:
-        from onwatch.alerting.notification import Event, Notification
+        from onwatch.channels.notification import Event, Notification
 
         summary = self.store.summaries(name, [package])[0]
         log.warning(
@@ -368,7 +368,7 @@ class Watcher:
         self.notify(notification, self._channels(watch))
 
     def _poll_recovered(self, name: str, watch: Watch, package: str) -> None:
-        from onwatch.alerting.notification import Event, Notification
+        from onwatch.channels.notification import Event, Notification
 
         if self.notify is None:
             return

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from onwatch import __version__
-from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.webhook import Webhook, WebhookSettings
-from onwatch.alerting.notification import Event, FailingTest, Notification
+from onwatch.channels import build_channel
+from onwatch.channels.notification import Event, FailingTest, Notification
+from onwatch.channels.webhook import Webhook, WebhookSettings
 from onwatch.errors import DeliveryError
 from receivers import Behaviour, HttpReceiver
 

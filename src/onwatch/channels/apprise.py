@@ -14,17 +14,17 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
-from onwatch.alerting import render
-from onwatch.alerting.channels.base import ChannelSettings, with_stand_ins
-from onwatch.alerting.notification import Event
-from onwatch.alerting.render import clean
+import onwatch.channels.render as render
+from onwatch.channels.base import ChannelSettings, with_stand_ins
+from onwatch.channels.notification import Event
+from onwatch.channels.render import clean
 from onwatch.durations import Duration
 from onwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
     from apprise.plugins.base import NotifyBase
 
-    from onwatch.alerting.notification import Notification
+    from onwatch.channels.notification import Notification
 
 WIKI = "https://github.com/caronc/apprise/wiki"
 # Apprise colours and icons follow the notify type on the services that have them.

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from onwatch import __version__
-from onwatch.alerting.channels.base import ChannelSettings, with_stand_ins
-from onwatch.alerting.render import clean
+from onwatch.channels.base import ChannelSettings, with_stand_ins
+from onwatch.channels.render import clean
 from onwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
     import httpx
 
-    from onwatch.alerting.notification import Notification
+    from onwatch.channels.notification import Notification
 
 USER_AGENT = f"onwatch/{__version__}"
 # Answers that mean "not now": request timeout, too early, rate limited. Every 5xx too.

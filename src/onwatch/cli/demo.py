@@ -9,7 +9,7 @@ from pathlib import Path
 from onwatch.config import CONFIG_FILE
 from onwatch.errors import ConfigError
 
-SUITE_DIR = Path(__file__).parent / "suite"
+SUITE_DIR = Path(__file__).resolve().parents[1] / "demo" / "suite"
 
 CONFIG_TEMPLATE = """\
 # Written by `onwatch demo`; it is rewritten each time the demo starts.

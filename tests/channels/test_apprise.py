@@ -9,10 +9,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from onwatch.alerting import render
-from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.apprise import Apprise, AppriseSettings
-from onwatch.alerting.notification import Event, FailingTest, Notification
+from onwatch.channels import build_channel, render
+from onwatch.channels.apprise import Apprise, AppriseSettings
+from onwatch.channels.notification import Event, FailingTest, Notification
 from onwatch.errors import DeliveryError
 from receivers import Mailbox, smtp_server
 

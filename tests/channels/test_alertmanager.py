@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.alertmanager import Alertmanager, AlertmanagerSettings
-from onwatch.alerting.notification import Event, FailingTest, Notification
+from onwatch.channels import build_channel
+from onwatch.channels.alertmanager import Alertmanager, AlertmanagerSettings
+from onwatch.channels.notification import Event, FailingTest, Notification
 from onwatch.errors import DeliveryError
 
 

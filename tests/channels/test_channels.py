@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from onwatch.alerting.channels import build_channel
-from onwatch.alerting.channels.base import ChannelSettings
-from onwatch.alerting.channels.registry import DEFAULT, KINDS
-from onwatch.alerting.notification import Event, Notification
+from onwatch.channels import build_channel
+from onwatch.channels.base import ChannelSettings
+from onwatch.channels.notification import Event, Notification
+from onwatch.channels.registry import DEFAULT, KINDS
 from onwatch.errors import DeliveryError
 from receivers import HttpReceiver
 

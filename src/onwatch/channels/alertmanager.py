@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from onwatch.alerting import render
-from onwatch.alerting.channels.webhook import HttpSettings, post_json
-from onwatch.alerting.notification import Event, Notification
+import onwatch.channels.render as render
+from onwatch.channels.notification import Event, Notification
+from onwatch.channels.webhook import HttpSettings, post_json
 from onwatch.durations import Duration
 from onwatch.model import as_utc
 

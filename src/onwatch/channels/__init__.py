@@ -1,8 +1,11 @@
 """Notification transports: one module per kind, each owning its settings; one registry line each.
 
-``base`` holds the ``Channel`` protocol and the keys every kind has, ``registry`` maps each
-``type`` to its settings model and transport class, ``secret`` fills ``${NAME}`` at send time.
-``build_channel`` turns a validated ``[notify.NAME]`` table into a channel.
+``notification`` is the record every channel carries and ``render`` turns it into text for
+each format (pure, escaping included). ``base`` holds the ``Channel`` protocol and the keys
+every kind has, ``registry`` maps each ``type`` to its settings model and transport class,
+``secret`` fills ``${NAME}`` at send time. ``build_channel`` turns a validated
+``[notify.NAME]`` table into a channel. This package sits below ``config`` and ``alerting``:
+it imports neither.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from onwatch.alerting.channels.base import Channel
-from onwatch.alerting.channels.registry import kind_of
-from onwatch.alerting.channels.secret import SecretChannel, placeholders
+from onwatch.channels.base import Channel
+from onwatch.channels.registry import kind_of
+from onwatch.channels.secret import SecretChannel, placeholders
 
 __all__ = ["Channel", "build_channel"]
 

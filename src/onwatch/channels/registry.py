@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from onwatch.alerting.channels.alertmanager import Alertmanager, AlertmanagerSettings
-from onwatch.alerting.channels.apprise import Apprise, AppriseSettings
-from onwatch.alerting.channels.base import Channel, ChannelSettings
-from onwatch.alerting.channels.webhook import Webhook, WebhookSettings
+from onwatch.channels.alertmanager import Alertmanager, AlertmanagerSettings
+from onwatch.channels.apprise import Apprise, AppriseSettings
+from onwatch.channels.base import Channel, ChannelSettings
+from onwatch.channels.webhook import Webhook, WebhookSettings
 
 S = TypeVar("S", bound=ChannelSettings)
 S_contra = TypeVar("S_contra", bound=ChannelSettings, contravariant=True)

@@ -17,8 +17,8 @@ from onwatch.secrets import fill
 from onwatch.secrets import placeholders as names_in
 
 if TYPE_CHECKING:
-    from onwatch.alerting.channels.base import Channel
-    from onwatch.alerting.notification import Notification
+    from onwatch.channels.base import Channel
+    from onwatch.channels.notification import Notification
 
 Lookup = Callable[[list[str]], dict[str, str]]
 Build = Callable[[str, Mapping[str, Any]], "Channel"]

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from onwatch.alerting.notification import Event, Notification
+from onwatch.channels.notification import Event, Notification
 from onwatch.model import as_utc
 
 PREFIX = "[onwatch]"

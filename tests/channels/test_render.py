@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from onwatch.alerting import render
-from onwatch.alerting.notification import Event, FailingTest, Notification
+from onwatch.channels import render
+from onwatch.channels.notification import Event, FailingTest, Notification
 
 OPENED = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
 HOSTILE_NAME = "tests/test_x.py::test_<script>alert(1)</script>"

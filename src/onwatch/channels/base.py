@@ -16,7 +16,7 @@ from onwatch.durations import Duration
 from onwatch.secrets import fill, placeholders
 
 if TYPE_CHECKING:
-    from onwatch.alerting.notification import Notification
+    from onwatch.channels.notification import Notification
 
 # What ``${NAME}`` becomes while a URL is checked: its value is only known when it is sent.
 STAND_IN = "secret-stand-in"
