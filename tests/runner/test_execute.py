@@ -215,3 +215,70 @@ def test_a_run_that_cannot_start_is_an_error_run_not_a_crash(tmp_path: Path) -> 
     assert run.status is RunStatus.ERROR
     assert run.error is not None and run.error.startswith("onwatch could not start the run")
     assert "gone" in run.error
+
+
+def _never_a_pid() -> int:
+    """Return a process id no process can have: the kernel hands out ids below pid_max."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text())
+
+
+def _leave_in_flight(root: Path, events: bytes | None) -> tuple[Runner, str]:
+    """Write the files a dead onwatch leaves for a run it had started; return a runner."""
+    import json
+    import uuid
+
+    config = load_config(make_project(root, {"c": {"tests": ["."], "every": "1m"}}))
+    inflight = config.state_dir / "inflight"
+    inflight.mkdir(parents=True)
+    run_id = str(uuid.uuid4())
+    meta = {
+        "id": run_id,
+        "check": "c",
+        "trigger": "schedule",
+        "scheduled_for": "2026-03-01T10:00:00+00:00",
+        "started_at": "2026-03-01T10:00:01+00:00",
+        "config_digest": "0123456789abcdef",
+        "timeout": 60,
+        "selection": ".",
+        "pid": _never_a_pid(),
+        "detail": {},
+    }
+    (inflight / f"{run_id}.json").write_text(json.dumps(meta))
+    if events is not None:
+        (inflight / f"{run_id}.1.events").write_bytes(events)
+    return Runner(config), run_id
+
+
+def test_a_recovered_run_keeps_the_tests_its_truncated_events_file_holds(tmp_path: Path) -> None:
+    dead = _never_a_pid()
+    events = (
+        f'{{"event":"start","pid":{dead},"attempt":1,"rootdir":"{tmp_path}"}}\n'
+        '{"event":"collected","count":2}\n'
+        '{"event":"begin","nodeid":"test_a.py::test_one"}\n'
+        '{"event":"result","nodeid":"test_a.py::test_one","outcome":"passed","phase":"call",'
+        '"duration":0.5,"attempt":1}\n'
+        '{"event":"begin","nodeid":"test_a.py::test_two"}\n'
+        '{"event":"result","nodeid":"test_a.py::te'  # the writer died here
+    ).encode()
+    runner, run_id = _leave_in_flight(tmp_path, events)
+    [run] = runner.recover()
+    assert (run.id, run.check, run.status) == (run_id, "c", RunStatus.ERROR)
+    assert run.error == (
+        "interrupted: onwatch stopped while running test_a.py::test_two (1 of 2 tests finished)"
+    )
+    outcomes = {r.nodeid: r.outcome for r in run.final_results()}
+    assert outcomes == {"test_a.py::test_one": Outcome.PASSED, "test_a.py::test_two": Outcome.ERROR}
+    assert run.scheduled_for is not None and run.collected == 2
+
+
+def test_a_recovered_run_without_an_events_file_is_interrupted_with_no_results(
+    tmp_path: Path,
+) -> None:
+    runner, run_id = _leave_in_flight(tmp_path, None)
+    [run] = runner.recover()
+    assert (run.id, run.status, run.error) == (
+        run_id,
+        RunStatus.ERROR,
+        "interrupted: onwatch stopped",
+    )
+    assert (run.collected, run.results) == (None, ())
