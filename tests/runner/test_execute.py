@@ -85,18 +85,6 @@ def test_it_retries_only_failed_tests_and_keeps_every_attempt(outcomes_run: Run)
     assert attempts["test_xfails"] == [(1, Outcome.XFAILED, True)]
 
 
-def test_a_flaky_test_alone_does_not_fail_the_run(tmp_path: Path) -> None:
-    run = run_check(
-        tmp_path,
-        "outcomes",
-        keyword="test_flaky or test_passes",
-        retries=2,
-        env={"FLAKY_STATE": str(tmp_path / "state")},
-    )
-    assert run.status is RunStatus.PASSED
-    assert finals(run)["test_flaky"].outcome is Outcome.FLAKY
-
-
 def test_it_kills_the_whole_process_tree_on_timeout(tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
     started = time.monotonic()
