@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from suites import make_project
+from waiting import wait_until
 
 RUN_KEYS = {"id", "check", "status", "error", "started_at", "finished_at", "collected", "results"}
 RESULT_KEYS = {"nodeid", "outcome", "phase", "duration", "attempt", "exception", "message"}
@@ -269,7 +270,6 @@ def test_checks_run_in_parallel_up_to_max_parallel(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -> None:
     import signal
-    import time
 
     make_project(
         tmp_path,
@@ -284,10 +284,11 @@ def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -
         text=True,
     ) as process:
         inflight = tmp_path / ".onwatch" / "inflight"
-        deadline = time.monotonic() + 30
-        while not any("test_slow" in p.read_text() for p in inflight.glob("*.events")):
-            assert time.monotonic() < deadline, "the slow test never started"
-            time.sleep(0.05)
+        wait_until(
+            lambda: any("test_slow" in p.read_text() for p in inflight.glob("*.events")),
+            "the slow test started",
+            timeout=30,
+        )
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

@@ -16,6 +16,7 @@ from onwatch.config import load_config
 from onwatch.model import Outcome, Run, RunStatus, TestResult
 from onwatch.runner.execute import Runner
 from suites import make_project
+from waiting import wait_until
 
 
 def run_check(root: Path, suite: str, **check: object) -> Run:
@@ -167,15 +168,16 @@ def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> N
     )
     owner = subprocess.Popen([sys.executable, "-c", script, str(path), "onwatch"])
     inflight = tmp_path / ".onwatch" / "inflight"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def hanging() -> bool:
         events = b"".join(p.read_bytes() for p in inflight.glob("*.events"))
-        if b"test_hangs" in events and pids_file.exists():
-            break
-        time.sleep(0.1)
-    else:
+        return b"test_hangs" in events and pids_file.exists()
+
+    try:
+        wait_until(hanging, "the hanging test started", timeout=20)
+    except AssertionError:
         owner.kill()
-        pytest.fail("the hanging test never started")
+        raise
     os.kill(owner.pid, signal.SIGKILL)  # onwatch dies; its pytest process lives on
     owner.wait()
     [run] = Runner(load_config(path)).recover()
