@@ -250,8 +250,10 @@ def test_once_shows_live_progress_and_failures_on_a_terminal(project: Path) -> N
 
 
 def test_checks_run_in_parallel_up_to_max_parallel(tmp_path: Path) -> None:
+    # Both runs start together when two may run at once: a run lasting a pytest start-up and a
+    # short sleep overlaps the other for sure, however loaded the machine.
     checks = {
-        name: {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "1.5"}}
+        name: {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "0.3"}}
         for name in ("one", "two")
     }
 
