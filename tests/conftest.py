@@ -48,7 +48,7 @@ def own_postgres(postgres_url: str) -> Iterator[PgServer]:
 
 @pytest.fixture(scope="module")
 def shared_receiver() -> Iterator[HttpReceiver]:
-    """An HTTP receiver on 127.0.0.1 for a whole test module (stopping one costs 0.5 s)."""
+    """An HTTP receiver on 127.0.0.1 for a whole test module."""
     with HttpReceiver() as running:
         yield running
 

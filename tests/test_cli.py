@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from suites import make_project
+from waiting import wait_until
 
 RUN_KEYS = {"id", "check", "status", "error", "started_at", "finished_at", "collected", "results"}
 RESULT_KEYS = {"nodeid", "outcome", "phase", "duration", "attempt", "exception", "message"}
@@ -249,8 +250,10 @@ def test_once_shows_live_progress_and_failures_on_a_terminal(project: Path) -> N
 
 
 def test_checks_run_in_parallel_up_to_max_parallel(tmp_path: Path) -> None:
+    # Both runs start together when two may run at once: a run lasting a pytest start-up and a
+    # short sleep overlaps the other for sure, however loaded the machine.
     checks = {
-        name: {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "1.5"}}
+        name: {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "0.3"}}
         for name in ("one", "two")
     }
 
@@ -269,7 +272,6 @@ def test_checks_run_in_parallel_up_to_max_parallel(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -> None:
     import signal
-    import time
 
     make_project(
         tmp_path,
@@ -284,10 +286,11 @@ def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -
         text=True,
     ) as process:
         inflight = tmp_path / ".onwatch" / "inflight"
-        deadline = time.monotonic() + 30
-        while not any("test_slow" in p.read_text() for p in inflight.glob("*.events")):
-            assert time.monotonic() < deadline, "the slow test never started"
-            time.sleep(0.05)
+        wait_until(
+            lambda: any("test_slow" in p.read_text() for p in inflight.glob("*.events")),
+            "the slow test started",
+            timeout=30,
+        )
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

@@ -129,7 +129,7 @@ def test_a_second_signal_kills_runs_at_once(tmp_path: Path) -> None:
     with Daemon(config) as daemon:
         daemon.wait_for(lambda d: in_flight(tmp_path, "test_slow"))
         daemon.process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        daemon.wait_for(lambda d: any("then stopping" in str(x.get("message")) for x in d.lines()))
         started = time.monotonic()
         assert daemon.stop(signal.SIGINT) == 0
         assert time.monotonic() - started < 10

@@ -59,9 +59,11 @@ def test_heartbeat_pings_stop_when_the_daemon_is_frozen_and_resume_after(
             receiver.wait_for(2, timeout=20)
             os.kill(daemon.process.pid, signal.SIGSTOP)
             try:
-                time.sleep(0.5)  # a ping already on its way may still land
+                # A window of about two pings (the loop pings at most once a second): the one
+                # thing a test cannot wait for is nothing happening.
+                time.sleep(0.2)  # a ping already on its way may still land
                 frozen = len(receiver.received)
-                time.sleep(3)
+                time.sleep(2)
                 assert len(receiver.received) == frozen  # a frozen onwatch pings no more
             finally:
                 os.kill(daemon.process.pid, signal.SIGCONT)

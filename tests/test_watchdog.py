@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from daemon import Daemon
 from onwatch.channels.notification import Event, Notification
 from onwatch.config import load_config
 from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
+from onwatch.model import Trigger, utcnow
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
 from records import make_run
@@ -193,17 +193,23 @@ def test_a_restart_after_downtime_records_the_gap_and_alerts_once(
         suites=("many",),
         channels={"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}},
     )
-    with Daemon(config) as daemon:
-        daemon.wait_for(lambda d: len(d.runs()) >= 2)
-        daemon.stop()
-    time.sleep(3.5)
+    # The last run a daemon recorded before it went down, ten slots ago.
+    store = open_store(load_config(config).database_url)
+    try:
+        store.ensure_schema()
+        slot = utcnow() - timedelta(seconds=10)
+        store.save_run(
+            make_run(check="api", started_at=slot, scheduled_for=slot, trigger=Trigger.SCHEDULE)
+        )
+    finally:
+        store.close()
     with Daemon(config) as daemon:
         [gap] = receiver.wait_for(1, timeout=20)
         daemon.wait_for(lambda d: len(d.runs()) >= 1)
         daemon.stop()
     body = gap.json()
     assert body["event"] == "monitor.degraded" and body["details"]["problem"] == "gap"
-    assert body["details"]["missed"]["api"] >= 2
+    assert body["details"]["missed"]["api"] >= 9  # the latest slot is run, not missed
     with sqlite3.connect(tmp_path / "onwatch.db") as db:
         down = db.execute("select count(*) from skipped_slots where reason = 'down'").fetchone()
     assert down[0] == body["details"]["missed"]["api"]
@@ -255,28 +261,30 @@ def test_a_run_whose_tests_were_all_skipped_is_an_error(tmp_path: Path) -> None:
 
 
 def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Path) -> None:
-    make_project(
+    path = make_project(
         tmp_path,
         {
-            # A 2 s timeout: a pytest start-up on a busy machine can take a second by itself.
-            "fast": {"tests": ["many"], "every": "2s", "timeout": "2s", "grace": "1s"},
+            "fast": {"tests": ["many"], "every": "1m", "timeout": "30s", "grace": "1m"},
             "slow": {"tests": ["many"], "every": "1h"},
         },
         suites=("many",),
     )
+    # The history says how old the last runs are: no need to wait for one to grow old.
+    store = open_store(load_config(path).database_url)
+    try:
+        store.ensure_schema()
+        now = utcnow()
+        store.save_run(make_run(check="fast", started_at=now - timedelta(minutes=3)))
+        store.save_run(make_run(check="slow", started_at=now - timedelta(minutes=3)))
+    finally:
+        store.close()
 
     def onwatch(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "MANY_TESTS": "1"}
         return subprocess.run(
-            [sys.executable, "-m", "onwatch", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
+            [sys.executable, "-m", "onwatch", *args], cwd=tmp_path, capture_output=True, text=True
         )
 
-    assert onwatch("once").returncode == 0
-    time.sleep(3.5)
+    # fast was due by 1m + 30s + 1m after its last run ended; slow not for an hour.
     checks = {c["name"]: c for c in json.loads(onwatch("status", "--json").stdout)["checks"]}
     assert checks["fast"]["overdue"] is True and checks["slow"]["overdue"] is False
     assert "(overdue)" in onwatch("status").stdout

@@ -1,11 +1,18 @@
-"""The outbox against real databases and real HTTP receivers on 127.0.0.1."""
+"""The outbox against real databases and real HTTP receivers on 127.0.0.1.
+
+Backoff and grouping windows run on a ``FakeClock``: a test moves time on instead of sleeping,
+and asserts the exact moments of each attempt. The worker's tests keep the real clock, as the
+worker waits in real time.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +28,11 @@ from onwatch.store.outbox import Delivery, DeliveryStatus, OutboxStore
 from onwatch.store.sql import SqlStore
 from pgserver import PgServer, fresh_database
 from receivers import Behaviour, HttpReceiver
+from waiting import FakeClock, wait_until
 
-# Small delays keep the file fast; the code paths are those of the daemon's defaults.
+# Small delays for the tests on the real clock; those on a fake one use the daemon's defaults.
 FAST: dict[str, Any] = {"base_delay": 0.05, "max_delay": 0.2}
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 class HttpChannel:
@@ -69,18 +78,30 @@ class FailsOnce:
         self.sent += notifications
 
 
+class NoJitter(random.Random):
+    """Retries exactly at their backoff, so that a test can name the moment."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+class LookingOutbox(Outbox):
+    """An outbox that tells when its worker has looked for work and is about to wait."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.looked = threading.Event()
+
+    def next_wake(self, limit: float = 1.0) -> float:
+        pause = super().next_wake(limit)
+        self.looked.set()
+        return pause
+
+
 def opened(key: str, check: str = "api") -> Notification:
     return Notification(
         event=Event.INCIDENT_OPENED, key=key, summary=f"{check} is failing", check=check
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def only(store: OutboxStore) -> Delivery:
@@ -130,14 +151,32 @@ def make_outbox() -> Iterator[Callable[..., Outbox]]:
     """Yield a factory of outboxes that are all closed after the test."""
     made: list[Outbox] = []
 
-    def make(store: OutboxStore, channels: list[Any], **options: Any) -> Outbox:
-        outbox = Outbox(store, {c.name: c for c in channels}, **{**FAST, **options})
+    def make(
+        store: OutboxStore, channels: list[Any], kind: type[Outbox] = Outbox, **options: Any
+    ) -> Outbox:
+        outbox = kind(store, {c.name: c for c in channels}, **{**FAST, **options})
         made.append(outbox)
         return outbox
 
     yield make
     for outbox in made:
         outbox.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def on_clock(make_outbox: Callable[..., Outbox], clock: FakeClock) -> Callable[..., Outbox]:
+    """Return a factory of outboxes on the fake clock, with the daemon's backoff, no jitter."""
+
+    def make(store: OutboxStore, channels: list[Any], **options: Any) -> Outbox:
+        defaults = {"clock": clock, "base_delay": 1.0, "max_delay": 300.0, "rng": NoJitter()}
+        return make_outbox(store, channels, **{**defaults, **options})
+
+    return make
 
 
 @pytest.fixture
@@ -158,7 +197,7 @@ def start_worker(make_outbox: Callable[..., Outbox]) -> Iterator[Callable[..., O
 
 @pytest.fixture(scope="module")
 def receivers() -> Iterator[tuple[HttpReceiver, HttpReceiver]]:
-    """Yield two receivers shared by the module's tests: stopping one takes half a second."""
+    """Yield two receivers shared by the module's tests."""
     with HttpReceiver() as first, HttpReceiver() as second:
         yield first, second
 
@@ -224,12 +263,11 @@ def test_it_delivers_through_the_webhook_channel(
     assert request.headers["idempotency-key"] == "api|opened|1"
 
 
-def test_it_retries_a_temporary_failure_and_then_delivers_once(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+def test_it_retries_a_temporary_failure_after_its_backoff_and_then_delivers_once(
+    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=500)
-    # A backoff long enough that "not due yet" holds on a busy machine.
-    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], base_delay=0.5, max_delay=1.0)
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
     outbox.enqueue(opened("api|opened|1"), ["hook"])
 
     assert outbox.deliver_due() == 0
@@ -239,35 +277,37 @@ def test_it_retries_a_temporary_failure_and_then_delivers_once(
         1,
         "HTTP 500",
     )
+    assert failed.next_attempt_at == T0 + timedelta(seconds=1)  # base_delay, no jitter
+    assert outbox.next_wake(limit=60.0) == 1.0
+    clock.advance(0.999)
     assert outbox.deliver_due() == 0  # not due yet: backing off
     assert len(receiver.received) == 1
 
     receiver.behaviour = Behaviour(status=200)
-    wait_until(lambda: outbox.deliver_due() == 1)
+    clock.advance(0.001)
+    assert outbox.deliver_due() == 1
+    clock.advance(3600)
     assert outbox.deliver_due() == 0
 
     assert len(receiver.received) == 2
     delivery = only(store)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
     attempts = store.attempts(delivery.id)
-    assert [(a.ok, a.permanent, a.error) for a in attempts] == [
-        (False, False, "HTTP 500"),
-        (True, False, None),
+    assert [(a.ok, a.permanent, a.error, a.attempted_at) for a in attempts] == [
+        (False, False, "HTTP 500", T0),
+        (True, False, None, T0 + timedelta(seconds=1)),
     ]
-    # The retry waited out the backoff of base_delay (plus jitter) after the first attempt.
-    assert failed.next_attempt_at - attempts[0].attempted_at >= timedelta(seconds=0.5)
-    assert attempts[1].attempted_at >= failed.next_attempt_at
 
 
 def test_it_does_not_retry_a_permanent_failure(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=400)
-    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
     outbox.enqueue(opened("api|opened|1"), ["hook"])
 
     assert outbox.deliver_due() == 0
-    time.sleep(0.2)  # several base delays
+    clock.advance(3600)  # far past any backoff
     assert outbox.deliver_due() == 0
 
     assert len(receiver.received) == 1
@@ -278,37 +318,51 @@ def test_it_does_not_retry_a_permanent_failure(
     assert outbox.next_wake() == 1.0  # nothing left to do
 
 
-def test_it_gives_up_after_max_attempts(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+def test_it_backs_off_exponentially_and_gives_up_after_max_attempts(
+    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=503)
-    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], max_attempts=3)
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)], max_attempts=3)
     outbox.enqueue(opened("api|opened|1"), ["hook"])
 
-    def failed() -> bool:
-        outbox.deliver_due()
-        return only(store).status is DeliveryStatus.FAILED
-
-    wait_until(failed)
-    time.sleep(0.3)
     assert outbox.deliver_due() == 0
+    for tries, delay in enumerate((1, 2), start=1):  # base_delay, then doubled
+        clock.advance(delay - 0.001)
+        assert outbox.deliver_due() == 0
+        assert len(receiver.received) == tries  # not due a moment early
+        clock.advance(0.001)
+        assert outbox.deliver_due() == 0
+    assert only(store).status is DeliveryStatus.FAILED
+    clock.advance(3600)
+    assert outbox.deliver_due() == 0
+    assert outbox.next_wake() == 1.0  # nothing left to do
 
     assert len(receiver.received) == 3
     delivery = only(store)
-    assert [a.error for a in store.attempts(delivery.id)] == ["HTTP 503"] * 3
-    assert [a.permanent for a in store.attempts(delivery.id)] == [False] * 3
+    attempts = store.attempts(delivery.id)
+    assert [a.attempted_at - T0 for a in attempts] == [
+        timedelta(0),
+        timedelta(seconds=1),
+        timedelta(seconds=3),
+    ]
+    assert [a.error for a in attempts] == ["HTTP 503"] * 3
+    assert [a.permanent for a in attempts] == [False] * 3
 
 
 def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
-    store: OutboxStore, make_outbox: Callable[..., Outbox], caplog: pytest.LogCaptureFixture
+    store: OutboxStore,
+    on_clock: Callable[..., Outbox],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     channel = FailsOnce("buggy")
-    outbox = make_outbox(store, [channel])
+    outbox = on_clock(store, [channel])
     outbox.enqueue(opened("api|opened|1"), ["buggy"])
 
     with caplog.at_level(logging.WARNING, logger="onwatch.alerting"):
         assert outbox.deliver_due() == 0
-    wait_until(lambda: outbox.deliver_due() == 1)
+    clock.advance(1)
+    assert outbox.deliver_due() == 1
 
     assert [n.key for n in channel.sent] == ["api|opened|1"]
     delivery = only(store)
@@ -337,28 +391,34 @@ def test_unknown_channels_are_logged_and_skipped(
 def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
     store: OutboxStore,
     receiver: HttpReceiver,
-    make_outbox: Callable[..., Outbox],
+    on_clock: Callable[..., Outbox],
+    clock: FakeClock,
     start_worker: Callable[..., OutboxWorker],
 ) -> None:
     gone = HttpReceiver()
     gone.server.server_close()  # a receiver that is down: its port refuses connections
-    first = make_outbox(store, [HttpChannel("hook", gone.url)])
+    first = on_clock(store, [HttpChannel("hook", gone.url)])
     first.enqueue(opened("api|opened|1"), ["hook"])
     assert first.deliver_due() == 0
-    wait_until(lambda: first.deliver_due() == 0 and only(store).attempts >= 2)
+    clock.advance(1)
+    assert first.deliver_due() == 0
+    assert only(store).attempts == 2
     first.close()
 
     # The receiver is up again elsewhere; a new outbox reads the same rows and sends there.
-    second = make_outbox(store, [HttpChannel("hook", receiver.url)])
-    start_worker(second)
+    clock.advance(2)
+    second = on_clock(store, [HttpChannel("hook", receiver.url)])
+    worker = start_worker(second)
     receiver.wait_for(1)
-    wait_until(lambda: only(store).status is DeliveryStatus.SENT)
-    time.sleep(0.3)  # several backoffs: a duplicate would have arrived by now
+    wait_until(lambda: only(store).status is DeliveryStatus.SENT, "the delivery is sent")
+    # The worker looks again after each send and once more as it stops: no second send.
+    worker.stop(timeout=5)
+    second.close()
     assert len(receiver.received) == 1
 
     delivery = only(store)
     attempts = store.attempts(delivery.id)
-    assert [a.ok for a in attempts] == [False] * (len(attempts) - 1) + [True]
+    assert [a.ok for a in attempts] == [False, False, True]
     assert all("ConnectError" in (a.error or "") for a in attempts[:-1])
 
 
@@ -373,6 +433,7 @@ def test_a_hanging_receiver_does_not_delay_another_channel(
 ) -> None:
     hanging = HttpReceiver(Behaviour(hang=True)).start()
     try:
+        # "slow" hangs until its 10 s timeout: "fast" waiting behind it would take that long.
         outbox = make_outbox(
             store, [HttpChannel("slow", hanging.url, timeout=10), HttpChannel("fast", receiver.url)]
         )
@@ -380,16 +441,14 @@ def test_a_hanging_receiver_does_not_delay_another_channel(
         outbox.enqueue(opened("api|opened|1"), ["slow", "fast"])
         started = time.monotonic()
         worker.wake()
-        receiver.wait_for(1)
-        hanging.wait_for(1)
-        assert time.monotonic() - started < 0.5
+        receiver.wait_for(1, timeout=5)
+        hanging.wait_for(1, timeout=5)
 
         # While "slow" still hangs on its first send, "fast" keeps sending at once.
         outbox.enqueue(opened("db|opened|1", check="db"), ["fast"])
-        started = time.monotonic()
         worker.wake()
-        receiver.wait_for(2)
-        assert time.monotonic() - started < 0.5
+        receiver.wait_for(2, timeout=5)
+        assert time.monotonic() - started < 5
         assert len(hanging.received) == 1
     finally:
         hanging.stop()  # releases the hanging request, so the outbox closes promptly
@@ -399,19 +458,22 @@ def test_a_hanging_receiver_does_not_delay_another_channel(
 
 
 def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     chat = HttpChannel("chat", receiver.url, grouped=True)
-    # A window long enough for the asserts below to hold on a busy machine.
-    outbox = make_outbox(store, [chat], group_window=2.0)
+    outbox = on_clock(store, [chat], group_window=120.0)
 
     outbox.enqueue(opened("check0|opened|1", check="check0"), ["chat"])
     assert outbox.deliver_due() == 1
     for number in range(1, 5):
+        clock.advance(10)
         outbox.enqueue(opened(f"check{number}|opened|1", check=f"check{number}"), ["chat"])
-    assert outbox.deliver_due() == 0  # held: the channel sent a message less than 2s ago
-    assert 0.5 < outbox.next_wake(limit=5.0) <= 2.0
-    wait_until(lambda: outbox.deliver_due() == 4)
+        assert outbox.deliver_due() == 0  # held: the channel sent a message in the window
+    assert outbox.next_wake(limit=600.0) == 80.0  # the window counts from the first send
+    clock.advance(79.999)
+    assert outbox.deliver_due() == 0
+    clock.advance(0.001)
+    assert outbox.deliver_due() == 4
 
     first, second = receiver.wait_for(2)
     assert [n["check"] for n in first.json()["notifications"]] == ["check0"]
@@ -421,10 +483,11 @@ def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
         "check3",
         "check4",
     ]
-    assert second.at - first.at >= 2.0
     for delivery in store.deliveries():
         assert delivery.status is DeliveryStatus.SENT
-        assert len(store.attempts(delivery.id)) == 1
+        [attempt] = store.attempts(delivery.id)
+        sent_after = timedelta(seconds=0 if delivery.check == "check0" else 120)
+        assert attempt.attempted_at == T0 + sent_after
 
 
 def test_group_windows_can_differ_per_channel(
@@ -463,11 +526,16 @@ def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
     dead.close()
 
     store = OutboxStore(open_sql())
-    start_worker(make_outbox(store, [HttpChannel("hook", receiver.url)]))
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    worker = start_worker(outbox)
 
     received = receiver.wait_for(2)
-    wait_until(lambda: all(d.status is DeliveryStatus.SENT for d in store.deliveries()))
-    time.sleep(0.3)
+    wait_until(
+        lambda: all(d.status is DeliveryStatus.SENT for d in store.deliveries()), "both are sent"
+    )
+    # The worker looks again after each send and once more as it stops: no second send.
+    worker.stop(timeout=5)
+    outbox.close()
     assert len(receiver.received) == 2
     assert sorted(r.json()["key"] for r in received) == ["api|opened|1", "db|opened|1"]
     for delivery in store.deliveries():
@@ -478,46 +546,52 @@ def test_a_failing_channel_is_announced_once_on_the_other_channels(
     store: OutboxStore,
     receiver: HttpReceiver,
     other_receiver: HttpReceiver,
-    make_outbox: Callable[..., Outbox],
-    start_worker: Callable[..., OutboxWorker],
+    on_clock: Callable[..., Outbox],
+    clock: FakeClock,
 ) -> None:
     other_receiver.behaviour = Behaviour(status=502)
-    outbox = make_outbox(
+    outbox = on_clock(
         store,
         [HttpChannel("ops", receiver.url), HttpChannel("broken", other_receiver.url)],
-        base_delay=0.01,
-        max_delay=0.02,
+        max_delay=1.0,
         failing_after=3,
     )
-    worker = start_worker(outbox)
-    outbox.enqueue(opened("api|opened|1"), ["broken"])
-    worker.wake()
 
-    [announced] = receiver.wait_for(1)
-    other_receiver.wait_for(8)  # failures go on well past the threshold
-    assert len(receiver.received) == 1
+    def fail(times: int) -> None:
+        for _ in range(times):
+            outbox.deliver_due()
+            clock.advance(1)
+
+    outbox.enqueue(opened("api|opened|1"), ["broken"])
+    fail(2)
+    assert receiver.received == []  # two failures: not failing yet
+    fail(6)  # failures go on well past the threshold
+    assert len(other_receiver.received) == 8
+    [announced] = receiver.received
     body = announced.json()
     assert body["event"] == "channel.failing"
     assert body["severity"] == "warning"
     assert body["summary"] == "notification channel 'broken' is failing: HTTP 502"
     [state] = [s for s in store.channel_states() if s.channel == "broken"]
-    assert state.failing_since is not None
+    assert state.failing_since == T0  # the episode began with the first failure
     assert body["details"] == {
         "channel": "broken",
         "error": "HTTP 502",
-        "since": state.failing_since.isoformat(),
+        "since": T0.isoformat(),
     }
-    assert body["key"] == f"channel.failing|broken|{state.failing_since.isoformat()}"
+    assert body["key"] == f"channel.failing|broken|{T0.isoformat()}"
 
     # It recovers, then fails again: a new episode, announced again.
     other_receiver.behaviour = Behaviour(status=200)
-    wait_until(lambda: only_for(store, "broken").status is DeliveryStatus.SENT)
+    outbox.deliver_due()
+    assert only_for(store, "broken").status is DeliveryStatus.SENT
     other_receiver.behaviour = Behaviour(status=502)
+    clock.advance(1)
     outbox.enqueue(opened("api|opened|2"), ["broken"])
-    worker.wake()
-    second = receiver.wait_for(2)[1].json()
-    assert second["event"] == "channel.failing"
-    assert second["key"] != body["key"]
+    fail(4)
+    assert [r.json()["event"] for r in receiver.received] == ["channel.failing"] * 2
+    second = receiver.received[1].json()
+    assert second["key"] == f"channel.failing|broken|{(T0 + timedelta(seconds=9)).isoformat()}"
 
 
 def test_the_worker_sends_within_milliseconds_of_a_wake(
@@ -526,10 +600,11 @@ def test_the_worker_sends_within_milliseconds_of_a_wake(
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
 ) -> None:
-    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], kind=LookingOutbox)
+    assert isinstance(outbox, LookingOutbox)
     # Polling only every minute: whatever arrives quickly arrived because of wake().
     worker = start_worker(outbox, poll=60.0)
-    time.sleep(0.1)  # the worker has looked once and sleeps
+    assert outbox.looked.wait(5)  # the worker has looked once and waits
     latencies = []
     for number in range(20):
         outbox.enqueue(opened(f"check{number}|opened|1"), ["hook"])
@@ -537,7 +612,9 @@ def test_the_worker_sends_within_milliseconds_of_a_wake(
         worker.wake()
         received = receiver.wait_for(number + 1)
         latencies.append(received[-1].at - started)
-    assert max(latencies) < 0.3, latencies
+    # A lost wake-up would wait for the next poll, a minute away: a loaded machine takes far
+    # longer than milliseconds now and then, and still nowhere near that.
+    assert max(latencies) < 2.0, latencies
 
 
 def test_the_worker_sends_what_is_due_when_it_stops(
@@ -546,9 +623,10 @@ def test_the_worker_sends_what_is_due_when_it_stops(
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
 ) -> None:
-    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
+    outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], kind=LookingOutbox)
+    assert isinstance(outbox, LookingOutbox)
     worker = start_worker(outbox, poll=60.0)
-    time.sleep(0.1)
+    assert outbox.looked.wait(5)  # the worker has looked once and waits a minute
     outbox.enqueue(opened("api|opened|1"), ["hook"])
 
     worker.stop(timeout=5)  # no wake(): only the last look on the way out sends it
@@ -564,6 +642,7 @@ def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sql = open_store(own_postgres.create_database())
     try:
@@ -582,18 +661,23 @@ def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
         # would be due again when the database is back, and sent a second time.
         outbox = make_outbox(store, [StopsTheDatabase("hook", receiver.url)], claim_for=0.05)
         outbox.enqueue(opened("api|opened|1"), ["hook"])
+        caplog.set_level(logging.WARNING, logger="onwatch.alerting")
         worker = start_worker(outbox, retry_pause=0.05)
         receiver.wait_for(1)
-        time.sleep(0.5)  # the worker meets a dead database several times
+
+        def outage_met() -> int:
+            return sum("cannot reach the database" in r.getMessage() for r in caplog.records)
+
+        wait_until(lambda: outage_met() >= 3, "the worker meets a dead database several times")
         assert worker.is_alive()
 
         own_postgres.start()
-        wait_until(lambda: only(store).status is DeliveryStatus.SENT)
-        time.sleep(0.3)
-        assert len(receiver.received) == 1
-        assert [a.ok for a in store.attempts(only(store).id)] == [True]
+        wait_until(lambda: only(store).status is DeliveryStatus.SENT, "the attempt is stored")
+        # The worker looks again after each send and once more as it stops: no second send.
         worker.stop(timeout=5)
         outbox.close()
+        assert len(receiver.received) == 1
+        assert [a.ok for a in store.attempts(only(store).id)] == [True]
     finally:
         sql.close()
 

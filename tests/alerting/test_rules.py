@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from onwatch.channels.notification import FailingTest
+
 from onwatch.alerting.rules import Change, Incident, Policy, RunFacts, on_run, reminder_due
 from onwatch.model import RunStatus
 
@@ -38,6 +40,16 @@ def test_alert_after_failing_runs_in_a_row_opens_an_incident_from_the_first_of_t
     assert incident.opened_at == T0 + timedelta(minutes=1)
     assert (incident.opened_run_id, incident.last_run_id) == ("run-1", "run-2")
     assert incident.failing_runs == 2 and incident.summary == "c is failing (2)"
+
+
+def test_an_incident_carries_the_category_and_failing_tests_of_its_latest_run() -> None:
+    runs = history("passed", "failed", "failed")
+    failing = (FailingTest("t::a", "HTTP 401"),)
+    runs[0] = replace(runs[0], category="credentials", failing_tests=failing)
+    transition = on_run("c", Policy(alert_after=2), None, runs)
+    assert transition is not None and transition.change is Change.OPENED
+    assert transition.incident.category == "credentials"
+    assert transition.incident.failing_tests == failing
 
 
 def test_timeouts_and_run_errors_count_as_failing() -> None:

@@ -71,18 +71,39 @@ class RunAttempt:
 
 
 def parse_events(data: bytes) -> list[dict[str, Any]]:
-    """Return the events in ``data``, skipping a truncated or garbled line."""
+    """Return the events in ``data``, skipping a truncated or garbled line.
+
+    Text that is not valid Unicode (a stray byte, or a lone surrogate a test put in its own
+    message, which JSON escapes) becomes U+FFFD: no terminal, database or encoder refuses it.
+    """
     events = []
     for line in data.splitlines():
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            event = json.loads(line.decode("utf-8", "replace"))
         except ValueError:
             continue
         if isinstance(event, dict):
+            # Only an escaped surrogate can produce one; a valid pair decodes to one character.
+            if _SURROGATE_ESCAPE.search(line):
+                event = _without_surrogates(event)
             events.append(event)
     return events
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def attempt_results(attempt: RunAttempt, timeout_text: str) -> list[TestResult]:
@@ -238,8 +259,9 @@ def verdict(
     finals = [r for r in results if r.final]
     stopped = next((a for a in attempts if a.timed_out or a.interrupted), None)
     if stopped is not None:
-        done = sum(1 for r in finals if r.outcome is not Outcome.TIMEOUT)
         in_flight = stopped.in_flight()
+        # The test in flight got a result (timeout, or error when interrupted); it did not finish.
+        done = sum(1 for r in finals if (r.nodeid, r.attempt) != (in_flight, stopped.number))
         where = f" while running {in_flight}" if in_flight else ""
         progress = f" ({done} of {collected} tests finished)" if collected is not None else ""
         if stopped.timed_out:
