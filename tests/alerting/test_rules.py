@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from onwatch.channels.notification import FailingTest
-
 from onwatch.alerting.rules import Change, Incident, Policy, RunFacts, on_run, reminder_due
+from onwatch.channels.notification import FailingTest
 from onwatch.model import RunStatus
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

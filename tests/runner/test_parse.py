@@ -16,7 +16,7 @@ import pytest
 
 from onwatch.model import Outcome, RunStatus, TestResult
 from onwatch.runner.parse import (
-    Attempt,
+    RunAttempt,
     Verdict,
     describe_exit,
     merge_attempts,
@@ -95,12 +95,14 @@ def lines(*events: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
 
 
-def ran(*events: dict[str, Any], returncode: int | None, number: int = 1, **how: Any) -> Attempt:
+def ran(*events: dict[str, Any], returncode: int | None, number: int = 1, **how: Any) -> RunAttempt:
     """Return an attempt whose events file held ``events`` and whose process exited so."""
-    return Attempt(number=number, events=parse_events(lines(*events)), returncode=returncode, **how)
+    return RunAttempt(
+        number=number, events=parse_events(lines(*events)), returncode=returncode, **how
+    )
 
 
-def judge(*attempts: Attempt) -> Verdict:
+def judge(*attempts: RunAttempt) -> Verdict:
     return verdict(list(attempts), SELECTION, TIMEOUT_TEXT)
 
 
@@ -259,7 +261,7 @@ def test_the_attempt_number_comes_from_the_process_not_from_the_event() -> None:
 def test_a_truncated_last_line_is_dropped_and_every_finished_test_kept() -> None:
     whole = lines(start(), collected(3), begin(T1), result(T1), begin(T2))
     torn = lines(failure(T2))[:40]  # the process was killed inside this write
-    decided = judge(Attempt(number=1, events=parse_events(whole + torn), returncode=-9))
+    decided = judge(RunAttempt(number=1, events=parse_events(whole + torn), returncode=-9))
     assert decided.status is RunStatus.ERROR
     assert decided.error == f"pytest died (killed by SIGKILL) while running {T2}"
     assert decided.collected == 3
@@ -284,7 +286,7 @@ def test_a_garbled_line_in_the_middle_costs_only_that_line() -> None:
         "result",
         "finished",
     ]
-    decided = judge(Attempt(number=1, events=events, returncode=0))
+    decided = judge(RunAttempt(number=1, events=events, returncode=0))
     assert decided.status is RunStatus.PASSED
     assert outcomes(decided) == {T1: Outcome.PASSED, T2: Outcome.PASSED}
 
@@ -375,7 +377,7 @@ def test_a_conftest_that_cannot_be_imported_is_explained_from_pytests_output() -
         "    import module_that_does_not_exist\n"
         "E   ModuleNotFoundError: No module named 'module_that_does_not_exist'\n"
     )
-    decided = judge(Attempt(number=1, events=parse_events(b""), returncode=4, output=output))
+    decided = judge(RunAttempt(number=1, events=parse_events(b""), returncode=4, output=output))
     assert decided.status is RunStatus.ERROR
     assert decided.error == (
         "pytest failed before collecting tests (exit code 4, usage error): "
@@ -390,7 +392,7 @@ def test_a_usage_error_names_the_bad_argument() -> None:
         "python -m pytest: error: unrecognized arguments: --no-such-option\n"
         "  inifile: /srv/suite/pytest.ini\n"
     )
-    decided = judge(Attempt(number=1, events=[], returncode=4, output=output))
+    decided = judge(RunAttempt(number=1, events=[], returncode=4, output=output))
     assert decided.error == (
         "pytest failed before collecting tests (exit code 4, usage error): "
         "python -m pytest: error: unrecognized arguments: --no-such-option"
@@ -398,7 +400,7 @@ def test_a_usage_error_names_the_bad_argument() -> None:
 
 
 def test_a_process_that_left_no_events_and_no_output_still_says_how_it_ended() -> None:
-    decided = judge(Attempt(number=1, events=parse_events(b""), returncode=-11))
+    decided = judge(RunAttempt(number=1, events=parse_events(b""), returncode=-11))
     assert (decided.status, decided.error) == (
         RunStatus.ERROR,
         "pytest failed before collecting tests (killed by SIGSEGV)",
@@ -548,7 +550,7 @@ def test_onwatch_stopping_mid_test_is_an_interrupted_run_error() -> None:
 
 def test_a_run_recovered_without_any_events_is_interrupted_with_nothing_to_show() -> None:
     # What ``Runner.recover`` builds when a dead onwatch left no events file behind.
-    decided = judge(Attempt(number=1, events=[], returncode=None, interrupted=True))
+    decided = judge(RunAttempt(number=1, events=[], returncode=None, interrupted=True))
     assert (decided.status, decided.error, decided.collected, decided.results) == (
         RunStatus.ERROR,
         "interrupted: onwatch stopped",
@@ -641,7 +643,7 @@ def test_a_retry_whose_process_dies_makes_the_run_an_error() -> None:
 def test_a_retry_that_cannot_start_makes_the_run_an_error_and_keeps_the_first_results() -> None:
     decided = judge(
         ran(start(), collected(1), begin(T1), failure(T1), finished(1), returncode=1),
-        Attempt(number=2, events=[], returncode=4, output="E   ImportError: gone\n"),
+        RunAttempt(number=2, events=[], returncode=4, output="E   ImportError: gone\n"),
     )
     assert decided.error == (
         "pytest failed before collecting tests (exit code 4, usage error): E   ImportError: gone"
@@ -711,7 +713,7 @@ def test_a_line_with_bytes_that_are_not_utf8_keeps_its_result() -> None:
     data = lines(start(), collected(1), begin(T1))
     data += lines(failure(T1, "AssertionError: got CAFE")).replace(b"CAFE", b"caf\xe9 \xff")
     data += lines(finished(1))
-    decided = judge(Attempt(number=1, events=parse_events(data), returncode=1))
+    decided = judge(RunAttempt(number=1, events=parse_events(data), returncode=1))
     assert decided.status is RunStatus.FAILED
     assert only(decided, T1).message == "AssertionError: got caf\ufffd \ufffd"
 
