@@ -12,30 +12,15 @@ SQLAlchemy is loaded by ``open_store``, Alembic only when a database needs migra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from onwatch.model import Run, RunStatus, TestResult
+from onwatch.model import CheckHistory, Run, TestResult
 
 if TYPE_CHECKING:
     from onwatch.store.sql import SqlStore
 
 __all__ = ["CheckHistory", "Store", "open_store"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckHistory:
-    """What the scheduler and the status page need to know about one check's past."""
-
-    last_status: RunStatus | None = None
-    last_run_at: datetime | None = None  # finished_at of the latest run
-    # The latest slot that was run on schedule or deliberately skipped: the scheduler resumes
-    # from it after a restart instead of replaying or forgetting slots.
-    last_slot: datetime | None = None
-    runs_24h: int = 0
-    passed_24h: int = 0
-    consecutive_failures: int = 0  # latest runs, newest first, not passed; 0 after a pass
 
 
 class Store(Protocol):

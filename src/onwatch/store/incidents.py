@@ -7,9 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, insert, select, update
 
-from onwatch.alerting.rules import Incident, RunFacts
-from onwatch.alerting.silences import Window
-from onwatch.model import RunStatus
+from onwatch.model import Incident, RunFacts, RunStatus, Window
 from onwatch.store.schema import incidents, runs, silences
 from onwatch.store.sql import MONITORING, SqlStore
 

@@ -46,8 +46,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from onwatch.errors import StoreError
-from onwatch.model import Run, RunStatus, TestResult, Trigger, utcnow
-from onwatch.store import CheckHistory
+from onwatch.model import CheckHistory, Run, RunStatus, TestResult, Trigger, utcnow
 from onwatch.store.rollup import add_run
 from onwatch.store.rows import result_from_row, result_row, run_from_row, run_row
 from onwatch.store.schema import (
