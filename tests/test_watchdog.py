@@ -78,9 +78,9 @@ def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) 
     try:
         clock.now = T0 + timedelta(minutes=10, seconds=5)
         history = {"api": CheckHistory(last_slot=T0, last_run_at=T0 + timedelta(seconds=2))}
-        assert dog.record_gap(store, history) == 9  # 10:01 ... 10:09; 10:10 runs at once
-        assert len(store.skipped_slots("api")) == 9
-        assert {reason for _, reason in store.skipped_slots("api")} == {"down"}
+        assert dog.record_gap(store.runs, history) == 9  # 10:01 ... 10:09; 10:10 runs at once
+        assert len(store.runs.skipped_slots("api")) == 9
+        assert {reason for _, reason in store.runs.skipped_slots("api")} == {"down"}
     finally:
         store.close()
     [(notification, channels)] = sent

@@ -16,9 +16,7 @@ from onwatch.alerting.channels.webhook import Webhook
 from onwatch.alerting.notification import Event, Notification
 from onwatch.alerting.outbox import Outbox, OutboxWorker, retry_delay
 from onwatch.errors import DeliveryError
-from onwatch.store import open_store
-from onwatch.store.outbox import Delivery, DeliveryStatus, OutboxStore
-from onwatch.store.sql import SqlStore
+from onwatch.store import Deliveries, Delivery, DeliveryStatus, Store, open_store
 from pgserver import PgServer, fresh_database
 from receivers import Behaviour, HttpReceiver
 
@@ -83,12 +81,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def only(store: OutboxStore) -> Delivery:
+def only(store: Deliveries) -> Delivery:
     [delivery] = store.deliveries()
     return delivery
 
 
-def only_for(store: OutboxStore, channel: str) -> Delivery:
+def only_for(store: Deliveries, channel: str) -> Delivery:
     [delivery] = [d for d in store.deliveries() if d.channel == channel]
     return delivery
 
@@ -105,11 +103,11 @@ BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], ind
 
 
 @pytest.fixture
-def open_sql(db_url: str) -> Iterator[Callable[[], SqlStore]]:
+def open_sql(db_url: str) -> Iterator[Callable[[], Store]]:
     """Yield a function that opens a store on the database, as a new process would."""
-    stores: list[SqlStore] = []
+    stores: list[Store] = []
 
-    def open_one() -> SqlStore:
+    def open_one() -> Store:
         store = open_store(db_url)
         stores.append(store)
         store.ensure_schema()
@@ -121,8 +119,8 @@ def open_sql(db_url: str) -> Iterator[Callable[[], SqlStore]]:
 
 
 @pytest.fixture
-def store(open_sql: Callable[[], SqlStore]) -> OutboxStore:
-    return OutboxStore(open_sql())
+def store(open_sql: Callable[[], Store]) -> Deliveries:
+    return open_sql().outbox
 
 
 @pytest.fixture
@@ -130,7 +128,7 @@ def make_outbox() -> Iterator[Callable[..., Outbox]]:
     """Yield a factory of outboxes that are all closed after the test."""
     made: list[Outbox] = []
 
-    def make(store: OutboxStore, channels: list[Any], **options: Any) -> Outbox:
+    def make(store: Deliveries, channels: list[Any], **options: Any) -> Outbox:
         outbox = Outbox(store, {c.name: c for c in channels}, **{**FAST, **options})
         made.append(outbox)
         return outbox
@@ -185,7 +183,7 @@ def other_receiver(receivers: tuple[HttpReceiver, HttpReceiver]) -> HttpReceiver
 
 @BOTH_DATABASES
 def test_it_delivers_a_notification_once(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
     notification = opened("api|opened|1")
@@ -211,7 +209,7 @@ def test_it_delivers_a_notification_once(
 
 
 def test_it_delivers_through_the_webhook_channel(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     hook = Webhook("hook", {"url": f"{receiver.url}/hook", "timeout": 2})
     outbox = make_outbox(store, [hook])
@@ -225,7 +223,7 @@ def test_it_delivers_through_the_webhook_channel(
 
 
 def test_it_retries_a_temporary_failure_and_then_delivers_once(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     receiver.behaviour = Behaviour(status=500)
     # A backoff long enough that "not due yet" holds on a busy machine.
@@ -260,7 +258,7 @@ def test_it_retries_a_temporary_failure_and_then_delivers_once(
 
 
 def test_it_does_not_retry_a_permanent_failure(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     receiver.behaviour = Behaviour(status=400)
     outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
@@ -279,7 +277,7 @@ def test_it_does_not_retry_a_permanent_failure(
 
 
 def test_it_gives_up_after_max_attempts(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     receiver.behaviour = Behaviour(status=503)
     outbox = make_outbox(store, [HttpChannel("hook", receiver.url)], max_attempts=3)
@@ -300,7 +298,7 @@ def test_it_gives_up_after_max_attempts(
 
 
 def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
-    store: OutboxStore, make_outbox: Callable[..., Outbox], caplog: pytest.LogCaptureFixture
+    store: Deliveries, make_outbox: Callable[..., Outbox], caplog: pytest.LogCaptureFixture
 ) -> None:
     channel = FailsOnce("buggy")
     outbox = make_outbox(store, [channel])
@@ -318,7 +316,7 @@ def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
 
 
 def test_unknown_channels_are_logged_and_skipped(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     caplog: pytest.LogCaptureFixture,
@@ -335,7 +333,7 @@ def test_unknown_channels_are_logged_and_skipped(
 
 
 def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -366,7 +364,7 @@ def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
 
 
 def test_a_hanging_receiver_does_not_delay_another_channel(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -399,7 +397,7 @@ def test_a_hanging_receiver_does_not_delay_another_channel(
 
 
 def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     chat = HttpChannel("chat", receiver.url, grouped=True)
     # A window long enough for the asserts below to hold on a busy machine.
@@ -428,7 +426,7 @@ def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
 
 
 def test_group_windows_can_differ_per_channel(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     other_receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
@@ -451,18 +449,18 @@ def test_group_windows_can_differ_per_channel(
 
 @BOTH_DATABASES
 def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
-    open_sql: Callable[[], SqlStore],
+    open_sql: Callable[[], Store],
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
 ) -> None:
     # The daemon wrote the outbox rows and died before sending anything.
-    dead = make_outbox(OutboxStore(open_sql()), [HttpChannel("hook", receiver.url)])
+    dead = make_outbox(open_sql().outbox, [HttpChannel("hook", receiver.url)])
     dead.enqueue(opened("api|opened|1"), ["hook"])
     dead.enqueue(opened("db|opened|1", check="db"), ["hook"])
     dead.close()
 
-    store = OutboxStore(open_sql())
+    store = open_sql().outbox
     start_worker(make_outbox(store, [HttpChannel("hook", receiver.url)]))
 
     received = receiver.wait_for(2)
@@ -475,7 +473,7 @@ def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
 
 
 def test_a_failing_channel_is_announced_once_on_the_other_channels(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     other_receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
@@ -521,7 +519,7 @@ def test_a_failing_channel_is_announced_once_on_the_other_channels(
 
 
 def test_the_worker_sends_within_milliseconds_of_a_wake(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -541,7 +539,7 @@ def test_the_worker_sends_within_milliseconds_of_a_wake(
 
 
 def test_the_worker_sends_what_is_due_when_it_stops(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -568,7 +566,7 @@ def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
     sql = open_store(own_postgres.create_database())
     try:
         sql.ensure_schema()
-        store = OutboxStore(sql)
+        store = sql.outbox
 
         class StopsTheDatabase(HttpChannel):
             """Sends, but the database goes down during the first send."""

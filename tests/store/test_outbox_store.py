@@ -1,4 +1,4 @@
-"""OutboxStore against a real SQLite file and a real PostgreSQL server."""
+"""Deliveries against a real SQLite file and a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from onwatch.errors import StoreError
-from onwatch.store.outbox import DeliveryStatus, OutboxStore
+from onwatch.store import Deliveries, DeliveryStatus
 from onwatch.store.sql import SqlStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -19,17 +19,17 @@ def payload(key: str) -> dict[str, Any]:
     return {"version": 1, "event": "incident.opened", "key": key, "summary": "api ünïcödé ✓"}
 
 
-def add(outbox: OutboxStore, key: str, now: datetime = T0, channel: str = "ops") -> int:
+def add(outbox: Deliveries, key: str, now: datetime = T0, channel: str = "ops") -> int:
     assert outbox.add(f"{key}|{channel}", channel, "incident.opened", "api", payload(key), now)
     return next(d.id for d in outbox.deliveries() if d.key == f"{key}|{channel}")
 
 
 @pytest.fixture
-def outbox(store: SqlStore) -> OutboxStore:
-    return OutboxStore(store)
+def outbox(store: SqlStore) -> Deliveries:
+    return store.outbox
 
 
-def test_it_adds_a_pending_delivery_due_at_once(outbox: OutboxStore) -> None:
+def test_it_adds_a_pending_delivery_due_at_once(outbox: Deliveries) -> None:
     assert outbox.add("t1|ops", "ops", "incident.opened", "api", payload("t1"), T0)
 
     [delivery] = outbox.deliveries()
@@ -46,7 +46,7 @@ def test_it_adds_a_pending_delivery_due_at_once(outbox: OutboxStore) -> None:
     assert outbox.get(delivery.id) == delivery
 
 
-def test_add_is_idempotent_by_key(outbox: OutboxStore) -> None:
+def test_add_is_idempotent_by_key(outbox: Deliveries) -> None:
     assert outbox.add("t1|ops", "ops", "incident.opened", "api", payload("t1"), T0)
     later = T0 + timedelta(minutes=5)
     assert not outbox.add("t1|ops", "ops", "incident.opened", "api", payload("t1"), later)
@@ -55,7 +55,7 @@ def test_add_is_idempotent_by_key(outbox: OutboxStore) -> None:
     assert delivery.created_at == T0
 
 
-def test_concurrent_adds_of_one_key_store_it_once(outbox: OutboxStore) -> None:
+def test_concurrent_adds_of_one_key_store_it_once(outbox: Deliveries) -> None:
     start = threading.Barrier(8)
     answers: list[bool] = []
 
@@ -73,7 +73,7 @@ def test_concurrent_adds_of_one_key_store_it_once(outbox: OutboxStore) -> None:
     assert len(outbox.deliveries()) == 1
 
 
-def test_due_returns_due_pending_deliveries_oldest_first(outbox: OutboxStore) -> None:
+def test_due_returns_due_pending_deliveries_oldest_first(outbox: Deliveries) -> None:
     second = add(outbox, "second", T0 + timedelta(seconds=2))
     first = add(outbox, "first", T0 + timedelta(seconds=1))
     add(outbox, "future", T0 + timedelta(minutes=1))
@@ -86,7 +86,7 @@ def test_due_returns_due_pending_deliveries_oldest_first(outbox: OutboxStore) ->
     assert outbox.due(T0 - timedelta(seconds=1)) == []
 
 
-def test_a_claimed_delivery_is_not_due_until_the_claim_runs_out(outbox: OutboxStore) -> None:
+def test_a_claimed_delivery_is_not_due_until_the_claim_runs_out(outbox: Deliveries) -> None:
     delivery = add(outbox, "t1")
     until = T0 + timedelta(seconds=60)
 
@@ -96,7 +96,7 @@ def test_a_claimed_delivery_is_not_due_until_the_claim_runs_out(outbox: OutboxSt
     assert [d.id for d in outbox.due(until)] == [delivery]
 
 
-def test_a_successful_attempt_marks_the_delivery_sent(outbox: OutboxStore) -> None:
+def test_a_successful_attempt_marks_the_delivery_sent(outbox: Deliveries) -> None:
     delivery = add(outbox, "t1")
     at = T0 + timedelta(seconds=1)
 
@@ -113,7 +113,7 @@ def test_a_successful_attempt_marks_the_delivery_sent(outbox: OutboxStore) -> No
 
 
 def test_a_temporary_failure_keeps_the_delivery_pending_until_its_retry(
-    outbox: OutboxStore,
+    outbox: Deliveries,
 ) -> None:
     delivery = add(outbox, "t1")
     retry = T0 + timedelta(seconds=30)
@@ -136,7 +136,7 @@ def test_a_temporary_failure_keeps_the_delivery_pending_until_its_retry(
     assert [d.id for d in outbox.due(retry)] == [delivery]
 
 
-def test_a_permanent_failure_fails_the_delivery(outbox: OutboxStore) -> None:
+def test_a_permanent_failure_fails_the_delivery(outbox: Deliveries) -> None:
     delivery = add(outbox, "t1")
 
     outbox.record_attempt(
@@ -157,7 +157,7 @@ def test_a_permanent_failure_fails_the_delivery(outbox: OutboxStore) -> None:
     assert outbox.pending_for("ops") == []
 
 
-def test_a_failure_without_a_next_attempt_fails_the_delivery(outbox: OutboxStore) -> None:
+def test_a_failure_without_a_next_attempt_fails_the_delivery(outbox: Deliveries) -> None:
     delivery = add(outbox, "t1")
     for attempt in range(3):
         last = attempt == 2
@@ -181,7 +181,7 @@ def test_a_failure_without_a_next_attempt_fails_the_delivery(outbox: OutboxStore
     assert [a.error for a in outbox.attempts(delivery)] == ["timeout 0", "timeout 1", "timeout 2"]
 
 
-def test_it_tells_when_each_channel_is_next_due(outbox: OutboxStore) -> None:
+def test_it_tells_when_each_channel_is_next_due(outbox: Deliveries) -> None:
     add(outbox, "late", T0 + timedelta(seconds=5))
     add(outbox, "early", T0 + timedelta(seconds=1))
     add(outbox, "chat", T0 + timedelta(seconds=3), channel="chat")
@@ -197,7 +197,7 @@ def test_it_tells_when_each_channel_is_next_due(outbox: OutboxStore) -> None:
 
 
 def test_it_lists_pending_deliveries_of_a_channel_and_deliveries_newest_first(
-    outbox: OutboxStore,
+    outbox: Deliveries,
 ) -> None:
     first = add(outbox, "first")
     second = add(outbox, "second", T0 + timedelta(seconds=1))
@@ -213,7 +213,7 @@ def test_it_lists_pending_deliveries_of_a_channel_and_deliveries_newest_first(
 
 
 def test_channel_state_counts_failures_in_a_row_and_resets_on_success(
-    outbox: OutboxStore,
+    outbox: Deliveries,
 ) -> None:
     t1, t2, t3 = (T0 + timedelta(seconds=s) for s in (1, 2, 3))
 
@@ -240,7 +240,7 @@ def test_channel_state_counts_failures_in_a_row_and_resets_on_success(
     assert [s.channel for s in outbox.channel_states()] == ["chat", "ops"]
 
 
-def test_a_failure_after_a_success_starts_a_new_failing_episode(outbox: OutboxStore) -> None:
+def test_a_failure_after_a_success_starts_a_new_failing_episode(outbox: Deliveries) -> None:
     outbox.update_channel("ops", ok=False, error="down", at=T0)
     outbox.update_channel("ops", ok=True, error=None, at=T0 + timedelta(seconds=1))
     again = outbox.update_channel("ops", ok=False, error="down", at=T0 + timedelta(seconds=2))
@@ -251,7 +251,7 @@ def test_a_failure_after_a_success_starts_a_new_failing_episode(outbox: OutboxSt
 
 
 def test_it_raises_store_error_when_the_tables_are_missing(empty_store: SqlStore) -> None:
-    outbox = OutboxStore(empty_store)
+    outbox = empty_store.outbox
     with pytest.raises(StoreError, match=r"cannot store delivery t1\|ops"):
         outbox.add("t1|ops", "ops", "test", None, payload("t1"), T0)
     with pytest.raises(StoreError, match="cannot read due deliveries"):

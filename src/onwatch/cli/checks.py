@@ -14,8 +14,8 @@ from onwatch.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from onwatch.model import CheckStatus, Run
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -157,13 +157,12 @@ def status(config: Config, *, json_output: bool) -> int:
     """Print each check's last run, status, 24 h pass rate, failures in a row and next run."""
     from onwatch.cli.report import print_statuses
     from onwatch.store import open_store
-    from onwatch.store.outbox import OutboxStore
 
     store = open_store(config.database_url)
     try:
         store.ensure_schema()
         statuses = check_statuses(config, store)
-        channels = [channel_json(state) for state in OutboxStore(store).channel_states()]
+        channels = [channel_json(state) for state in store.outbox.channel_states()]
         watches = watch_states(config, store)
     finally:
         store.close()
@@ -202,11 +201,9 @@ def status(config: Config, *, json_output: bool) -> int:
     return EXIT_OK
 
 
-def watch_states(config: Config, store: Any) -> list[dict[str, Any]]:
+def watch_states(config: Config, store: Store) -> list[dict[str, Any]]:
     """Return each watched package's last release tested and its polls, for status."""
-    from onwatch.store.upstream import UpstreamStore
-
-    upstream = UpstreamStore(store)
+    upstream = store.upstream
     found = []
     for name, watch in config.watches.items():
         for summary in upstream.summaries(name, watch.packages):
@@ -244,19 +241,18 @@ def channel_json(state: Any) -> dict[str, Any]:
 
 
 def check_statuses(
-    config: Config, store: SqlStore, names: list[str] | None = None
+    config: Config, store: Store, names: list[str] | None = None
 ) -> list[CheckStatus]:
     """Return the status of every configured check (or of the named ones) from the store."""
     from onwatch.alerting.silences import active_windows, silenced
     from onwatch.daemon.watchdog import expected_by
     from onwatch.model import CheckStatus, utcnow
     from onwatch.schedule import next_slot
-    from onwatch.store.incidents import IncidentStore
 
     now = utcnow()
     chosen = {n: c for n, c in config.checks.items() if names is None or n in names}
-    history = store.history(list(chosen), now)
-    incidents = IncidentStore(store)
+    history = store.runs.history(list(chosen), now)
+    incidents = store.incidents
     open_incidents = incidents.open_by_check(list(chosen))
     windows = [*active_windows(config.silences, now), *incidents.active_silences(now)]
     statuses = []
@@ -304,7 +300,7 @@ class StoreOpener:
         self.config = config
         self.checks = checks
         self.after = after
-        self.store: SqlStore | None = None
+        self.store: Store | None = None
         self.error: str | None = None
         self.recent: dict[str, list[int]] = {}  # collected counts of each check's latest runs
         self._recorder: Recorder | None = None
@@ -322,13 +318,12 @@ class StoreOpener:
             self.store = open_store(self.config.database_url)
             self.store.ensure_schema()
             for name, check in self.checks.items():
-                self.store.upsert_check(name, check.digest(), check.schedule)
+                self.store.runs.upsert_check(name, check.digest(), check.schedule)
             # Fetched now, while pytest runs: judging selection drift then costs nothing after.
             from onwatch.analysis import drift  # noqa: F401 - imported here for the same reason
-            from onwatch.store.incidents import IncidentStore
 
-            incidents = IncidentStore(self.store)
-            self.recent = {name: incidents.collected_counts(name) for name in self.checks}
+            runs = self.store.runs
+            self.recent = {name: runs.collected_counts(name) for name in self.checks}
         except StoreError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost

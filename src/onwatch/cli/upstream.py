@@ -13,18 +13,17 @@ if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
     from onwatch.upstream.watcher import Notify, Watcher, WatchReport
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def build_watcher(
-    config: Config, runner: Runner, recorder: Recorder, store: SqlStore, notify: Notify | None
+    config: Config, runner: Runner, recorder: Recorder, store: Store, notify: Notify | None
 ) -> Watcher:
     """Return a watcher wired to the configuration's store, environments folder and runner."""
-    from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.venv import Environments
     from onwatch.upstream.watcher import Watcher
 
@@ -32,7 +31,7 @@ def build_watcher(
         config,
         runner,
         recorder.record,
-        UpstreamStore(store),
+        store.upstream,
         Environments(config.state_dir / "environments"),
         notify=notify,
     )
@@ -75,14 +74,13 @@ def watch_check(config: Config, name: str, *, json_output: bool) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
-def _outbox(config: Config, store: SqlStore, runner: Runner) -> Outbox:
+def _outbox(config: Config, store: Store, runner: Runner) -> Outbox:
     from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox
-    from onwatch.store.outbox import OutboxStore
 
     lookup = runner.keeper.resolver(config.settings.secrets)
     channels = {name: build_channel(name, s, lookup) for name, s in config.channels.items()}
-    return Outbox(OutboxStore(store), channels, group_window=0.0, mask=runner.keeper.mask_value)
+    return Outbox(store.outbox, channels, group_window=0.0, mask=runner.keeper.mask_value)
 
 
 def print_report(report: WatchReport) -> None:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from onwatch.model import Run
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
     from onwatch.upstream.loop import WatchLoop
     from onwatch.web.server import WebServer
 
@@ -127,7 +127,7 @@ def run_daemon(
         config,
         runner,
         recorder,
-        store,
+        store.runs,
         stopping=stopping,
         kill=kill,
         on_recorded=recorded,
@@ -163,13 +163,12 @@ def run_daemon(
     return 0
 
 
-def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:
+def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
-    from onwatch.store.incidents import IncidentStore
 
     try:
-        history = store.history(list(config.checks), utcnow())
+        history = store.runs.history(list(config.checks), utcnow())
         watchdog.seed(history)
         for name, past in history.items():
             last = None if past.last_run_at is None else past.last_run_at.timestamp()
@@ -182,18 +181,18 @@ def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Heal
                 last_status=status,
                 consecutive_failures=past.consecutive_failures,
             )
-        watchdog.record_gap(store, history)
+        watchdog.record_gap(store.runs, history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
         return
     try:
         # Two reads per check, once at start, so per-test metrics survive a restart.
         for name in health.checks:
-            for latest in store.list_runs(name, limit=1):
-                full = store.get_run(latest.id)
+            for latest in store.runs.list_runs(name, limit=1):
+                full = store.runs.get_run(latest.id)
                 if full is not None:
                     health.seed_latest(full)
-        for name in IncidentStore(store).open_by_check(list(health.checks)):
+        for name in store.incidents.open_by_check(list(health.checks)):
             health.set_incident(name, True)
     except StoreError as exc:
         log.warning("cannot read the latest tests and open incidents: %s", exc)
@@ -232,7 +231,7 @@ def _artifact_pruner(config: Config) -> Callable[[], None]:
 def _serve_http(
     config: Config,
     health: Health,
-    store: SqlStore,
+    store: Store,
     trigger: Callable[[str], str] | None = None,
 ) -> WebServer | None:
     """Serve the dashboard, the API, /healthz and /metrics on [onwatch] listen, unless empty."""
@@ -274,16 +273,15 @@ def heartbeat_status(health: Health, spooled: int) -> dict[str, object]:
     }
 
 
-def _review(config: Config, store: SqlStore, run: Run) -> Run:
+def _review(config: Config, store: Store, run: Run) -> Run:
     """Turn a run whose selection drifted into an error, judged against its recent runs."""
     from onwatch.analysis.drift import with_drift
-    from onwatch.store.incidents import IncidentStore
 
     check = config.checks.get(run.check)
     if check is None:
         return run
     try:
-        recent = IncidentStore(store).collected_counts(run.check)
+        recent = store.runs.collected_counts(run.check)
     except StoreError:
         recent = []  # the all-skipped rule still applies without history
     return with_drift(run, recent, check.min_collected_ratio)
@@ -293,7 +291,7 @@ def _start_watches(
     config: Config,
     runner: Runner,
     recorder: Recorder,
-    store: SqlStore,
+    store: Store,
     alerting: Alerting,
     health: Health,
 ) -> WatchLoop | None:
@@ -302,12 +300,11 @@ def _start_watches(
         return None
     from onwatch.cli.upstream import build_watcher
     from onwatch.state.health import PollState
-    from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.loop import WatchLoop
 
     try:  # /metrics shows the polls before this process made any
         for name, watch in config.watches.items():
-            for known in UpstreamStore(store).summaries(name, watch.packages):
+            for known in store.upstream.summaries(name, watch.packages):
                 if known.last_poll_at is not None:
                     last_ok = known.last_ok_at.timestamp() if known.last_ok_at else None
                     state = PollState(known.last_poll_at.timestamp(), last_ok, known.failures)
@@ -326,18 +323,17 @@ def _start_watches(
 
 
 def _start_outbox(
-    config: Config, store: SqlStore, keeper: Keeper
+    config: Config, store: Store, keeper: Keeper
 ) -> tuple[dict[str, Channel], Outbox, OutboxWorker]:
     from onwatch.alerting.channels import build_channel
     from onwatch.alerting.outbox import Outbox, OutboxWorker
-    from onwatch.store.outbox import OutboxStore
 
     lookup = keeper.resolver(config.settings.secrets)
     channels = {
         name: build_channel(name, settings, lookup) for name, settings in config.channels.items()
     }
     windows = {name: float(settings["group_window"]) for name, settings in config.channels.items()}
-    outbox = Outbox(OutboxStore(store), channels, group_window=windows, mask=keeper.mask_value)
+    outbox = Outbox(store.outbox, channels, group_window=windows, mask=keeper.mask_value)
     worker = OutboxWorker(outbox)
     worker.start()
     return channels, outbox, worker

@@ -263,12 +263,11 @@ def build_router(site: Site) -> APIRouter:
     def checks() -> dict[str, Any]:
         """Every configured check's status: the shape of `onwatch status --json`."""
         from onwatch.cli.checks import channel_json, watch_states
-        from onwatch.store.outbox import OutboxStore
         from onwatch.store.spool import Spool
 
         return {
             "checks": [s.to_json() for s in site.statuses()],
-            "channels": [channel_json(s) for s in OutboxStore(site.store).channel_states()],
+            "channels": [channel_json(s) for s in site.store.outbox.channel_states()],
             "spooled": len(Spool(site.config.state_dir / "spool")),
             "watches": watch_states(site.config, site.store),
         }
@@ -312,7 +311,7 @@ def build_router(site: Site) -> APIRouter:
     @api.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": Problem}})
     def run(run_id: str, request: Request) -> dict[str, Any]:
         """One run with every attempt of every test."""
-        found = site.store.get_run(run_id)
+        found = site.store.runs.get_run(run_id)
         if found is None:
             raise HTTPException(404, f"no run with id {run_id!r}")
         return run_json(found, request.state.role, site.is_sensitive(found.check))
