@@ -71,11 +71,12 @@ class SensitiveFiles:
 
     def lists(self, sha256: str) -> bool:
         """Tell whether a result of one of the checks lists the file ``sha256``."""
-        if not self._checks:
+        wanted = _digest(sha256)
+        if not self._checks or wanted is None:
             return False
         with self._lock:
             self._catch_up()
-            return bytes.fromhex(sha256) in self._digests
+            return wanted in self._digests
 
     def _catch_up(self) -> None:
         with self._db.read("cannot read the files of sensitive checks") as conn:
@@ -102,12 +103,18 @@ class SensitiveFiles:
         self._runs, self._latest = int(count), latest
 
 
+def _digest(sha256: str) -> bytes | None:
+    """Return the bytes of a hex digest; None for anything else (an empty or mangled name)."""
+    try:
+        return bytes.fromhex(sha256) if sha256 else None
+    except ValueError:
+        return None
+
+
 def _digests(listed: Iterable[Any]) -> Iterable[bytes]:
     for artifacts in listed:
         for artifact in artifacts or ():
             sha = artifact.get("sha256") if isinstance(artifact, dict) else None
-            if isinstance(sha, str) and sha:
-                try:
-                    yield bytes.fromhex(sha)
-                except ValueError:
-                    continue
+            found = _digest(sha) if isinstance(sha, str) else None
+            if found is not None:
+                yield found

@@ -24,9 +24,9 @@ class MemoryArtifactIndex:
 
     def lists(self, checks: Sequence[str], sha256: str) -> bool:
         """Tell whether any result of one of ``checks`` lists the file ``sha256``."""
-        if not checks:
+        wanted = _digest(sha256)
+        if not checks or wanted is None:
             return False
-        wanted = bytes.fromhex(sha256)  # as the SQL index: a name that is not hex is refused
         with self._d.use("cannot read the files of sensitive checks"):
             return any(
                 _digest(artifact.sha256) == wanted
