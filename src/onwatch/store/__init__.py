@@ -11,7 +11,7 @@ stored files). Consumers are typed against those Protocols, never against an imp
   turns driver errors into ``StoreError``. ``schema.py`` describes the tables and
   ``migrations/`` builds them with Alembic; ``scan.py`` reads every text column for the doctor.
   Nothing outside this package imports SQLAlchemy or writes SQL.
-- ``memory.py`` (``MemoryStore``) keeps everything in plain Python for tests
+- ``memory/`` (``MemoryStore``) keeps everything in plain Python for tests
   (``open_store("memory://")``); the two pass one contract suite (tests/store/contract/).
 - While the database cannot be reached, ``Recorder`` (``recorder.py``) keeps runs in a
   ``Spool`` (``spool.py``) of fsynced JSON files and replays them, idempotently by run id, once

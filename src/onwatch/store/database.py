@@ -124,7 +124,7 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        """The engine, for what needs more than a connection (migrations)."""
+        """The engine, for tools and tests that work on the database directly."""
         return self._engine
 
     @property

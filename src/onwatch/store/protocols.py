@@ -1,7 +1,7 @@
 """The storage seam: one narrow Protocol per noun, and the ``Store`` that holds one of each.
 
 Consumers are typed against these, never against an implementation: ``SqlStore`` (sql.py, on
-SQLite or PostgreSQL) and ``MemoryStore`` (memory.py, for tests) both satisfy them and pass the
+SQLite or PostgreSQL) and ``MemoryStore`` (memory/, for tests) both satisfy them and pass the
 same contract tests (tests/store/contract/).
 
 Every method raises ``onwatch.errors.StoreError`` when the database cannot be reached or

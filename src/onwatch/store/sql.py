@@ -1,7 +1,7 @@
 """SqlStore: the ``Store`` on SQLite or PostgreSQL, with one SQL implementation of each noun.
 
 The nouns live in their own modules (runs.py, incidents.py, outbox.py, dashboard.py,
-upstream.py, sensitive_files.py) and reach the database only through one ``Database``
+upstream.py, artifact_index.py) and reach the database only through one ``Database``
 (database.py), which turns every failure into ``StoreError``. This module builds them once and
 brings the schema up to date with Alembic, which it loads only when the database is behind.
 """
@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from onwatch.errors import StoreError
+from onwatch.store.artifact_index import SqlArtifactIndex
 from onwatch.store.dashboard import SqlDashboard
 from onwatch.store.database import Database
 from onwatch.store.incidents import SqlIncidents
 from onwatch.store.outbox import SqlDeliveries
 from onwatch.store.runs import SqlRuns
 from onwatch.store.schema import HEAD_REVISION, alembic_version
-from onwatch.store.sensitive_files import SqlArtifactIndex
 from onwatch.store.upstream import SqlUpstream
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class SqlStore:
 
         config = alembic_config()
         try:
-            with self.database.engine.begin() as conn:
+            with self.database.write("cannot migrate the schema") as conn:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except CommandError as exc:
@@ -83,7 +82,7 @@ class SqlStore:
                 f"cannot migrate {self.url} from schema revision {current} to {HEAD_REVISION}: "
                 f"{exc} (is a newer onwatch using this database?)"
             ) from exc
-        except (SQLAlchemyError, OSError) as exc:
+        except StoreError:
             # Two processes starting on a new database race to migrate it; the loser finds
             # the tables already there and is done.
             try:
@@ -91,7 +90,7 @@ class SqlStore:
                     return
             except StoreError:
                 pass
-            raise StoreError(f"cannot migrate the schema: {self.database.describe(exc)}") from exc
+            raise
 
     def ping(self) -> bool:
         """Return whether the database answers a trivial query."""

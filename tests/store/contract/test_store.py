@@ -19,4 +19,3 @@ def test_its_nouns_are_built_once(store: Store) -> None:
     again = (store.runs, store.incidents, store.outbox, store.dashboard, store.upstream)
     assert all(a is b for a, b in zip(nouns, again, strict=True))
     assert store.artifacts is store.artifacts
-

@@ -13,7 +13,7 @@ that tests can exercise what consumers do during an outage.
 
 from __future__ import annotations
 
-from onwatch.store.memory.artifacts import MemoryArtifactIndex
+from onwatch.store.memory.artifact_index import MemoryArtifactIndex
 from onwatch.store.memory.dashboard import MemoryDashboard
 from onwatch.store.memory.data import URL, Data
 from onwatch.store.memory.incidents import MemoryIncidents
