@@ -23,13 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from onwatch.channels import build_channel  # noqa: E402
 from onwatch.alerting.engine import Alerting  # noqa: E402
 from onwatch.alerting.outbox import Outbox, OutboxWorker  # noqa: E402
+from onwatch.channels import build_channel  # noqa: E402
 from onwatch.config import load_config  # noqa: E402
 from onwatch.model import Outcome, Run, RunStatus, TestResult, utcnow  # noqa: E402
 from onwatch.store import open_store  # noqa: E402
-from onwatch.store.outbox import OutboxStore  # noqa: E402
 from receivers import HttpReceiver  # noqa: E402
 
 
@@ -72,7 +71,7 @@ def main() -> None:
         store = open_store(config.database_url)
         store.ensure_schema()
         channels = {n: build_channel(n, s) for n, s in config.channels.items()}
-        outbox = Outbox(OutboxStore(store), channels)
+        outbox = Outbox(store.outbox, channels)
         worker = OutboxWorker(outbox)
         worker.start()
         alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
@@ -80,13 +79,13 @@ def main() -> None:
         try:
             for index in range(args.incidents):
                 failing = make_run("shop", failing=True)
-                store.save_run(failing)
+                store.runs.save_run(failing)
                 ended = time.monotonic()
                 alerting.on_run(failing)
                 arrived = receiver.wait_for(2 * index + 1, timeout=10)[-1]
                 latencies.append(arrived.at - ended)
                 passing = make_run("shop", failing=False)
-                store.save_run(passing)
+                store.runs.save_run(passing)
                 alerting.on_run(passing)
                 receiver.wait_for(2 * index + 2, timeout=10)
         finally:

@@ -35,8 +35,7 @@ import httpx
 from onwatch.config import load_config
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 from onwatch.state.health import Health
-from onwatch.store import open_store
-from onwatch.store.rollup import hour_of
+from onwatch.store import hour_of, open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.server import serve
 from onwatch.web.site import Site
@@ -256,7 +255,7 @@ def main() -> None:
         # just been written, so 24 h holds ~84 runs per check and 30 d holds all 2,500.
         site: Site = app.state.site
         site.clock = lambda: end
-        run_id = store.list_runs("check-050", limit=1)[0].id
+        run_id = store.runs.list_runs("check-050", limit=1)[0].id
         one_ran = iter(range(10**9))
         # The overview draws a check's charts again only after it ran: time it with nothing
         # drawn yet (a restart, or the hour turning), after one check ran, and with none.

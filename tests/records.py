@@ -73,3 +73,30 @@ def make_check(**table: Any) -> Check:
 def make_silence(**table: Any) -> Silence:
     """Return the window a ``[[silences]]`` entry with these keys describes."""
     return Silence(**SilenceModel.model_validate(table).model_dump())
+
+
+def every_outcome() -> tuple[TestResult, ...]:
+    """Return results of every outcome, with a retry, in attempt-then-recorded order."""
+    first = [
+        TestResult(
+            nodeid=f"tests/test_api.py::test_{outcome.value}[param-1]",
+            outcome=outcome,
+            phase="setup" if outcome is Outcome.ERROR else "call",
+            duration=0.125 + index,
+            message=None if outcome is Outcome.PASSED else f"{outcome.value}: boom ünïcödé",
+            exception=None if outcome is Outcome.PASSED else "AssertionError",
+            traceback=None if outcome is Outcome.PASSED else "Traceback:\n  line 1\n  line 2",
+            output="captured stdout\nsecond line" if outcome.is_bad else None,
+            properties=(("url", "https://example.test/health"), ("status", 503), ("ok", False)),
+            final=outcome is not Outcome.FLAKY,
+        )
+        for index, outcome in enumerate(Outcome)
+    ]
+    retry = TestResult(
+        nodeid="tests/test_api.py::test_flaky[param-1]",
+        outcome=Outcome.PASSED,
+        phase="call",
+        duration=0.5,
+        attempt=2,
+    )
+    return (*first, retry)

@@ -242,7 +242,7 @@ def test_it_scans_postgresql_json_as_stored(postgres_url: str, tmp_path: Path) -
         message=f"token {TOKEN}",
         properties=(("token", TOKEN),),
     )
-    store.save_run(
+    store.runs.save_run(
         Run(
             id="r1",
             check="c",

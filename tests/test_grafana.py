@@ -155,8 +155,8 @@ def save_history(url: str) -> None:
                 0, TestResult("t.py::test_a", Outcome.FAILED, "call", 999.0, final=False)
             )
         status = RunStatus.FAILED if i % 4 == 0 else RunStatus.PASSED
-        store.save_run(make_run(minute=i, status=status, results=tuple(results)))
-    store.save_run(
+        store.runs.save_run(make_run(minute=i, status=status, results=tuple(results)))
+    store.runs.save_run(
         make_run(check="web", results=(TestResult("w.py::test_x", Outcome.FAILED, "call", 50.0),))
     )
     store.close()

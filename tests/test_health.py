@@ -11,7 +11,6 @@ from onwatch.daemon.watchdog import Watchdog
 from onwatch.daemon.wiring import _look_back
 from onwatch.model import Outcome, RunStatus, TestResult
 from onwatch.state.health import Health, TestState
-from onwatch.store.incidents import IncidentStore
 from onwatch.store.sql import SqlStore
 from records import T0, make_run
 from suites import make_project
@@ -211,7 +210,7 @@ def test_the_daemon_starts_from_the_stored_failures_tests_and_incidents(tmp_path
     )
     store = SqlStore(config.database_url)
     store.ensure_schema()
-    store.save_run(make_run(results=(result("test_a", Outcome.PASSED),)))
+    store.runs.save_run(make_run(results=(result("test_a", Outcome.PASSED),)))
     for minute in (1, 2, 3):
         failing = make_run(
             minute=minute,
@@ -219,8 +218,8 @@ def test_the_daemon_starts_from_the_stored_failures_tests_and_incidents(tmp_path
             duration=2.5,
             results=(result("test_a", Outcome.FAILED), result("test_b", Outcome.PASSED)),
         )
-        store.save_run(failing)
-    IncidentStore(store).save(
+        store.runs.save_run(failing)
+    store.incidents.save(
         Incident("api", failing.started_at, failing.id, failing.id, 3, "api is failing")
     )
     health = Health(["api", "web"])

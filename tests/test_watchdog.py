@@ -78,9 +78,9 @@ def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) 
     try:
         clock.now = T0 + timedelta(minutes=10, seconds=5)
         history = {"api": CheckHistory(last_slot=T0, last_run_at=T0 + timedelta(seconds=2))}
-        assert dog.record_gap(store, history) == 9  # 10:01 ... 10:09; 10:10 runs at once
-        assert len(store.skipped_slots("api")) == 9
-        assert {reason for _, reason in store.skipped_slots("api")} == {"down"}
+        assert dog.record_gap(store.runs, history) == 9  # 10:01 ... 10:09; 10:10 runs at once
+        assert len(store.runs.skipped_slots("api")) == 9
+        assert {reason for _, reason in store.runs.skipped_slots("api")} == {"down"}
     finally:
         store.close()
     [(notification, channels)] = sent
@@ -198,7 +198,7 @@ def test_a_restart_after_downtime_records_the_gap_and_alerts_once(
     try:
         store.ensure_schema()
         slot = utcnow() - timedelta(seconds=10)
-        store.save_run(
+        store.runs.save_run(
             make_run(check="api", started_at=slot, scheduled_for=slot, trigger=Trigger.SCHEDULE)
         )
     finally:
@@ -274,8 +274,8 @@ def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Pat
     try:
         store.ensure_schema()
         now = utcnow()
-        store.save_run(make_run(check="fast", started_at=now - timedelta(minutes=3)))
-        store.save_run(make_run(check="slow", started_at=now - timedelta(minutes=3)))
+        store.runs.save_run(make_run(check="fast", started_at=now - timedelta(minutes=3)))
+        store.runs.save_run(make_run(check="slow", started_at=now - timedelta(minutes=3)))
     finally:
         store.close()
 

@@ -1,4 +1,6 @@
-"""Plain records shared by every part of onwatch: outcomes, test results and runs.
+"""Plain records shared by every part of onwatch: outcomes, test results, runs, and the state
+that the store keeps for alerting and the scheduler (incidents, run facts, silence windows, a
+check's history).
 
 Nothing here does I/O. ``Run.to_json`` is the documented JSON contract of
 ``onwatch once --json`` (see docs/json.md); ``Run.from_json`` reads it back (the spool uses it).
@@ -285,3 +287,88 @@ class CheckStatus:
             "silenced_until": iso(self.silenced_until),
             "overdue": self.overdue,
         }
+
+
+# -- what the store keeps for alerting and the scheduler ------------------------------------------
+#
+# The alerting rules (alerting/rules.py) and the store both speak of these; they live here so
+# that the store needs nothing of alerting.
+
+# Statuses that make a run count as failing for alerting.
+FAILING_STATUSES = frozenset({RunStatus.FAILED, RunStatus.ERROR, RunStatus.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class FailingTest:
+    """A test that failed in the run behind a notification."""
+
+    nodeid: str
+    message: str  # the first line of its error
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the alerting rules need to know of one run."""
+
+    id: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    flaky: int = 0  # tests that passed only on a retry
+    summary: str = ""  # what went wrong, one line (empty for a passing run)
+    failing_tests: tuple[FailingTest, ...] = ()
+    category: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Tell whether this run counts as failing."""
+        return self.status in FAILING_STATUSES
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A check's outage, from its first failing run to its recovery."""
+
+    check: str
+    opened_at: datetime
+    opened_run_id: str
+    last_run_id: str
+    failing_runs: int
+    summary: str
+    flaky_runs: int = 0
+    category: str | None = None
+    # Shown in notifications; not stored, so an incident read back from the store has none.
+    failing_tests: tuple[FailingTest, ...] = ()
+    id: int | None = None
+    resolved_at: datetime | None = None
+    resolved_run_id: str | None = None
+    notified_at: datetime | None = None  # None while a silence holds the opening back
+    last_reminder_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Tell whether the incident is still open."""
+        return self.resolved_at is None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A silence in force: whom it covers, until when, and why."""
+
+    check: str | None  # None covers every check
+    ends_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckHistory:
+    """What the scheduler and the status page need to know about one check's past."""
+
+    last_status: RunStatus | None = None
+    last_run_at: datetime | None = None  # finished_at of the latest run
+    # The latest slot that was run on schedule or deliberately skipped: the scheduler resumes
+    # from it after a restart instead of replaying or forgetting slots.
+    last_slot: datetime | None = None
+    runs_24h: int = 0
+    passed_24h: int = 0
+    consecutive_failures: int = 0  # latest runs, newest first, not passed; 0 after a pass

@@ -23,9 +23,7 @@ from onwatch.alerting.outbox import Outbox, OutboxWorker, retry_delay
 from onwatch.channels.notification import Event, Notification
 from onwatch.channels.webhook import Webhook, WebhookSettings
 from onwatch.errors import DeliveryError
-from onwatch.store import open_store
-from onwatch.store.outbox import Delivery, DeliveryStatus, OutboxStore
-from onwatch.store.sql import SqlStore
+from onwatch.store import Deliveries, Delivery, DeliveryStatus, Store, open_store
 from pgserver import PgServer, fresh_database
 from receivers import Behaviour, HttpReceiver
 from waiting import FakeClock, wait_until
@@ -104,12 +102,12 @@ def opened(key: str, check: str = "api") -> Notification:
     )
 
 
-def only(store: OutboxStore) -> Delivery:
+def only(store: Deliveries) -> Delivery:
     [delivery] = store.deliveries()
     return delivery
 
 
-def only_for(store: OutboxStore, channel: str) -> Delivery:
+def only_for(store: Deliveries, channel: str) -> Delivery:
     [delivery] = [d for d in store.deliveries() if d.channel == channel]
     return delivery
 
@@ -126,11 +124,11 @@ BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], ind
 
 
 @pytest.fixture
-def open_sql(db_url: str) -> Iterator[Callable[[], SqlStore]]:
+def open_sql(db_url: str) -> Iterator[Callable[[], Store]]:
     """Yield a function that opens a store on the database, as a new process would."""
-    stores: list[SqlStore] = []
+    stores: list[Store] = []
 
-    def open_one() -> SqlStore:
+    def open_one() -> Store:
         store = open_store(db_url)
         stores.append(store)
         store.ensure_schema()
@@ -142,8 +140,8 @@ def open_sql(db_url: str) -> Iterator[Callable[[], SqlStore]]:
 
 
 @pytest.fixture
-def store(open_sql: Callable[[], SqlStore]) -> OutboxStore:
-    return OutboxStore(open_sql())
+def store(open_sql: Callable[[], Store]) -> Deliveries:
+    return open_sql().outbox
 
 
 @pytest.fixture
@@ -152,7 +150,7 @@ def make_outbox() -> Iterator[Callable[..., Outbox]]:
     made: list[Outbox] = []
 
     def make(
-        store: OutboxStore, channels: list[Any], kind: type[Outbox] = Outbox, **options: Any
+        store: Deliveries, channels: list[Any], kind: type[Outbox] = Outbox, **options: Any
     ) -> Outbox:
         outbox = kind(store, {c.name: c for c in channels}, **{**FAST, **options})
         made.append(outbox)
@@ -172,7 +170,7 @@ def clock() -> FakeClock:
 def on_clock(make_outbox: Callable[..., Outbox], clock: FakeClock) -> Callable[..., Outbox]:
     """Return a factory of outboxes on the fake clock, with the daemon's backoff, no jitter."""
 
-    def make(store: OutboxStore, channels: list[Any], **options: Any) -> Outbox:
+    def make(store: Deliveries, channels: list[Any], **options: Any) -> Outbox:
         defaults = {"clock": clock, "base_delay": 1.0, "max_delay": 300.0, "rng": NoJitter()}
         return make_outbox(store, channels, **{**defaults, **options})
 
@@ -224,7 +222,7 @@ def other_receiver(receivers: tuple[HttpReceiver, HttpReceiver]) -> HttpReceiver
 
 @BOTH_DATABASES
 def test_it_delivers_a_notification_once(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
     notification = opened("api|opened|1")
@@ -250,7 +248,7 @@ def test_it_delivers_a_notification_once(
 
 
 def test_it_delivers_through_the_webhook_channel(
-    store: OutboxStore, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
+    store: Deliveries, receiver: HttpReceiver, make_outbox: Callable[..., Outbox]
 ) -> None:
     hook = Webhook("hook", WebhookSettings(url=f"{receiver.url}/hook", timeout=2))
     outbox = make_outbox(store, [hook])
@@ -264,7 +262,7 @@ def test_it_delivers_through_the_webhook_channel(
 
 
 def test_it_retries_a_temporary_failure_after_its_backoff_and_then_delivers_once(
-    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=500)
     outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
@@ -300,7 +298,7 @@ def test_it_retries_a_temporary_failure_after_its_backoff_and_then_delivers_once
 
 
 def test_it_does_not_retry_a_permanent_failure(
-    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=400)
     outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
@@ -319,7 +317,7 @@ def test_it_does_not_retry_a_permanent_failure(
 
 
 def test_it_backs_off_exponentially_and_gives_up_after_max_attempts(
-    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     receiver.behaviour = Behaviour(status=503)
     outbox = on_clock(store, [HttpChannel("hook", receiver.url)], max_attempts=3)
@@ -350,7 +348,7 @@ def test_it_backs_off_exponentially_and_gives_up_after_max_attempts(
 
 
 def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
-    store: OutboxStore,
+    store: Deliveries,
     on_clock: Callable[..., Outbox],
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
@@ -372,7 +370,7 @@ def test_an_unexpected_exception_from_a_channel_is_retried_and_logged(
 
 
 def test_unknown_channels_are_logged_and_skipped(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     caplog: pytest.LogCaptureFixture,
@@ -389,7 +387,7 @@ def test_unknown_channels_are_logged_and_skipped(
 
 
 def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     on_clock: Callable[..., Outbox],
     clock: FakeClock,
@@ -426,7 +424,7 @@ def test_a_notification_reaches_a_receiver_that_comes_back_exactly_once(
 
 
 def test_a_hanging_receiver_does_not_delay_another_channel(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -458,7 +456,7 @@ def test_a_hanging_receiver_does_not_delay_another_channel(
 
 
 def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
-    store: OutboxStore, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
 ) -> None:
     chat = HttpChannel("chat", receiver.url, grouped=True)
     outbox = on_clock(store, [chat], group_window=120.0)
@@ -491,7 +489,7 @@ def test_a_grouped_channel_sends_the_first_at_once_and_the_rest_as_one_batch(
 
 
 def test_group_windows_can_differ_per_channel(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     other_receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
@@ -514,18 +512,18 @@ def test_group_windows_can_differ_per_channel(
 
 @BOTH_DATABASES
 def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
-    open_sql: Callable[[], SqlStore],
+    open_sql: Callable[[], Store],
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
 ) -> None:
     # The daemon wrote the outbox rows and died before sending anything.
-    dead = make_outbox(OutboxStore(open_sql()), [HttpChannel("hook", receiver.url)])
+    dead = make_outbox(open_sql().outbox, [HttpChannel("hook", receiver.url)])
     dead.enqueue(opened("api|opened|1"), ["hook"])
     dead.enqueue(opened("db|opened|1", check="db"), ["hook"])
     dead.close()
 
-    store = OutboxStore(open_sql())
+    store = open_sql().outbox
     outbox = make_outbox(store, [HttpChannel("hook", receiver.url)])
     worker = start_worker(outbox)
 
@@ -543,7 +541,7 @@ def test_a_new_outbox_sends_what_a_dead_one_left_behind_exactly_once(
 
 
 def test_a_failing_channel_is_announced_once_on_the_other_channels(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     other_receiver: HttpReceiver,
     on_clock: Callable[..., Outbox],
@@ -595,7 +593,7 @@ def test_a_failing_channel_is_announced_once_on_the_other_channels(
 
 
 def test_the_worker_sends_within_milliseconds_of_a_wake(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -618,7 +616,7 @@ def test_the_worker_sends_within_milliseconds_of_a_wake(
 
 
 def test_the_worker_sends_what_is_due_when_it_stops(
-    store: OutboxStore,
+    store: Deliveries,
     receiver: HttpReceiver,
     make_outbox: Callable[..., Outbox],
     start_worker: Callable[..., OutboxWorker],
@@ -647,7 +645,7 @@ def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
     sql = open_store(own_postgres.create_database())
     try:
         sql.ensure_schema()
-        store = OutboxStore(sql)
+        store = sql.outbox
 
         class StopsTheDatabase(HttpChannel):
             """Sends, but the database goes down during the first send."""

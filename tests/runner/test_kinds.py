@@ -199,7 +199,7 @@ def test_a_registered_kind_runs_through_the_scheduler_and_is_recorded(
         SECRET,
     )
     assert job.stop is kill and job.patterns is not None and job.python is None
-    stored = store.get_run(run.id)
+    stored = store.runs.get_run(run.id)
     store.close()
     assert stored is not None
     assert [r.nodeid for r in stored.final_results()] == ["echo::ping", "echo::pong"]

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from onwatch.alerting.rules import Incident
 from onwatch.config import Config
-from onwatch.model import Outcome, Run, RunStatus, TestResult
+from onwatch.model import Incident, Outcome, Run, RunStatus, TestResult
 from onwatch.state.feed import HealthFeed
 from onwatch.state.health import Health, PollState
 from onwatch.state.service import StateService
-from onwatch.store import open_store
-from onwatch.store.incidents import IncidentStore
+from onwatch.store import PollRecord, open_store
 from onwatch.store.sql import SqlStore
-from onwatch.store.upstream import PollRecord, UpstreamStore
 from records import T0, make_run
 from state.conftest import NOW
 
@@ -47,7 +44,7 @@ def feed_of(config: Config, store: SqlStore, *, overdue: bool = False) -> Health
 def test_it_seeds_each_check_from_its_latest_stored_run_and_open_incident(
     config: Config, store: SqlStore
 ) -> None:
-    store.save_run(make_run(check="api"))
+    store.runs.save_run(make_run(check="api"))
     failing = make_run(
         check="api",
         minute=20,
@@ -55,10 +52,10 @@ def test_it_seeds_each_check_from_its_latest_stored_run_and_open_incident(
         duration=2.5,
         results=(result("test_a", Outcome.FAILED), result("test_b", Outcome.PASSED)),
     )
-    store.save_run(failing)
-    store.save_run(make_run(check="api", minute=10, status=RunStatus.FAILED))
-    IncidentStore(store).save(Incident("api", T0, failing.id, failing.id, 2, "api is failing"))
-    store.save_run(make_run(check="web"))
+    store.runs.save_run(failing)
+    store.runs.save_run(make_run(check="api", minute=10, status=RunStatus.FAILED))
+    store.incidents.save(Incident("api", T0, failing.id, failing.id, 2, "api is failing"))
+    store.runs.save_run(make_run(check="web"))
     feed = feed_of(config, store)
 
     feed.seed()
@@ -83,8 +80,8 @@ def test_it_seeds_each_check_from_its_latest_stored_run_and_open_incident(
 def test_where_no_watchdog_runs_it_seeds_whether_a_check_is_overdue(
     config: Config, store: SqlStore
 ) -> None:
-    store.save_run(make_run(check="api"))
-    store.save_run(make_run(check="web"))
+    store.runs.save_run(make_run(check="api"))
+    store.runs.save_run(make_run(check="web"))
     feed = feed_of(config, store, overdue=True)
 
     feed.seed()
@@ -102,15 +99,15 @@ def test_a_refresh_shows_what_other_processes_recorded_since(
         status=RunStatus.FAILED,
         results=(result("test_a", Outcome.FAILED), result("test_b", Outcome.PASSED)),
     )
-    store.save_run(failing)
-    incidents = IncidentStore(store)
+    store.runs.save_run(failing)
+    incidents = store.incidents
     opened = incidents.save(Incident("api", T0, failing.id, failing.id, 1, "api is failing"))
     feed = feed_of(config, store)
     feed.seed()
     assert feed.health.snapshot().checks["api"].incident_open
 
     passing = make_run(check="api", minute=30, results=(result("test_c", Outcome.PASSED),))
-    store.save_run(passing)
+    store.runs.save_run(passing)
     incidents.save(replace(opened, resolved_at=passing.finished_at, resolved_run_id=passing.id))
     assert feed.refresh()
 
@@ -125,7 +122,7 @@ def test_a_refresh_shows_what_other_processes_recorded_since(
 def test_a_refresh_with_nothing_new_reads_no_run_and_changes_nothing(
     config: Config, store: SqlStore
 ) -> None:
-    store.save_run(make_run(check="api", results=(result("test_a", Outcome.PASSED),)))
+    store.runs.save_run(make_run(check="api", results=(result("test_a", Outcome.PASSED),)))
     feed = feed_of(config, store)
     feed.seed()
     assert isinstance(feed.state, CountingState) and feed.state.reads == 1
@@ -138,7 +135,7 @@ def test_a_refresh_with_nothing_new_reads_no_run_and_changes_nothing(
 
 
 def test_it_seeds_the_polls_of_each_watched_package(config: Config, store: SqlStore) -> None:
-    upstream = UpstreamStore(store)
+    upstream = store.upstream
     upstream.record_poll(PollRecord("stack", "requests", NOW - timedelta(minutes=10), ok=True))
     upstream.record_poll(PollRecord("stack", "requests", NOW, ok=False, error="HTTP 503"))
     feed = feed_of(config, store)
@@ -158,7 +155,7 @@ def test_it_seeds_the_polls_of_each_watched_package(config: Config, store: SqlSt
 def test_an_unreadable_database_is_logged_once_and_the_health_kept(
     config: Config, store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store.save_run(make_run(check="api"))
+    store.runs.save_run(make_run(check="api"))
     feed = feed_of(config, store)
     feed.seed()
     before = feed.health.snapshot().checks

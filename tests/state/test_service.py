@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from onwatch.alerting.rules import Incident
 from onwatch.config import Config
-from onwatch.model import Outcome, RunStatus, TestResult
+from onwatch.model import Incident, Outcome, RunStatus, TestResult
 from onwatch.state.service import StateService, incident_brief, incident_json
-from onwatch.store.incidents import IncidentStore
-from onwatch.store.outbox import OutboxStore
+from onwatch.store import PollRecord
 from onwatch.store.spool import Spool
 from onwatch.store.sql import SqlStore
-from onwatch.store.upstream import PollRecord, UpstreamStore
 from records import T0, make_run
 from state.conftest import NOW
 
@@ -22,21 +19,19 @@ OPENED = T0 + timedelta(minutes=10)
 
 def failing_api(store: SqlStore) -> Incident:
     """Store three api runs (a pass, then two failures) and the incident they opened."""
-    store.save_run(make_run(check="api"))
+    store.runs.save_run(make_run(check="api"))
     for minute in (10, 20):
-        store.save_run(make_run(check="api", minute=minute, status=RunStatus.FAILED))
+        store.runs.save_run(make_run(check="api", minute=minute, status=RunStatus.FAILED))
     opened = Incident("api", OPENED, "run-1", "run-2", 2, "api is failing")
-    return IncidentStore(store).save(opened)
+    return store.incidents.save(opened)
 
 
 def test_each_check_shows_its_latest_run_pass_rate_incident_silence_and_schedule(
     config: Config, store: SqlStore
 ) -> None:
     incident = failing_api(store)
-    store.save_run(make_run(check="web"))
-    IncidentStore(store).add_silence(
-        "api", NOW - timedelta(minutes=5), NOW + timedelta(minutes=30), ""
-    )
+    store.runs.save_run(make_run(check="web"))
+    store.incidents.add_silence("api", NOW - timedelta(minutes=5), NOW + timedelta(minutes=30), "")
 
     api, web, idle = StateService(config, store, clock=lambda: NOW).statuses()
 
@@ -63,8 +58,8 @@ def test_the_named_checks_alone_are_read(config: Config, store: SqlStore) -> Non
 
 def test_the_summary_is_the_documented_status_json(config: Config, store: SqlStore) -> None:
     incident = failing_api(store)
-    OutboxStore(store).update_channel("hook", ok=False, error="HTTP 500", at=NOW)
-    upstream = UpstreamStore(store)
+    store.outbox.update_channel("hook", ok=False, error="HTTP 500", at=NOW)
+    upstream = store.upstream
     upstream.record_poll(PollRecord("stack", "requests", NOW - timedelta(minutes=10), ok=True))
     upstream.record_poll(
         PollRecord("stack", "requests", NOW, ok=False, kind="http", error="HTTP 503")
@@ -120,9 +115,9 @@ def test_the_summary_is_the_documented_status_json(config: Config, store: SqlSto
 
 def test_the_latest_run_comes_with_its_results(config: Config, store: SqlStore) -> None:
     passed = TestResult("tests/test_api.py::test_ok", Outcome.PASSED, "call", 0.25)
-    store.save_run(make_run(check="api"))
+    store.runs.save_run(make_run(check="api"))
     newest = make_run(check="api", minute=5, results=(passed,))
-    store.save_run(newest)
+    store.runs.save_run(newest)
     state = StateService(config, store, clock=lambda: NOW)
 
     found = state.latest_run("api")

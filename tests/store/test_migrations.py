@@ -55,14 +55,14 @@ def test_a_migrated_database_matches_the_schema_module(
 def test_ensure_schema_is_idempotent(empty_store: SqlStore, store_url: str) -> None:
     empty_store.ensure_schema()
     run = make_run()
-    empty_store.save_run(run)
+    empty_store.runs.save_run(run)
 
     empty_store.ensure_schema()
     again = open_store(store_url)
     again.ensure_schema()
     again.close()
 
-    assert empty_store.get_run(run.id) == run
+    assert empty_store.runs.get_run(run.id) == run
     engine = create_engine(store_url)
     try:
         with engine.connect() as conn:

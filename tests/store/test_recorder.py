@@ -66,7 +66,7 @@ def test_it_stores_a_run_while_the_database_answers(
     assert recorder.record(run) == "stored"
 
     assert recorder.pending() == 0
-    assert store.get_run(run.id) == run
+    assert store.runs.get_run(run.id) == run
     assert count(sqlite_url) == (1, 3)
 
 

@@ -29,6 +29,6 @@ def test_artifacts_survive_the_json_and_the_database(store: SqlStore) -> None:
         }
     ]
     assert type(run).from_json(run.to_json()).results[0].artifacts == (shot,)
-    store.save_run(run)
-    stored = store.get_run(run.id)
+    store.runs.save_run(run)
+    stored = store.runs.get_run(run.id)
     assert stored is not None and stored.results[0].artifacts == (shot,)

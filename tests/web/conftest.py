@@ -24,8 +24,7 @@ import pytest
 from onwatch.config import Config, load_config
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 from onwatch.state.health import Health
-from onwatch.store import open_store
-from onwatch.store.sql import SqlStore
+from onwatch.store import Store, open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.auth import hash_token
 from onwatch.web.server import WebServer, serve
@@ -134,7 +133,7 @@ def seed(config: Config, now: datetime) -> History:
         for i in range(WEB_RUNS)
     ]
     for run in [*api_runs, *web_runs]:
-        store.save_run(run)
+        store.runs.save_run(run)
     store.close()
     return History(config, now, api_runs, web_runs)
 
@@ -171,7 +170,7 @@ class Served:
 
     def __init__(self, history: History, *, listen: str) -> None:
         self.triggered: list[str] = []
-        self.store: SqlStore = open_store(history.config.database_url)
+        self.store: Store = open_store(history.config.database_url)
         health = Health(list(history.config.checks))
         app = create_site_app(
             history.config,

@@ -18,7 +18,6 @@ import pytest
 from onwatch.alerting.rules import Incident
 from onwatch.cli.checks import status
 from onwatch.model import Run, RunStatus
-from onwatch.store.incidents import IncidentStore
 from web.conftest import (
     ADMIN_TOKEN,
     API_TESTS,
@@ -303,7 +302,7 @@ def own_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     served = Served(history, listen="127.0.0.1:8787")
     runs = history.api_runs
-    incidents = IncidentStore(served.store)
+    incidents = served.store.incidents
     incidents.save(
         Incident(
             check="web",

@@ -41,7 +41,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Served, Run, dict[str, str]]]:
     )
     run = make_run(status=RunStatus.FAILED, results=(result,))
     store = open_store(config.database_url)
-    store.save_run(run)
+    store.runs.save_run(run)
     store.close()
     gone = files.path_of(shas["gone"])
     assert gone is not None

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import delete
+from sqlalchemy import create_engine, delete
 
 from browser import Watch
 from onwatch.model import Run, RunStatus
@@ -429,5 +429,9 @@ def test_admin_silences_a_check_and_its_pages_say_until_when(
         )
     finally:
         # The seeded database is shared by the session: leave `web` unsilenced again.
-        with closed_site.store.engine.begin() as conn:
-            conn.execute(delete(silences).where(silences.c.check == "web"))
+        engine = create_engine(closed_site.store.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(silences).where(silences.c.check == "web"))
+        finally:
+            engine.dispose()

@@ -66,7 +66,7 @@ class Installation:
         shot.write_bytes(content)
         sha, size = ArtifactStore(self.config.artifacts_dir).put(shot)
         store = open_store(self.config.database_url)
-        store.save_run(_run(check, started, sha, size, fail=True))
+        store.runs.save_run(_run(check, started, sha, size, fail=True))
         store.close()
         return sha
 
@@ -102,8 +102,8 @@ def build_site(root: Path, database: str | None) -> Installation:
         sha, size = files.put(shot)
         passing = _run(check, now - timedelta(minutes=50), sha, size, fail=False)
         failing = _run(check, now - timedelta(minutes=20), sha, size, fail=True)
-        store.save_run(passing)
-        store.save_run(failing)
+        store.runs.save_run(passing)
+        store.runs.save_run(failing)
         seeded[check] = {"sha": sha, "passing": passing, "failing": failing}
     store.close()
     served = Served(History(config, now, [], []), listen="127.0.0.1:8787")

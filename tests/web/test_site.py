@@ -29,7 +29,7 @@ def test_the_overview_redraws_only_what_changed(tmp_path: Path) -> None:
         assert again["api"].strip is first["api"].strip
 
         # A run of web: web is drawn again with one more cell, api is not.
-        store.save_run(
+        store.runs.save_run(
             make_run(check="web", started_at=now - timedelta(minutes=1), status=RunStatus.FAILED)
         )
         after = {row.status.name: row for row in site.overview().rows}

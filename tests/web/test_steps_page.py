@@ -25,7 +25,9 @@ def test_the_test_page_draws_one_line_per_step_with_a_point_per_run(tmp_path: Pa
             ("step", {"name": "deposit", "seconds": slow, "ok": True}),
         )
         result = TestResult(JOURNEY, Outcome.PASSED, "call", 1.0, properties=steps)
-        store.save_run(make_run(started_at=now - timedelta(minutes=minutes_ago), results=(result,)))
+        store.runs.save_run(
+            make_run(started_at=now - timedelta(minutes=minutes_ago), results=(result,))
+        )
     store.close()
     served = Served(history, listen="127.0.0.1:8787")
     try:

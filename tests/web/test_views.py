@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from onwatch.model import Outcome, TestResult
-from onwatch.store.dashboard import HourRow, TestRow
+from onwatch.store import HourRow, TestRow
 from onwatch.web import views
 
 NOW = datetime(2026, 11, 29, 12, 30, tzinfo=UTC)

@@ -22,8 +22,7 @@ from onwatch.config import Config
 from onwatch.durations import format_duration
 from onwatch.errors import StoreError
 from onwatch.model import Outcome, Run, RunStatus, utcnow
-from onwatch.store.incidents import IncidentStore
-from onwatch.store.sql import SqlStore
+from onwatch.store import Store
 
 log = logging.getLogger("onwatch.alerting")
 MAX_FAILING_TESTS = 20
@@ -84,15 +83,15 @@ class Alerting:
     def __init__(
         self,
         config: Config,
-        sql: SqlStore,
+        store: Store,
         outbox: Outbox,
         *,
         clock: Callable[[], datetime] = utcnow,
         on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
-        self.sql = sql
-        self.incidents = IncidentStore(sql)
+        self.runs = store.runs
+        self.incidents = store.incidents
         self.outbox = outbox
         self.clock = clock
         self.on_enqueue = on_enqueue  # wakes the outbox worker: alerts leave at once
@@ -132,15 +131,15 @@ class Alerting:
             log.warning("alerting tick failed: %s", exc)
 
     def _reevaluate(self, check: str) -> None:
-        for latest in self.sql.list_runs(check, limit=1, monitoring_only=True):
-            full = self.sql.get_run(latest.id)
+        for latest in self.runs.list_runs(check, limit=1, monitoring_only=True):
+            full = self.runs.get_run(latest.id)
             if full is not None:
                 self._evaluate(check, facts_of(full))
 
     def _evaluate(self, check: str, facts: RunFacts) -> None:
         policy = policy_of(self.config, check)
         incident = self.incidents.open_incident(check)
-        recent = self.incidents.recent_runs(check, max(policy.alert_after, policy.recover_after))
+        recent = self.runs.recent_facts(check, max(policy.alert_after, policy.recover_after))
         if not recent or recent[0].id != facts.id:
             return  # an older run recorded late: the newest one decides
         recent[0] = facts
@@ -179,7 +178,7 @@ class Alerting:
                 self._notify(self._with_tests(incident), Event.INCIDENT_REMINDER, now)
 
     def _with_tests(self, incident: Incident) -> Incident:
-        run = self.sql.get_run(incident.last_run_id)
+        run = self.runs.get_run(incident.last_run_id)
         if run is None:
             return incident
         facts = facts_of(run)

@@ -34,7 +34,7 @@ from onwatch.channels import Channel
 from onwatch.channels.notification import Event, Notification
 from onwatch.errors import DeliveryError, StoreError
 from onwatch.model import utcnow
-from onwatch.store.outbox import ChannelState, Delivery, OutboxStore
+from onwatch.store import ChannelState, Deliveries, Delivery
 
 log = logging.getLogger("onwatch.alerting")
 
@@ -74,7 +74,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: OutboxStore,
+        store: Deliveries,
         channels: Mapping[str, Channel],
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -117,7 +117,7 @@ class Outbox:
         )
 
     @property
-    def store(self) -> OutboxStore:
+    def store(self) -> Deliveries:
         """The store the deliveries live in."""
         return self._store
 

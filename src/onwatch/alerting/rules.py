@@ -12,10 +12,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from onwatch.channels.notification import FailingTest
-from onwatch.model import RunStatus
+from onwatch.model import FAILING_STATUSES as FAILING
+from onwatch.model import Incident, RunFacts
 
-FAILING = frozenset({RunStatus.FAILED, RunStatus.ERROR, RunStatus.TIMEOUT})
+__all__ = [
+    "FAILING",
+    "Change",
+    "Incident",
+    "Policy",
+    "RunFacts",
+    "Transition",
+    "on_run",
+    "reminder_due",
+]
 
 
 @dataclass(frozen=True)
@@ -25,50 +34,6 @@ class Policy:
     alert_after: int = 2
     recover_after: int = 1
     remind_every: float | None = None  # seconds
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """What the rules need to know of one run."""
-
-    id: str
-    status: RunStatus
-    started_at: datetime
-    finished_at: datetime
-    flaky: int = 0  # tests that passed only on a retry
-    summary: str = ""  # what went wrong, one line (empty for a passing run)
-    failing_tests: tuple[FailingTest, ...] = ()
-    category: str | None = None
-
-    @property
-    def failing(self) -> bool:
-        """Tell whether this run counts as failing."""
-        return self.status in FAILING
-
-
-@dataclass(frozen=True)
-class Incident:
-    """A check's outage, from its first failing run to its recovery."""
-
-    check: str
-    opened_at: datetime
-    opened_run_id: str
-    last_run_id: str
-    failing_runs: int
-    summary: str
-    flaky_runs: int = 0
-    category: str | None = None
-    failing_tests: tuple[FailingTest, ...] = ()
-    id: int | None = None
-    resolved_at: datetime | None = None
-    resolved_run_id: str | None = None
-    notified_at: datetime | None = None  # None while a silence holds the opening back
-    last_reminder_at: datetime | None = None
-
-    @property
-    def open(self) -> bool:
-        """Tell whether the incident is still open."""
-        return self.resolved_at is None
 
 
 class Change(StrEnum):

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from onwatch.config import Silence
+from onwatch.model import Window
 
-
-@dataclass(frozen=True)
-class Window:
-    """A silence in force: whom it covers, until when, and why."""
-
-    check: str | None  # None covers every check
-    ends_at: datetime
-    reason: str
+__all__ = ["Window", "active_windows", "silenced"]
 
 
 def active_windows(silences: list[Silence], now: datetime) -> list[Window]:

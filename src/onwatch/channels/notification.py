@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from onwatch.model import FailingTest as FailingTest  # re-exported: notifications list them
 from onwatch.model import iso, parse_iso
 
 PAYLOAD_VERSION = 1
@@ -29,14 +30,6 @@ class Event(StrEnum):
     UPSTREAM_POLL_FAILING = "upstream.poll_failing"  # the index cannot be polled
     UPSTREAM_POLL_RECOVERED = "upstream.poll_recovered"
     TEST = "test"
-
-
-@dataclass(frozen=True)
-class FailingTest:
-    """A test that failed in the run behind a notification."""
-
-    nodeid: str
-    message: str  # the first line of its error
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ def silence(config: Config, check: str | None, duration: str, reason: str) -> in
     from onwatch.durations import parse_duration
     from onwatch.model import utcnow
     from onwatch.store import open_store
-    from onwatch.store.incidents import IncidentStore
 
     if check is not None:
         config.select([check])
@@ -30,7 +29,7 @@ def silence(config: Config, check: str | None, duration: str, reason: str) -> in
         store.ensure_schema()
         now = utcnow()
         ends = now + timedelta(seconds=seconds)
-        IncidentStore(store).add_silence(check, now, ends, reason)
+        store.incidents.add_silence(check, now, ends, reason)
     finally:
         store.close()
     who = check or "every check"

@@ -13,8 +13,8 @@ from onwatch.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from onwatch.model import Run
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
 
 
 def validate(config: Config) -> int:
@@ -183,7 +183,7 @@ class StoreOpener:
         self.config = config
         self.checks = checks
         self.after = after
-        self.store: SqlStore | None = None
+        self.store: Store | None = None
         self.error: str | None = None
         self.recent: dict[str, list[int]] = {}  # collected counts of each check's latest runs
         self._recorder: Recorder | None = None
@@ -201,13 +201,12 @@ class StoreOpener:
             self.store = open_store(self.config.database_url)
             self.store.ensure_schema()
             for name, check in self.checks.items():
-                self.store.upsert_check(name, check.digest(), check.schedule)
+                self.store.runs.upsert_check(name, check.digest(), check.schedule)
             # Fetched now, while pytest runs: judging selection drift then costs nothing after.
             from onwatch.analysis import drift  # noqa: F401 - the pytest kind's review uses it
-            from onwatch.store.incidents import IncidentStore
 
-            incidents = IncidentStore(self.store)
-            self.recent = {name: incidents.collected_counts(name) for name in self.checks}
+            runs = self.store.runs
+            self.recent = {name: runs.collected_counts(name) for name in self.checks}
         except StoreError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and runs are spooled, not lost

@@ -10,9 +10,9 @@ form the masker knows (raw, URL, base64, JSON, HTML...):
 - every file of the artifacts folder, and each member of a zip archive (a Playwright trace);
 - the spool of runs waiting for the database (``state_dir/spool``).
 
-The database is only read: SQLite through a ``mode=ro`` URI (a read-write connection that
-closes last would checkpoint the WAL into the file), PostgreSQL in a read-only transaction,
-and never migrated. A hit says where, which secret and which encoding, never the text matched;
+The database is only read, by ``onwatch.store.scan`` (SQLite through a ``mode=ro`` URI,
+PostgreSQL in a read-only transaction, never migrated); this module searches what it returns
+and reports. A hit says where, which secret and which encoding, never the text matched;
 names shown from the data (primary keys, file names) are masked too. docs/doctor.md is the
 user's side of this module.
 """
@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
 from onwatch.errors import OnwatchError
 from onwatch.masking import Hit, Masker
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Table
-
     from onwatch.config import Config
 
 __all__ = ["Finding", "Report", "Scan", "SecretState", "look_up", "render", "run_doctor", "scan"]
@@ -235,86 +231,30 @@ def _hits(count: int) -> str:
 
 def _scan_database(url: str, masker: Masker, found: Scan, batch_rows: int) -> Path | None:
     """Scan every table; return the SQLite file to read raw, if there is one."""
-    from sqlalchemy import MetaData
-    from sqlalchemy.exc import SAWarning
+    from onwatch.store.scan import scan_rows, sqlite_file
 
-    from onwatch.store import open_store
-
-    read_only, sqlite_file = _read_only_url(url)
-    if sqlite_file is not None and not sqlite_file.is_file():
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
         found.database_found = False  # opening it would create it
         return None
-    store = open_store(read_only)
-    try:
-        with store.translated("cannot scan the database"), store.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                # Before the first statement: it makes the whole transaction read-only.
-                conn.execution_options(postgresql_readonly=True)
-            metadata = MetaData()
-            with warnings.catch_warnings():
-                # A column type SQLAlchemy does not know (an extension's) is skipped anyway.
-                warnings.simplefilter("ignore", SAWarning)
-                metadata.reflect(conn)
-            for table in metadata.sorted_tables:
-                _scan_table(conn, table, masker, found, batch_rows)
-    finally:
-        store.close()
-    return sqlite_file
-
-
-def _scan_table(
-    conn: Connection, table: Table, masker: Masker, found: Scan, batch_rows: int
-) -> None:
-    """Search a table's text, JSON and binary columns, ``batch_rows`` rows in memory at once."""
-    from sqlalchemy import JSON, LargeBinary, String, Text, cast, select
-
-    key = list(table.primary_key.columns)
-    texts = [c for c in table.columns if isinstance(c.type, String | JSON | LargeBinary)]
-    if not texts:
-        return
-    # JSON as stored, escapes included: decoding it would hide the "json" form.
-    selected = [cast(c, Text) if isinstance(c.type, JSON) else c for c in texts]
-    query = select(*key, *selected).execution_options(yield_per=batch_rows)
-    for row in conn.execute(query):
+    for row in scan_rows(url, batch_rows=batch_rows):
         found.rows += 1
-        for index, column in enumerate(texts):
-            hits = _find(row[len(key) + index], masker)
+        for column, value in row.cells:
+            hits = _find(value, masker)
             # One line per secret and form in a cell: its offsets would add nothing.
             for name, encoding in dict.fromkeys((h.name, h.encoding) for h in hits):
-                primary = {c.name: _shown(row[i], masker) for i, c in enumerate(key)}
+                primary = {k: _shown(v, masker) for k, v in row.key.items()}
                 found.hits.append(
                     Finding(
                         "database",
                         name,
                         encoding,
-                        table=table.name,
-                        column=column.name,
+                        table=row.table,
+                        column=column,
                         row=primary or None,
                     )
                 )
-
-
-def _read_only_url(url: str) -> tuple[str, Path | None]:
-    """Return ``url`` made read-only where the driver allows it, and its SQLite file if any."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url, None  # open_store says it is invalid, without quoting it
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return url, None
-    database = parsed.database
-    assert database is not None
-    if database.startswith("file:"):
-        # Already a URI: mode=ro can be added, but its file is for SQLite to find.
-        return parsed.update_query_dict({"mode": "ro"}).render_as_string(hide_password=False), None
-    path = Path(database)
-    uri = parsed.set(database="file:" + quote(str(path))).update_query_dict(
-        {"mode": "ro", "uri": "true"}
-    )
-    return uri.render_as_string(hide_password=False), path
+    return path
 
 
 def _find(value: object, masker: Masker) -> list[Hit]:

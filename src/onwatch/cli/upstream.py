@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from onwatch.channels.notification import Notification
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
-    from onwatch.store.sql import SqlStore
+    from onwatch.store import Store
     from onwatch.upstream.watcher import WatchReport
 
 
@@ -56,14 +56,13 @@ def watch_check(config: Config, name: str, *, json_output: bool) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
-def _outbox(config: Config, store: SqlStore, runner: Runner) -> Outbox:
+def _outbox(config: Config, store: Store, runner: Runner) -> Outbox:
     from onwatch.alerting.outbox import Outbox
     from onwatch.channels import build_channel
-    from onwatch.store.outbox import OutboxStore
 
     lookup = runner.keeper.resolver(config.settings.secrets)
     channels = {name: build_channel(name, s, lookup) for name, s in config.channels.items()}
-    return Outbox(OutboxStore(store), channels, group_window=0.0, mask=runner.keeper.mask_value)
+    return Outbox(store.outbox, channels, group_window=0.0, mask=runner.keeper.mask_value)
 
 
 def print_report(report: WatchReport) -> None:

@@ -24,7 +24,7 @@ from onwatch.schedule import following_slot, interval_of, jitter, next_slot
 
 if TYPE_CHECKING:
     from onwatch.runner.execute import Runner
-    from onwatch.store import Store
+    from onwatch.store import Runs
     from onwatch.store.recorder import Recorder
 
 log = logging.getLogger("onwatch.daemon.scheduler")
@@ -50,7 +50,7 @@ class Scheduler:
         config: Config,
         runner: Runner,
         recorder: Recorder,
-        store: Store,
+        store: Runs,
         *,
         stopping: threading.Event,
         kill: threading.Event,

@@ -26,7 +26,7 @@ from onwatch.schedule import expected_by, missed_slots
 
 if TYPE_CHECKING:
     from onwatch.channels import Channel
-    from onwatch.store import CheckHistory, Store
+    from onwatch.store import CheckHistory, Runs
 
 log = logging.getLogger("onwatch.daemon.watchdog")
 Notify = Callable[[Notification, list[str]], None]
@@ -106,7 +106,7 @@ class Watchdog:
             )
         return [name for name, *_ in late]
 
-    def record_gap(self, store: Store, history: dict[str, CheckHistory]) -> int:
+    def record_gap(self, store: Runs, history: dict[str, CheckHistory]) -> int:
         """Record the slots missed while onwatch was down and notify the gap once."""
         now = self.clock()
         missed: dict[str, list[datetime]] = {}

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from onwatch.model import Run
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
     from onwatch.upstream.loop import WatchLoop
     from onwatch.web.server import WebServer
 
@@ -125,7 +125,7 @@ def run_daemon(
         config,
         runner,
         recorder,
-        store,
+        store.runs,
         stopping=stopping,
         kill=kill,
         on_recorded=recorded,
@@ -160,14 +160,14 @@ def run_daemon(
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
 
 
-def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Health) -> None:
+def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
     from onwatch.state.feed import HealthFeed
     from onwatch.state.service import StateService
 
     try:
-        history = store.history(list(config.checks), utcnow())
+        history = store.runs.history(list(config.checks), utcnow())
         watchdog.seed(history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
@@ -179,7 +179,7 @@ def _look_back(config: Config, store: SqlStore, watchdog: Watchdog, health: Heal
     except StoreError as exc:
         log.warning("cannot read the latest runs, tests and open incidents: %s", exc)
     try:
-        watchdog.record_gap(store, history)
+        watchdog.record_gap(store.runs, history)
     except StoreError as exc:
         log.warning("cannot record the slots missed while down: %s", exc)
 
@@ -217,7 +217,7 @@ def _artifact_pruner(config: Config) -> Callable[[], None]:
 def _serve_http(
     config: Config,
     health: Health,
-    store: SqlStore,
+    store: Store,
     trigger: Callable[[str], str] | None = None,
 ) -> WebServer | None:
     """Serve the dashboard, the API, /healthz and /metrics on [onwatch] listen, unless empty."""
@@ -259,12 +259,11 @@ def heartbeat_status(health: Health, spooled: int) -> dict[str, object]:
     }
 
 
-def _review(runner: Runner, store: SqlStore, run: Run) -> Run:
+def _review(runner: Runner, store: Store, run: Run) -> Run:
     """Let the check's kind judge the run against its recent runs (selection drift)."""
-    from onwatch.store.incidents import IncidentStore
 
     try:
-        recent = IncidentStore(store).collected_counts(run.check)
+        recent = store.runs.collected_counts(run.check)
     except StoreError:
         recent = []  # the all-skipped rule still applies without history
     return runner.review(run, recent)
@@ -274,7 +273,7 @@ def _start_watches(
     config: Config,
     runner: Runner,
     recorder: Recorder,
-    store: SqlStore,
+    store: Store,
     alerting: Alerting,
     health: Health,
 ) -> WatchLoop | None:
@@ -295,11 +294,10 @@ def _start_watches(
 
 
 def _start_outbox(
-    config: Config, store: SqlStore, keeper: Keeper
+    config: Config, store: Store, keeper: Keeper
 ) -> tuple[dict[str, Channel], Outbox, OutboxWorker]:
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.channels import build_channel
-    from onwatch.store.outbox import OutboxStore
 
     lookup = keeper.resolver(config.settings.secrets)
     channels = {
@@ -307,7 +305,7 @@ def _start_outbox(
     }
     # Only the kinds that group (apprise) have a group_window.
     windows = {n: s["group_window"] for n, s in config.channels.items() if "group_window" in s}
-    outbox = Outbox(OutboxStore(store), channels, group_window=windows, mask=keeper.mask_value)
+    outbox = Outbox(store.outbox, channels, group_window=windows, mask=keeper.mask_value)
     worker = OutboxWorker(outbox)
     worker.start()
     return channels, outbox, worker

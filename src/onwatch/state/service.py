@@ -18,11 +18,8 @@ from onwatch.model import CheckStatus, iso, utcnow
 from onwatch.schedule import expected_by, next_slot
 
 if TYPE_CHECKING:
-    from onwatch.alerting.rules import Incident
-    from onwatch.model import Run
-    from onwatch.store.outbox import ChannelState
-    from onwatch.store.sql import SqlStore
-    from onwatch.store.upstream import PollSummary
+    from onwatch.model import Incident, Run
+    from onwatch.store import ChannelState, PollSummary, Store
 
 __all__ = [
     "StateService",
@@ -60,7 +57,7 @@ class StateService:
     """
 
     def __init__(
-        self, config: Config, store: SqlStore, *, clock: Callable[[], datetime] = utcnow
+        self, config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow
     ) -> None:
         self.config = config
         self.store = store
@@ -73,12 +70,11 @@ class StateService:
     def statuses(self, names: list[str] | None = None) -> list[CheckStatus]:
         """Return the status of every configured check (or of the named ones), in config order."""
         from onwatch.alerting.silences import active_windows, silenced
-        from onwatch.store.incidents import IncidentStore
 
         now = self.clock()
         chosen = {n: c for n, c in self.config.checks.items() if names is None or n in names}
-        history = self.store.history(list(chosen), now)
-        incidents = IncidentStore(self.store)
+        history = self.store.runs.history(list(chosen), now)
+        incidents = self.store.incidents
         open_incidents = incidents.open_by_check(list(chosen))
         windows = [*active_windows(self.config.silences, now), *incidents.active_silences(now)]
         statuses = []
@@ -106,23 +102,21 @@ class StateService:
 
     def latest_run(self, check: str) -> Run | None:
         """Return the check's latest stored run with all its results, or None before any."""
-        for latest in self.store.list_runs(check, limit=1):
-            return self.store.get_run(latest.id)
+        for latest in self.store.runs.list_runs(check, limit=1):
+            return self.store.runs.get_run(latest.id)
         return None
 
     def channels(self) -> list[ChannelState]:
         """Return the health of every notification channel that has sent or tried to."""
-        from onwatch.store.outbox import OutboxStore
 
-        return OutboxStore(self.store).channel_states()
+        return self.store.outbox.channel_states()
 
     def watches(self) -> list[PollSummary]:
         """Return each watched package's last release tested and its polls, in config order."""
         if not self.config.watches:
             return []
-        from onwatch.store.upstream import UpstreamStore
 
-        upstream = UpstreamStore(self.store)
+        upstream = self.store.upstream
         found = []
         for name, watch in self.config.watches.items():
             found.extend(upstream.summaries(name, watch.packages))

@@ -1,9 +1,21 @@
-"""Where runs are kept: the ``Store`` protocol and how to open one.
+"""Where runs are kept: one ``Store`` with a narrow Protocol per noun, and how to open one.
 
-``sql.py`` (``SqlStore``) is the only module that speaks SQL, on SQLite or PostgreSQL.
-``schema.py`` describes the tables and ``migrations/`` builds them with Alembic. While the database
-cannot be reached, ``Recorder`` (``recorder.py``) keeps runs in a ``Spool`` (``spool.py``) of
-fsynced JSON files and replays them, idempotently by run id, once it is back.
+``open_store(url)`` returns a ``Store`` (protocols.py) that holds one instance of each noun:
+``runs`` (checks, runs, results, skipped slots), ``incidents`` (and run-time silences),
+``outbox`` (deliveries and channel health), ``dashboard`` (bounded reads for pages and the
+API), ``upstream`` (the watch's releases and polls) and ``artifacts`` (which results list which
+stored files). Consumers are typed against those Protocols, never against an implementation.
+
+- ``sql.py`` (``SqlStore``) is the SQL implementation on SQLite or PostgreSQL: one module per
+  noun, all reaching the database through ``database.py``, the only place that connects and
+  turns driver errors into ``StoreError``. ``schema.py`` describes the tables and
+  ``migrations/`` builds them with Alembic; ``scan.py`` reads every text column for the doctor.
+  Nothing outside this package imports SQLAlchemy or writes SQL.
+- ``memory/`` (``MemoryStore``) keeps everything in plain Python for tests
+  (``open_store("memory://")``); the two pass one contract suite (tests/store/contract/).
+- While the database cannot be reached, ``Recorder`` (``recorder.py``) keeps runs in a
+  ``Spool`` (``spool.py``) of fsynced JSON files and replays them, idempotently by run id, once
+  it is back.
 
 Every method of a store raises ``onwatch.errors.StoreError`` when the database cannot be reached
 or written, never a driver's or SQLAlchemy's exception. Importing this package stays cheap:
@@ -12,87 +24,65 @@ SQLAlchemy is loaded by ``open_store``, Alembic only when a database needs migra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from onwatch.model import CheckHistory
+from onwatch.store.protocols import (
+    ArtifactIndex,
+    DashboardReads,
+    Deliveries,
+    Incidents,
+    Runs,
+    Store,
+    Upstream,
+)
+from onwatch.store.records import (
+    ChannelState,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    HourRow,
+    PollRecord,
+    PollSummary,
+    RunPoint,
+    RunRow,
+    TestRow,
+    hour_of,
+)
 
-from onwatch.model import Run, RunStatus, TestResult
+__all__ = [
+    "ArtifactIndex",
+    "ChannelState",
+    "CheckHistory",
+    "DashboardReads",
+    "Deliveries",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "HourRow",
+    "Incidents",
+    "PollRecord",
+    "PollSummary",
+    "RunPoint",
+    "RunRow",
+    "Runs",
+    "Store",
+    "TestRow",
+    "Upstream",
+    "hour_of",
+    "open_store",
+]
 
-if TYPE_CHECKING:
-    from onwatch.store.sql import SqlStore
-
-__all__ = ["CheckHistory", "Store", "open_store"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckHistory:
-    """What the scheduler and the status page need to know about one check's past."""
-
-    last_status: RunStatus | None = None
-    last_run_at: datetime | None = None  # finished_at of the latest run
-    # The latest slot that was run on schedule or deliberately skipped: the scheduler resumes
-    # from it after a restart instead of replaying or forgetting slots.
-    last_slot: datetime | None = None
-    runs_24h: int = 0
-    passed_24h: int = 0
-    consecutive_failures: int = 0  # latest runs, newest first, not passed; 0 after a pass
-
-
-class Store(Protocol):
-    """Persistence of checks, runs, results and skipped slots."""
-
-    def ensure_schema(self) -> None:
-        """Bring the database to the newest schema; cheap when it is already there."""
-        ...
-
-    def upsert_check(self, name: str, config_digest: str, schedule: str) -> None:
-        """Create or update a check's row."""
-        ...
-
-    def save_run(self, run: Run) -> bool:
-        """Insert a run and all its results at once; return False if its id is already stored."""
-        ...
-
-    def record_skipped_slot(self, check: str, scheduled_for: datetime, reason: str) -> None:
-        """Remember a scheduled slot that was not run, and why ("overlap", "down")."""
-        ...
-
-    def skipped_slots(self, check: str, limit: int = 100) -> list[tuple[datetime, str]]:
-        """Return a check's skipped slots and their reasons, newest first."""
-        ...
-
-    def get_run(self, run_id: str) -> Run | None:
-        """Return a run with all its results, or None if unknown."""
-        ...
-
-    def list_runs(
-        self,
-        check: str | None = None,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Run]:
-        """Return runs newest first, without their results; since <= started_at < until."""
-        ...
-
-    def history(self, names: list[str], now: datetime) -> dict[str, CheckHistory]:
-        """Return the history of each named check, an empty one for checks never run."""
-        ...
-
-    def test_history(self, check: str, nodeid: str, limit: int = 100) -> list[TestResult]:
-        """Return every attempt of one test in one check, newest first."""
-        ...
-
-    def close(self) -> None:
-        """Release the database connections."""
-        ...
+# For tests: a store in this process's memory, empty at each open_store. Not for production:
+# nothing survives the process, and no other process sees it.
+MEMORY_URL = "memory://"
 
 
-def open_store(url: str) -> SqlStore:
-    """Return a store for a database URL (sqlite:///path or postgresql://...), not yet migrated."""
+def open_store(url: str) -> Store:
+    """Return a store for a database URL (sqlite:///PATH or postgresql://...), not yet
+    migrated; "memory://" returns a new, empty in-memory store (for tests)."""
+    if url == MEMORY_URL:
+        from onwatch.store.memory import MemoryStore
+
+        return MemoryStore()
     # Imported here so that importing onwatch.store does not load SQLAlchemy.
     from onwatch.store.sql import SqlStore
 

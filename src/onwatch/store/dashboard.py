@@ -9,87 +9,26 @@ page costs the same with a year of history as with a day: runs per check by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
 
 from onwatch.model import RunStatus, TestResult, Trigger
-from onwatch.store.rollup import hour_of
+from onwatch.store.database import Database
+from onwatch.store.records import HourRow, RunPoint, RunRow, TestRow, hour_of
 from onwatch.store.rows import result_from_row
+from onwatch.store.runs import MONITORING, select_runs
 from onwatch.store.schema import check_hours, results, runs
-from onwatch.store.sql import MONITORING, SqlStore, select_runs
 
-__all__ = ["DashboardStore", "HourRow", "RunPoint", "RunRow", "TestRow"]
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """A run as lists show it: no results, but its outcome counts."""
-
-    id: str
-    check: str
-    status: RunStatus
-    trigger: Trigger
-    started_at: datetime
-    finished_at: datetime
-    duration: float
-    error: str | None
-    collected: int | None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the documented JSON shape of a run in a list."""
-        return {
-            "id": self.id,
-            "check": self.check,
-            "status": self.status.value,
-            "trigger": self.trigger.value,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "duration": round(self.duration, 6),
-            "error": self.error,
-            "collected": self.collected,
-            "counts": self.counts,
-        }
+__all__ = ["SqlDashboard"]
 
 
-class RunPoint(NamedTuple):
-    """A run as a point of a chart."""
+class SqlDashboard:
+    """The ``DashboardReads`` of a ``Database``."""
 
-    id: str
-    status: str
-    started_at: datetime
-    duration: float
-
-
-@dataclass(frozen=True, slots=True)
-class HourRow:
-    """One check's runs in one hour."""
-
-    hour: datetime
-    runs: int
-    passed: int
-    duration_sum: float
-
-
-@dataclass(frozen=True, slots=True)
-class TestRow:
-    """One final result of one test, with the run it belongs to."""
-
-    __test__ = False  # not a test class, whatever pytest thinks of its name
-
-    run_id: str
-    started_at: datetime
-    result: TestResult
-
-
-class DashboardStore:
-    """Reads for pages and the API through a ``SqlStore``'s engine."""
-
-    def __init__(self, sql: SqlStore) -> None:
-        self.sql = sql
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def pass_rates(
         self, checks: Sequence[str], now: datetime, windows: Sequence[timedelta]
@@ -109,7 +48,7 @@ class DashboardStore:
             .group_by(check_hours.c.check)
         )
         found: dict[str, list[tuple[int, int]]] = {name: [(0, 0)] * len(windows) for name in checks}
-        with self.sql.translated("cannot read pass rates"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read pass rates") as conn:
             for row in conn.execute(query):
                 values = row._mapping
                 found[row.check] = [
@@ -129,7 +68,7 @@ class DashboardStore:
             .limit(limit)
         )
         found: dict[str, list[RunPoint]] = {}
-        with self.sql.translated("cannot read recent runs"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read recent runs") as conn:
             for name in dict.fromkeys(checks):
                 points = [RunPoint(*row) for row in conn.execute(query, {"name": name})]
                 points.reverse()
@@ -148,7 +87,7 @@ class DashboardStore:
     ) -> list[RunRow]:
         """Return runs newest first; since <= started_at < until."""
         query = select_runs(_RUN_COLUMNS, check, since, until, status).limit(limit).offset(offset)
-        with self.sql.translated("cannot list runs"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot list runs") as conn:
             return [_run_row(row) for row in conn.execute(query)]
 
     def hours(self, check: str, since: datetime, until: datetime) -> list[HourRow]:
@@ -162,7 +101,7 @@ class DashboardStore:
             )
             .order_by(check_hours.c.hour)
         )
-        with self.sql.translated("cannot read hourly runs"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read hourly runs") as conn:
             return [
                 HourRow(row.hour, int(row.runs), int(row.passed), float(row.duration_sum))
                 for row in conn.execute(query)
@@ -183,7 +122,7 @@ class DashboardStore:
             .order_by(runs.c.started_at.desc())
             .limit(limit)
         )
-        with self.sql.translated("cannot read run durations"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read run durations") as conn:
             rows = [(row.started_at, float(row.duration)) for row in conn.execute(query)]
         rows.reverse()
         return rows
@@ -195,7 +134,7 @@ class DashboardStore:
         query = select(*_BRIEF_COLUMNS, results.c.run_id).where(
             results.c.run_id.in_(list(run_ids)), results.c.final
         )
-        with self.sql.translated("cannot read results"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read results") as conn:
             return [(row.run_id, result_from_row(row)) for row in conn.execute(query)]
 
     def test_results(
@@ -221,8 +160,7 @@ class DashboardStore:
             query = query.where(results.c.started_at >= since)
         if until is not None:
             query = query.where(results.c.started_at < until)
-        action = f"cannot read the history of {nodeid}"
-        with self.sql.translated(action), self.sql.engine.connect() as conn:
+        with self._db.read(f"cannot read the history of {nodeid}") as conn:
             return [
                 TestRow(row.run_id, row.started_at, result_from_row(row))
                 for row in conn.execute(query)

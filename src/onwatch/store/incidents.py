@@ -1,24 +1,25 @@
-"""Incidents, run-time silences and the run facts alerting needs: the SQL of alerting's state."""
+"""SqlIncidents: incidents and run-time silences in SQL, the state alerting keeps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, insert, select, update
 
-from onwatch.alerting.rules import Incident, RunFacts
-from onwatch.alerting.silences import Window
-from onwatch.model import RunStatus
-from onwatch.store.schema import incidents, runs, silences
-from onwatch.store.sql import MONITORING, SqlStore
+from onwatch.model import Incident, Window
+from onwatch.store.database import Database
+from onwatch.store.schema import incidents, silences
+
+__all__ = ["SqlIncidents"]
 
 
-class IncidentStore:
-    """Reads and writes incidents and silences through a ``SqlStore``'s engine."""
+class SqlIncidents:
+    """The ``Incidents`` of a ``Database``."""
 
-    def __init__(self, sql: SqlStore) -> None:
-        self.sql = sql
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def open_incident(self, check: str) -> Incident | None:
         """Return the check's open incident, if any."""
@@ -28,14 +29,14 @@ class IncidentStore:
             .order_by(incidents.c.id.desc())
             .limit(1)
         )
-        with self.sql.translated("cannot read incidents"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read incidents") as conn:
             row = conn.execute(query).first()
         return None if row is None else _incident(row)
 
     def open_incidents(self) -> list[Incident]:
         """Return every open incident."""
         query = select(incidents).where(incidents.c.resolved_at.is_(None)).order_by(incidents.c.id)
-        with self.sql.translated("cannot read incidents"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read incidents") as conn:
             return [_incident(row) for row in conn.execute(query)]
 
     def incidents(self, check: str | None = None, limit: int = 100) -> list[Incident]:
@@ -43,13 +44,13 @@ class IncidentStore:
         query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
         if check is not None:
             query = query.where(incidents.c.check == check)
-        with self.sql.translated("cannot read incidents"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read incidents") as conn:
             return [_incident(row) for row in conn.execute(query)]
 
     def save(self, incident: Incident) -> Incident:
         """Insert a new incident or update a known one; return it with its id."""
         values = _row(incident)
-        with self.sql.translated("cannot save an incident"), self.sql.engine.begin() as conn:
+        with self._db.write("cannot save an incident") as conn:
             if incident.id is None:
                 new_id = conn.execute(insert(incidents).values(values)).inserted_primary_key
                 assert new_id is not None
@@ -57,47 +58,11 @@ class IncidentStore:
             conn.execute(update(incidents).where(incidents.c.id == incident.id).values(values))
             return incident
 
-    def recent_runs(self, check: str, limit: int) -> list[RunFacts]:
-        """Return the check's latest runs, newest first, as the alerting rules see them."""
-        query = (
-            select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.finished_at, runs.c.counts)
-            .where(runs.c.check == check, MONITORING)
-            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-            .limit(limit)
-        )
-        with self.sql.translated("cannot read runs"), self.sql.engine.connect() as conn:
-            return [
-                RunFacts(
-                    id=row.id,
-                    status=RunStatus(row.status),
-                    started_at=row.started_at,
-                    finished_at=row.finished_at,
-                    flaky=int((row.counts or {}).get("flaky", 0)),
-                )
-                for row in conn.execute(query)
-            ]
-
-    def collected_counts(self, check: str, limit: int = 10) -> list[int]:
-        """Return how many tests the check's latest runs that tested collected, newest first."""
-        query = (
-            select(runs.c.collected)
-            .where(
-                runs.c.check == check,
-                MONITORING,
-                runs.c.collected.is_not(None),
-                runs.c.status.in_([RunStatus.PASSED.value, RunStatus.FAILED.value]),
-            )
-            .order_by(runs.c.started_at.desc())
-            .limit(limit)
-        )
-        with self.sql.translated("cannot read runs"), self.sql.engine.connect() as conn:
-            return [int(row.collected) for row in conn.execute(query)]
-
     def add_silence(
         self, check: str | None, starts_at: datetime, ends_at: datetime, reason: str
     ) -> None:
         """Store a silence added at run time."""
-        with self.sql.translated("cannot save a silence"), self.sql.engine.begin() as conn:
+        with self._db.write("cannot save a silence") as conn:
             conn.execute(
                 insert(silences).values(
                     check=check,
@@ -111,7 +76,7 @@ class IncidentStore:
     def active_silences(self, now: datetime) -> list[Window]:
         """Return the stored silences in force at ``now``."""
         query = select(silences).where(and_(silences.c.starts_at <= now, silences.c.ends_at > now))
-        with self.sql.translated("cannot read silences"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read silences") as conn:
             return [
                 Window(check=row.check, ends_at=row.ends_at, reason=row.reason)
                 for row in conn.execute(query)
@@ -126,7 +91,7 @@ class IncidentStore:
             .where(incidents.c.resolved_at.is_(None), incidents.c.check.in_(checks))
             .order_by(incidents.c.id)
         )
-        with self.sql.translated("cannot read incidents"), self.sql.engine.connect() as conn:
+        with self._db.read("cannot read incidents") as conn:
             return {row.check: _incident(row) for row in conn.execute(query)}
 
 
@@ -166,6 +131,4 @@ def _incident(row: Row[Any]) -> Incident:
 
 
 def _with_id(incident: Incident, new_id: int) -> Incident:
-    from dataclasses import replace
-
     return replace(incident, id=new_id)

@@ -1,8 +1,8 @@
-"""OutboxStore: the deliveries, their attempts and the health of each channel, in SQL.
+"""SqlDeliveries: the outbox's deliveries, their attempts and the health of each channel, in SQL.
 
 This is the only module that issues SQL for ``deliveries``, ``delivery_attempts`` and
 ``channel_states``. Every statement is a SQLAlchemy Core expression that SQLite and PostgreSQL
-both run, and every failure leaves as ``StoreError`` through ``SqlStore.translated``.
+both run, and every failure leaves as ``StoreError`` through ``Database``.
 
 A delivery is pending until it is sent or given up on (failed). While one process sends it, the
 delivery is *claimed*: its ``next_attempt_at`` is pushed past the send's longest duration, so
@@ -13,74 +13,24 @@ mid-send leaves it to be tried again once the claim runs out.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
+from onwatch.errors import StoreError
+from onwatch.store.database import Database, is_conflict
+from onwatch.store.records import ChannelState, Delivery, DeliveryAttempt, DeliveryStatus
 from onwatch.store.schema import channel_states, deliveries, delivery_attempts
-from onwatch.store.sql import SqlStore
+
+__all__ = ["SqlDeliveries"]
 
 
-class DeliveryStatus(StrEnum):
-    """Where a delivery stands."""
+class SqlDeliveries:
+    """The ``Deliveries`` of a ``Database``."""
 
-    PENDING = "pending"  # waiting for its next attempt (or being sent)
-    SENT = "sent"
-    FAILED = "failed"  # refused permanently, or out of attempts
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One notification for one channel, as stored in the outbox."""
-
-    id: int
-    key: str
-    channel: str
-    event: str
-    check: str | None
-    payload: dict[str, Any]
-    status: DeliveryStatus
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    sent_at: datetime | None = None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try to send a delivery."""
-
-    delivery_id: int
-    attempted_at: datetime
-    duration: float  # seconds
-    ok: bool
-    permanent: bool
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelState:
-    """The health of one notification channel."""
-
-    channel: str
-    consecutive_failures: int
-    failing_since: datetime | None
-    last_error: str | None
-    last_attempt_at: datetime | None
-    last_success_at: datetime | None
-
-
-class OutboxStore:
-    """Deliveries, attempts and channel health on the database of a ``SqlStore``."""
-
-    def __init__(self, sql: SqlStore) -> None:
-        self._sql = sql
-        self._engine = sql.engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -105,19 +55,20 @@ class OutboxStore:
             "next_attempt_at": now,
             "created_at": now,
         }
-        with self._sql.translated(f"cannot store delivery {key}"):
-            try:
-                with self._engine.begin() as conn:
+        action = f"cannot store delivery {key}"
+        try:
+            with self._db.write(action) as conn:
+                if _key_exists(conn, key):
+                    return False
+                conn.execute(insert(deliveries).values(row))
+        except StoreError as exc:
+            # Two writers can both pass the existence check; the loser's insert violates the
+            # unique key, and the delivery is stored after all. Anything else is real.
+            if is_conflict(exc):
+                with self._db.read(action) as conn:
                     if _key_exists(conn, key):
                         return False
-                    conn.execute(insert(deliveries).values(row))
-            except IntegrityError:
-                # Two writers can both pass the existence check; the loser's insert violates
-                # the unique key, and the delivery is stored after all. Anything else is real.
-                with self._engine.connect() as conn:
-                    if _key_exists(conn, key):
-                        return False
-                raise
+            raise
         return True
 
     def due(
@@ -135,13 +86,13 @@ class OutboxStore:
         )
         if channels is not None:
             query = query.where(deliveries.c.channel.in_(list(channels)))
-        with self._sql.translated("cannot read due deliveries"), self._engine.connect() as conn:
+        with self._db.read("cannot read due deliveries") as conn:
             return [_delivery(row) for row in conn.execute(query)]
 
     def claim(self, ids: Iterable[int], *, now: datetime, until: datetime) -> list[int]:
         """Reserve due deliveries for a send until ``until``; return the ids this call got."""
         claimed: list[int] = []
-        with self._sql.translated("cannot claim deliveries"), self._engine.begin() as conn:
+        with self._db.write("cannot claim deliveries") as conn:
             for delivery_id in ids:
                 # Still pending and still due: another process that claimed it first has
                 # moved next_attempt_at past now, and this update then matches nothing.
@@ -168,10 +119,7 @@ class OutboxStore:
             )
             .order_by(deliveries.c.created_at, deliveries.c.id)
         )
-        with (
-            self._sql.translated(f"cannot read pending deliveries of {channel}"),
-            self._engine.connect() as conn,
-        ):
+        with self._db.read(f"cannot read pending deliveries of {channel}") as conn:
             return [_delivery(row) for row in conn.execute(query)]
 
     def next_due_by_channel(self) -> dict[str, datetime]:
@@ -182,7 +130,7 @@ class OutboxStore:
             .group_by(deliveries.c.channel)
         )
         # min() keeps the column's type, so the values come back as aware UTC datetimes.
-        with self._sql.translated("cannot read pending deliveries"), self._engine.connect() as c:
+        with self._db.read("cannot read pending deliveries") as c:
             return {row.channel: row.due for row in c.execute(query)}
 
     def record_attempt(
@@ -210,10 +158,7 @@ class OutboxStore:
             values.update(status=DeliveryStatus.FAILED.value)
         else:
             values.update(next_attempt_at=next_attempt_at)
-        with (
-            self._sql.translated(f"cannot record an attempt of delivery {delivery_id}"),
-            self._engine.begin() as conn,
-        ):
+        with self._db.write(f"cannot record an attempt of delivery {delivery_id}") as conn:
             conn.execute(
                 insert(delivery_attempts).values(
                     delivery_id=delivery_id,
@@ -229,10 +174,7 @@ class OutboxStore:
     def get(self, delivery_id: int) -> Delivery | None:
         """Return one delivery, or None."""
         query = select(deliveries).where(deliveries.c.id == delivery_id)
-        with (
-            self._sql.translated(f"cannot read delivery {delivery_id}"),
-            self._engine.connect() as conn,
-        ):
+        with self._db.read(f"cannot read delivery {delivery_id}") as conn:
             row = conn.execute(query).first()
         return None if row is None else _delivery(row)
 
@@ -243,22 +185,19 @@ class OutboxStore:
         query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(deliveries.c.status == status.value)
-        with self._sql.translated("cannot list deliveries"), self._engine.connect() as conn:
+        with self._db.read("cannot list deliveries") as conn:
             return [_delivery(row) for row in conn.execute(query)]
 
-    def attempts(self, delivery_id: int) -> list[Attempt]:
+    def attempts(self, delivery_id: int) -> list[DeliveryAttempt]:
         """Return every attempt of a delivery, first first."""
         query = (
             select(delivery_attempts)
             .where(delivery_attempts.c.delivery_id == delivery_id)
             .order_by(delivery_attempts.c.id)
         )
-        with (
-            self._sql.translated(f"cannot read attempts of delivery {delivery_id}"),
-            self._engine.connect() as conn,
-        ):
+        with self._db.read(f"cannot read attempts of delivery {delivery_id}") as conn:
             return [
-                Attempt(
+                DeliveryAttempt(
                     delivery_id=row.delivery_id,
                     attempted_at=row.attempted_at,
                     duration=row.duration,
@@ -274,7 +213,7 @@ class OutboxStore:
     def channel_states(self) -> list[ChannelState]:
         """Return the health of every channel that was ever tried, by name."""
         query = select(channel_states).order_by(channel_states.c.channel)
-        with self._sql.translated("cannot read channel states"), self._engine.connect() as conn:
+        with self._db.read("cannot read channel states") as conn:
             return [_channel_state(row) for row in conn.execute(query)]
 
     def update_channel(
@@ -307,19 +246,21 @@ class OutboxStore:
             "last_success_at": at if ok else None,
         }
         change = update(channel_states).where(channel_states.c.channel == channel).values(values)
-        with self._sql.translated(f"cannot record the state of channel {channel}"):
-            try:
-                with self._engine.begin() as conn:
-                    if conn.execute(change).rowcount == 0:
-                        conn.execute(insert(channel_states).values(first))
-            except IntegrityError:
-                # Another writer inserted the channel's first row in between: update it.
-                with self._engine.begin() as conn:
-                    conn.execute(change)
-            with self._engine.connect() as conn:
-                row = conn.execute(
-                    select(channel_states).where(channel_states.c.channel == channel)
-                ).one()
+        action = f"cannot record the state of channel {channel}"
+        try:
+            with self._db.write(action) as conn:
+                if conn.execute(change).rowcount == 0:
+                    conn.execute(insert(channel_states).values(first))
+        except StoreError as exc:
+            if not is_conflict(exc):
+                raise
+            # Another writer inserted the channel's first row in between: update it.
+            with self._db.write(action) as conn:
+                conn.execute(change)
+        with self._db.read(action) as conn:
+            row = conn.execute(
+                select(channel_states).where(channel_states.c.channel == channel)
+            ).one()
         return _channel_state(row)
 
 

@@ -12,7 +12,7 @@ import threading
 
 from onwatch.errors import StoreError
 from onwatch.model import Run
-from onwatch.store import Store
+from onwatch.store.protocols import Store
 from onwatch.store.spool import Spool
 
 
@@ -59,7 +59,7 @@ class Recorder:
         if not self._schema_ready:
             self.store.ensure_schema()
             self._schema_ready = True
-        self.store.save_run(run)  # False (already stored) is as good as stored
+        self.store.runs.save_run(run)  # False (already stored) is as good as stored
 
     def _replay(self) -> int:
         if not len(self.spool):

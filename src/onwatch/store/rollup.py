@@ -7,21 +7,16 @@ and counted, or already there and counted before.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from onwatch.model import Run, RunStatus, as_utc
+from onwatch.model import Run, RunStatus
+from onwatch.store.records import hour_of
 from onwatch.store.schema import check_hours
 
-__all__ = ["add_run", "hour_of"]
-
-
-def hour_of(moment: datetime) -> datetime:
-    """Return the UTC hour that ``moment`` falls in."""
-    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
+__all__ = ["add_run"]
 
 
 def add_run(conn: Connection, run: Run) -> None:

@@ -1,68 +1,42 @@
-"""The upstream watch's state: last handled release per package, first sightings, polls."""
+"""SqlUpstream: the upstream watch's state in SQL: last handled release per package, first
+sightings, polls."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
 from onwatch.model import Run, Trigger
+from onwatch.store.database import Database
+from onwatch.store.records import BASELINE_SEARCH, PollRecord, PollSummary
+from onwatch.store.runs import SqlRuns
 from onwatch.store.schema import runs, upstream_polls, upstream_releases, upstream_versions
-from onwatch.store.sql import SqlStore
 
-# How many recent upstream runs of a check are searched for a baseline; a watch adds one or
-# two per release, so this reaches back a long way.
-BASELINE_SEARCH = 200
+__all__ = ["SqlUpstream"]
 
 
-@dataclass(frozen=True, slots=True)
-class PollRecord:
-    """One poll of one package."""
+class SqlUpstream:
+    """The ``Upstream`` of a ``Database``; baselines are read through the runs."""
 
-    watch: str
-    package: str
-    polled_at: datetime
-    ok: bool
-    kind: str | None = None
-    error: str | None = None
-    latest: str | None = None
-    new_versions: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class PollSummary:
-    """What status shows of one watched package."""
-
-    watch: str
-    package: str
-    version: str | None  # the last release handled
-    last_poll_at: datetime | None
-    last_ok_at: datetime | None  # the last successful poll
-    failures: int  # failed polls in a row, up to the last
-    last_error: str | None
-
-
-class UpstreamStore:
-    """Reads and writes the upstream watch's tables through a ``SqlStore``'s engine."""
-
-    def __init__(self, sql: SqlStore) -> None:
-        self.sql = sql
+    def __init__(self, db: Database, all_runs: SqlRuns) -> None:
+        self._db = db
+        self._runs = all_runs
 
     def last_version(self, watch: str, package: str) -> str | None:
         """Return the last release of ``package`` that ``watch`` handled, if any."""
         query = select(upstream_versions.c.version).where(
             upstream_versions.c.watch == watch, upstream_versions.c.package == package
         )
-        with self.sql.translated("cannot read upstream versions"), self.sql.engine.connect() as c:
+        with self._db.read("cannot read upstream versions") as c:
             return c.execute(query).scalar()
 
     def set_last_version(self, watch: str, package: str, version: str, at: datetime) -> None:
         """Remember ``version`` as the last release of ``package`` handled by ``watch``."""
         key = and_(upstream_versions.c.watch == watch, upstream_versions.c.package == package)
-        with self.sql.translated("cannot save an upstream version"), self.sql.engine.begin() as c:
+        with self._db.write("cannot save an upstream version") as c:
             done = c.execute(
                 update(upstream_versions).where(key).values(version=version, updated_at=at)
             )
@@ -80,7 +54,7 @@ class UpstreamStore:
         wanted = list(dict.fromkeys(versions))
         table = upstream_releases
         key = and_(table.c.watch == watch, table.c.package == package)
-        with self.sql.translated("cannot save upstream releases"), self.sql.engine.begin() as c:
+        with self._db.write("cannot save upstream releases") as c:
             known = {
                 row.version: row.first_seen_at
                 for row in c.execute(select(table.c.version, table.c.first_seen_at).where(key))
@@ -98,7 +72,7 @@ class UpstreamStore:
 
     def record_poll(self, poll: PollRecord) -> None:
         """Store one poll's outcome."""
-        with self.sql.translated("cannot record a poll"), self.sql.engine.begin() as c:
+        with self._db.write("cannot record a poll") as c:
             c.execute(
                 insert(upstream_polls).values(
                     watch=poll.watch,
@@ -116,7 +90,7 @@ class UpstreamStore:
         """Return each package's last poll, last successful poll and failures in a row."""
         polls = upstream_polls
         found = []
-        with self.sql.translated("cannot read polls"), self.sql.engine.connect() as c:
+        with self._db.read("cannot read polls") as c:
             for package in packages:
                 key = and_(polls.c.watch == watch, polls.c.package == package)
                 last_ok = c.execute(
@@ -155,7 +129,7 @@ class UpstreamStore:
             .order_by(polls.c.polled_at.desc(), polls.c.id.desc())
             .limit(limit)
         )
-        with self.sql.translated("cannot read polls"), self.sql.engine.connect() as c:
+        with self._db.read("cannot read polls") as c:
             rows = c.execute(query).all()
         if not rows or not rows[0].ok:
             return 0, None
@@ -174,11 +148,11 @@ class UpstreamStore:
             .order_by(runs.c.started_at.desc())
             .limit(BASELINE_SEARCH)
         )
-        with self.sql.translated("cannot read upstream runs"), self.sql.engine.connect() as c:
+        with self._db.read("cannot read upstream runs") as c:
             rows = c.execute(query).all()
         for row in rows:
             detail: dict[str, Any] = dict(row.trigger_detail or {})
             tested = detail.get("upstream") or {}
             if tested.get("package") == package and tested.get("version") == version:
-                return self.sql.get_run(row.id)
+                return self._runs.get_run(row.id)
         return None

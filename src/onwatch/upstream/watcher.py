@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from onwatch.channels.notification import Notification
     from onwatch.config import Config, Watch
     from onwatch.runner.execute import Runner
-    from onwatch.store.upstream import UpstreamStore
+    from onwatch.store import Upstream
     from onwatch.upstream.venv import Environments
 
 log = logging.getLogger("onwatch.upstream")
@@ -167,7 +167,7 @@ class Watcher:
         config: Config,
         runner: Runner,
         record: Callable[[Run], str],
-        store: UpstreamStore,
+        store: Upstream,
         environments: Environments,
         *,
         notify: Notify | None = None,
@@ -197,7 +197,7 @@ class Watcher:
     def _package(
         self, name: str, watch: Watch, index: str | None, package: str, report: WatchReport
     ) -> PackageReport:
-        from onwatch.store.upstream import PollRecord
+        from onwatch.store import PollRecord
         from onwatch.upstream.index import fetch_releases
         from onwatch.upstream.releases import latest, newer_than, settled
 

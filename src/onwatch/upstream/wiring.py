@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
+    from onwatch.store import Store
     from onwatch.store.recorder import Recorder
-    from onwatch.store.sql import SqlStore
     from onwatch.upstream.watcher import Notify, Watcher
 
 
 def build_watcher(
-    config: Config, runner: Runner, recorder: Recorder, store: SqlStore, notify: Notify | None
+    config: Config, runner: Runner, recorder: Recorder, store: Store, notify: Notify | None
 ) -> Watcher:
     """Return a watcher wired to the configuration's store, environments folder and runner."""
-    from onwatch.store.upstream import UpstreamStore
     from onwatch.upstream.venv import Environments
     from onwatch.upstream.watcher import Watcher
 
@@ -28,7 +27,7 @@ def build_watcher(
         config,
         runner,
         recorder.record,
-        UpstreamStore(store),
+        store.upstream,
         Environments(config.state_dir / "environments"),
         notify=notify,
     )

@@ -305,7 +305,7 @@ def build_router(site: Site) -> APIRouter:
     @api.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": Problem}})
     def run(run_id: str, request: Request) -> dict[str, Any]:
         """One run with every attempt of every test."""
-        found = site.store.get_run(run_id)
+        found = site.store.runs.get_run(run_id)
         if found is None:
             raise HTTPException(404, f"no run with id {run_id!r}")
         return run_json(found, request.state.role, site.is_sensitive(found.check))

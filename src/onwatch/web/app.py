@@ -35,7 +35,7 @@ from onwatch.web.metrics import Exposition
 
 if TYPE_CHECKING:
     from onwatch.config import Config
-    from onwatch.store.sql import SqlStore
+    from onwatch.store import Store
     from onwatch.web.site import Site
 
 __all__ = ["CSP", "DB_CACHE_SECONDS", "create_app", "create_site_app"]
@@ -120,7 +120,7 @@ def create_app(
 def create_site_app(
     config: Config,
     health: Health,
-    store: SqlStore,
+    store: Store,
     *,
     tick_limit: float,
     trigger: Callable[[str], str] | None = None,

@@ -131,7 +131,7 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
-        found = site.store.get_run(run_id)
+        found = site.store.runs.get_run(run_id)
         if found is None:
             raise PageError(404, f"no run with id {run_id!r}")
         run, redacted = redact(found, request.state.role, site.is_sensitive(found.check))
@@ -150,7 +150,7 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
         path = site.artifacts.path_of(sha256)
         # A file of a sensitive check answers as if it did not exist: a 403 would confirm that
         # a sensitive test captured this very file. Admins skip the lookup: they see it all.
-        hidden = hides(request.state.role, sensitive=True) and site.sensitive_files.lists(sha256)
+        hidden = hides(request.state.role, sensitive=True) and site.sensitive_file(sha256)
         if path is None or hidden:
             raise PageError(404, "no such file: it was never stored, or it was pruned")
         return FileResponse(path, **_artifact_headers(name))

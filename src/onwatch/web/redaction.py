@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from onwatch.model import Run, TestResult
-from onwatch.store.dashboard import RunRow, TestRow
+from onwatch.store import RunRow, TestRow
 from onwatch.web.auth import Role
 
 __all__ = ["NOTICE", "hides", "redact", "result_json", "run_json", "run_row_json"]

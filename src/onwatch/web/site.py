@@ -19,11 +19,7 @@ from onwatch.artifacts import ArtifactStore
 from onwatch.config import Config
 from onwatch.model import CheckStatus, RunStatus, utcnow
 from onwatch.state.service import StateService
-from onwatch.store.dashboard import DashboardStore, RunPoint
-from onwatch.store.incidents import IncidentStore
-from onwatch.store.rollup import hour_of
-from onwatch.store.sensitive_files import SensitiveFiles
-from onwatch.store.sql import SqlStore
+from onwatch.store import DashboardReads, Incidents, RunPoint, Store, hour_of
 from onwatch.web import charts
 from onwatch.web.auth import Auth
 from onwatch.web.charts import fmt_seconds
@@ -94,17 +90,17 @@ class Site:
     """The installation a web app shows."""
 
     config: Config
-    store: SqlStore
+    store: Store
     auth: Auth
     trigger: StartRun | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
     _drawn: dict[str, _Drawn] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @cached_property
-    def dashboard(self) -> DashboardStore:
+    @property
+    def dashboard(self) -> DashboardReads:
         """Return the dashboard reads."""
-        return DashboardStore(self.store)
+        return self.store.dashboard
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
@@ -112,15 +108,18 @@ class Site:
         return ArtifactStore(self.config.artifacts_dir)
 
     @cached_property
-    def sensitive_files(self) -> SensitiveFiles:
-        """Return the files listed by results of the sensitive checks (store/sensitive_files.py)."""
-        names = [name for name, check in self.config.checks.items() if check.sensitive]
-        return SensitiveFiles(self.store, names)
+    def sensitive_checks(self) -> list[str]:
+        """Return the names of the sensitive checks."""
+        return [name for name, check in self.config.checks.items() if check.sensitive]
 
-    @cached_property
-    def incidents(self) -> IncidentStore:
-        """Return the incident and silence store."""
-        return IncidentStore(self.store)
+    def sensitive_file(self, sha256: str) -> bool:
+        """Tell whether a result of a sensitive check lists the stored file ``sha256``."""
+        return self.store.artifacts.lists(self.sensitive_checks, sha256)
+
+    @property
+    def incidents(self) -> Incidents:
+        """Return the incidents and silences."""
+        return self.store.incidents
 
     @cached_property
     def state(self) -> StateService:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from onwatch.model import Outcome, TestResult, as_utc
-from onwatch.store.dashboard import HourRow, RunRow, TestRow
+from onwatch.store import HourRow, RunRow, TestRow
 
 __all__ = [
     "RANGES",

@@ -1,10 +1,11 @@
-"""Which stored files the results of sensitive checks list: what ``/artifacts`` hides below admin.
+"""SqlArtifactIndex: which stored files the results of given checks list, read from SQL.
 
-Nothing in the database indexes results by file. Asking it on each request means reading every
-result of the sensitive checks whenever a reader opens a file that none of them lists (the
-common case: a screenshot of an ordinary check): 1.3 s a request at 500,000 such results on
-SQLite, and growing with the history. So ``SensitiveFiles`` keeps the digests in memory and
-brings them up to date before each answer, reading only what is new:
+The web asks it for the sensitive checks: what ``/artifacts`` hides below admin. Nothing in the
+database indexes results by file. Asking it on each request means reading every result of the
+sensitive checks whenever a reader opens a file that none of them lists (the common case: a
+screenshot of an ordinary check): 1.3 s a request at 500,000 such results on SQLite, and
+growing with the history. So ``SensitiveFiles`` keeps the digests of one set of checks in
+memory and brings them up to date before each answer, reading only what is new:
 
 - a run and its results are inserted together and never changed or deleted, so the number of
   runs of the sensitive checks tells whether anything is new: one count over the index
@@ -33,17 +34,35 @@ from typing import Any
 
 from sqlalchemy import Text, case, cast, false, func, select
 
+from onwatch.store.database import Database
 from onwatch.store.schema import results, runs
-from onwatch.store.sql import SqlStore
 
-__all__ = ["SensitiveFiles"]
+__all__ = ["SensitiveFiles", "SqlArtifactIndex"]
+
+
+class SqlArtifactIndex:
+    """The ``ArtifactIndex`` of a ``Database``: one ``SensitiveFiles`` per set of checks asked."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._files: dict[frozenset[str], SensitiveFiles] = {}
+
+    def lists(self, checks: Sequence[str], sha256: str) -> bool:
+        """Tell whether any result of one of ``checks`` lists the file ``sha256``."""
+        key = frozenset(checks)
+        with self._lock:
+            files = self._files.get(key)
+            if files is None:
+                files = self._files[key] = SensitiveFiles(self._db, sorted(key))
+        return files.lists(sha256)
 
 
 class SensitiveFiles:
     """The files listed by any result of the given checks, read incrementally from the store."""
 
-    def __init__(self, sql: SqlStore, checks: Sequence[str]) -> None:
-        self._sql = sql
+    def __init__(self, db: Database, checks: Sequence[str]) -> None:
+        self._db = db
         self._checks = list(checks)
         self._lock = threading.Lock()
         self._digests: set[bytes] = set()
@@ -52,15 +71,15 @@ class SensitiveFiles:
 
     def lists(self, sha256: str) -> bool:
         """Tell whether a result of one of the checks lists the file ``sha256``."""
-        if not self._checks:
+        wanted = _digest(sha256)
+        if not self._checks or wanted is None:
             return False
         with self._lock:
             self._catch_up()
-            return bytes.fromhex(sha256) in self._digests
+            return wanted in self._digests
 
     def _catch_up(self) -> None:
-        action = "cannot read the files of sensitive checks"
-        with self._sql.translated(action), self._sql.engine.connect() as conn:
+        with self._db.read("cannot read the files of sensitive checks") as conn:
             of_checks = runs.c.check.in_(self._checks)
             after = false() if self._latest is None else runs.c.started_at > self._latest
             tally = select(
@@ -84,12 +103,18 @@ class SensitiveFiles:
         self._runs, self._latest = int(count), latest
 
 
+def _digest(sha256: str) -> bytes | None:
+    """Return the bytes of a hex digest; None for anything else (an empty or mangled name)."""
+    try:
+        return bytes.fromhex(sha256) if sha256 else None
+    except ValueError:
+        return None
+
+
 def _digests(listed: Iterable[Any]) -> Iterable[bytes]:
     for artifacts in listed:
         for artifact in artifacts or ():
             sha = artifact.get("sha256") if isinstance(artifact, dict) else None
-            if isinstance(sha, str) and sha:
-                try:
-                    yield bytes.fromhex(sha)
-                except ValueError:
-                    continue
+            found = _digest(sha) if isinstance(sha, str) else None
+            if found is not None:
+                yield found
