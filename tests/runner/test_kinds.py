@@ -18,7 +18,7 @@ from typing import get_args
 import pytest
 
 from onwatch.config import Check, Config, load_config
-from onwatch.config.schema import CheckModel
+from onwatch.config.models import CheckModel
 from onwatch.daemon.scheduler import Scheduler
 from onwatch.errors import ConfigError, RunnerError
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
@@ -166,7 +166,7 @@ def test_a_registered_kind_runs_through_the_scheduler_and_is_recorded(
         config,
         runner,
         Recorder(store, Spool(config.state_dir / "spool")),
-        store,
+        store.runs,
         stopping=stopping,
         kill=kill,
         on_recorded=on_recorded,
@@ -220,7 +220,7 @@ def test_a_run_of_a_registered_kind_is_killed_when_onwatch_stops(
         config,
         runner,
         Recorder(store, Spool(config.state_dir / "spool")),
-        store,
+        store.runs,
         stopping=stopping,
         kill=kill,
         on_recorded=lambda run, where: recorded.append(run),
