@@ -12,6 +12,9 @@ ST_STAMP := $(ST_VENV)/.installed
 # playwright and pytest, its other requirements, come from .venv.
 PWT_DIR ?= .pytest-playwright
 PWT_STAMP := $(PWT_DIR)/.installed
+# Most end-to-end tests wait on a subprocess, a daemon or a browser: two workers keep both cores
+# busy. Whole files go to one worker, so a module's servers start once.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: demo test lint bench setup system-deps clean
 
@@ -21,7 +24,7 @@ demo: $(STAMP)
 test: system-deps $(STAMP) $(ST_STAMP) $(PWT_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
