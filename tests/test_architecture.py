@@ -187,3 +187,22 @@ def test_the_store_imports_nothing_of_alerting_or_the_surfaces() -> None:
     reached = _imports_of("onwatch.store")
     outside = ("onwatch.alerting", "onwatch.web", "onwatch.cli", "onwatch.daemon", "onwatch.state")
     assert sorted(t for t in reached if t.startswith(outside)) == []
+
+
+# Calls that read a clock or touch files: the pure core is handed ``now`` and data instead.
+IMPURE_CALLS = {"utcnow", "now", "time", "monotonic", "open", "read_text", "read_bytes", "sleep"}
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_pure_core_reads_no_clock_and_no_file(module: str) -> None:
+    tree = ast.parse(modules()[module].read_text(encoding="utf-8"))
+    # model.utcnow is the real clock that adapters pass in as a default: it is the exception.
+    body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "utcnow")]
+    called = set()
+    for node in (inner for top in body for inner in ast.walk(top)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in IMPURE_CALLS:
+                called.add(f"{name}() line {node.lineno}")
+    assert sorted(called) == []
