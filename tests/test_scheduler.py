@@ -552,6 +552,20 @@ def test_a_run_still_going_after_the_drain_timeout_is_killed_and_recorded_as_int
     assert "stopping: killing runs still in flight" in logs.messages(logging.WARNING)
 
 
+def test_a_kill_during_the_drain_ends_it_without_waiting_for_the_drain_timeout(
+    make_rig: MakeRig,
+) -> None:
+    rig = make_rig(EVERY_MINUTE, drain_timeout=300.0)
+    rig.runner.held.add("api")
+    rig.scheduler.start()
+    rig.cycle()
+    rig.stopping.set()
+    threading.Timer(0.05, rig.kill.set).start()  # a second SIGTERM while the drain waits
+    rig.scheduler.drain()
+    [(run, _)] = rig.recorded
+    assert run.error == INTERRUPTED
+
+
 def test_run_schedules_until_stopped_then_drains(make_rig: MakeRig) -> None:
     rig = make_rig(EVERY_MINUTE, drain_timeout=0.05)
     rig.runner.held.add("api")

@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,7 +75,6 @@ class Desk:
     hook: Hook
     clock: FakeClock
     delivered: int = 0
-    runs: list[Run] = field(default_factory=list)
 
     def run(
         self,
@@ -104,7 +103,6 @@ class Desk:
             self.store.runs.save_run(run)
         if evaluate:
             self.alerting.on_run(run)
-        self.runs.append(run)
         self.clock.advance(60)
         return run
 
@@ -112,7 +110,7 @@ class Desk:
         """Finish ``times`` failing runs."""
         return [self.run(RunStatus.FAILED, **options) for _ in range(times)]
 
-    def pass_(self, times: int = 1, **options: Any) -> list[Run]:
+    def succeed(self, times: int = 1, **options: Any) -> list[Run]:
         """Finish ``times`` passing runs."""
         return [self.run(RunStatus.PASSED, **options) for _ in range(times)]
 
@@ -244,7 +242,7 @@ def test_each_check_has_one_incident_at_a_time(make_desk: MakeDesk) -> None:
     ]
     assert len({n.key for n in opened}) == 2
     assert sorted(i.check for i in desk.store.incidents.open_incidents()) == ["api", "web"]
-    desk.pass_()
+    desk.succeed()
     desk.fail(2)
     [resolved, reopened] = desk.new()
     assert (resolved.event, reopened.event) == (Event.INCIDENT_RESOLVED, Event.INCIDENT_OPENED)
@@ -271,11 +269,29 @@ def test_one_run_seen_by_many_threads_at_once_opens_one_incident(make_desk: Make
     assert len(desk.store.incidents.incidents("api")) == 1
 
 
+def test_a_restarted_engine_neither_announces_an_open_incident_again_nor_misses_its_end(
+    make_desk: MakeDesk,
+) -> None:
+    desk = make_desk()
+    desk.fail(2)
+    assert events(desk.new()) == [Event.INCIDENT_OPENED]
+    # onwatch restarts: a new engine, with nothing in memory, over the same database.
+    desk.alerting = Alerting(desk.alerting.config, desk.store, desk.outbox, clock=desk.clock)
+    desk.fail(2)
+    desk.tick()
+    assert desk.new() == []
+    [incident] = desk.store.incidents.incidents("api")
+    assert incident.failing_runs == 4 and incident.notified_at is not None
+    desk.succeed()
+    [resolved] = desk.new()
+    assert (resolved.event, resolved.failing_runs) == (Event.INCIDENT_RESOLVED, 4)
+
+
 def test_an_older_run_recorded_late_does_not_decide(make_desk: MakeDesk) -> None:
     desk = make_desk()
     desk.fail()
     [late] = desk.fail(evaluate=False)  # spooled, say, and replayed after a newer run
-    desk.pass_()
+    desk.succeed()
     desk.alerting.on_run(late)
     assert desk.new() == [] and desk.store.incidents.incidents() == []
 
@@ -295,12 +311,12 @@ def test_recover_after_passing_runs_resolve_the_incident_with_one_notification(
 ) -> None:
     desk = make_desk({"api": {"recover_after": 2}})
     failed = desk.fail(2)
-    desk.pass_()
+    desk.succeed()
     desk.fail()  # a failure in between: the passing streak starts again
-    desk.pass_()
+    desk.succeed()
     assert events(desk.new()) == [Event.INCIDENT_OPENED]
     assert desk.store.incidents.open_incident("api") is not None
-    [last] = desk.pass_()
+    [last] = desk.succeed()
     [resolved] = desk.new()
     [incident] = desk.store.incidents.incidents("api")
     assert not incident.open and incident.resolved_run_id == last.id
@@ -311,7 +327,7 @@ def test_recover_after_passing_runs_resolve_the_incident_with_one_notification(
     assert resolved.summary == "api recovered after 5m5s (3 failing runs)"
     assert (resolved.opened_at, resolved.resolved_at) == (failed[0].started_at, last.finished_at)
     assert resolved.failing_tests == () and resolved.run_id == last.id
-    desk.pass_(2)
+    desk.succeed(2)
     desk.tick()
     assert desk.new() == []
 
@@ -328,7 +344,7 @@ def test_a_flaky_run_passes_and_is_counted_on_the_open_incident(make_desk: MakeD
     desk.fail()
     desk.run(RunStatus.PASSED, outcomes=flaky_results())
     assert events(desk.new()) == [Event.INCIDENT_OPENED]
-    desk.pass_()
+    desk.succeed()
     [resolved] = desk.new()
     assert (resolved.event, resolved.failing_runs, resolved.flaky_runs) == (
         Event.INCIDENT_RESOLVED,
@@ -348,9 +364,9 @@ def test_runs_of_upstream_releases_neither_open_nor_resolve_an_incident(
     desk.fail()
     [opened] = desk.new()
     assert (opened.event, opened.failing_runs) == (Event.INCIDENT_OPENED, 2)
-    desk.pass_(trigger=Trigger.UPSTREAM)
+    desk.succeed(trigger=Trigger.UPSTREAM)
     assert desk.new() == [] and desk.store.incidents.open_incident("api") is not None
-    desk.pass_()
+    desk.succeed()
     assert events(desk.new()) == [Event.INCIDENT_RESOLVED]
 
 
@@ -376,7 +392,7 @@ def test_an_open_incident_is_reminded_every_remind_every_and_not_before(
     desk.tick(notified + timedelta(hours=2))
     [again] = desk.new()
     assert again.event is Event.INCIDENT_REMINDER and again.key != reminder.key
-    desk.pass_()
+    desk.succeed()
     desk.new()
     desk.tick(notified + timedelta(hours=5))
     assert desk.new() == []  # a resolved incident is not reminded
@@ -449,7 +465,7 @@ def test_an_incident_opened_and_resolved_inside_a_silence_is_never_notified(
 ) -> None:
     desk = make_desk(silences=[SILENCED_TEN_MINUTES])
     desk.fail(2)
-    desk.pass_()
+    desk.succeed()
     desk.tick(T0 + timedelta(minutes=10))
     assert desk.new() == []
     [incident] = desk.store.incidents.incidents("api")
