@@ -7,11 +7,13 @@ key's default: ``make_check(tests=["t"], every="5m")``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from onwatch.config import Check, Silence
-from onwatch.config.models import CheckModel, SilenceModel
+from onwatch.config import Check, Config, Settings, Silence
+from onwatch.config.models import CheckModel, SettingsModel, SilenceModel
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -68,6 +70,29 @@ def make_run(
 def make_check(**table: Any) -> Check:
     """Return the check a ``[checks.NAME]`` table with these keys describes."""
     return Check(**CheckModel.model_validate(table).model_dump(mode="json"))
+
+
+def make_config(
+    checks: dict[str, dict[str, Any]],
+    *,
+    silences: Iterable[Silence] = (),
+    base_dir: Path = Path("/nonexistent"),
+    **settings: Any,
+) -> Config:
+    """Return the configuration of these ``[checks.NAME]`` tables and ``[onwatch]`` keys.
+
+    Nothing is read from disk: for code that takes a ``Config`` and never looks at files.
+    """
+    return Config(
+        path=base_dir / "onwatch.toml",
+        base_dir=base_dir,
+        settings=Settings(**SettingsModel.model_validate(settings).model_dump(mode="json")),
+        checks={name: make_check(**table) for name, table in checks.items()},
+        channels={},
+        silences=list(silences),
+        browser=None,
+        watches={},
+    )
 
 
 def make_silence(**table: Any) -> Silence:

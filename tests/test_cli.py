@@ -52,10 +52,17 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_once_json_prints_the_documented_run_records_and_exits_1_on_failure(project: Path) -> None:
+def test_once_json_prints_the_documented_run_records_stores_them_and_exits_1_on_failure(
+    project: Path,
+) -> None:
     done = onwatch("once", "--json", cwd=project)
     assert done.returncode == 1, done.stderr
     runs = {run["check"]: run for run in json.loads(done.stdout)["runs"]}
+    with sqlite3.connect(project / "onwatch.db") as db:
+        stored = {row[0]: row[1] for row in db.execute("select id, status from runs")}
+        results = db.execute("select count(*) from results").fetchone()[0]
+    assert set(stored) == {run["id"] for run in runs.values()}
+    assert results == 5 + 2  # every result of every run
     assert set(runs) == {"good", "bad"}
     for run in runs.values():
         assert RUN_KEYS <= set(run)
@@ -68,16 +75,6 @@ def test_once_json_prints_the_documented_run_records_and_exits_1_on_failure(proj
         "test_outcomes.py::test_passes": "passed",
         "test_outcomes.py::test_fails": "failed",
     }
-
-
-def test_once_records_every_result_in_the_database(project: Path) -> None:
-    done = onwatch("once", "--json", cwd=project)
-    ids = {run["id"] for run in json.loads(done.stdout)["runs"]}
-    with sqlite3.connect(project / "onwatch.db") as db:
-        stored = {row[0]: row[1] for row in db.execute("select id, status from runs")}
-        results = db.execute("select count(*) from results").fetchone()[0]
-    assert set(stored) == ids
-    assert results == 5 + 2
 
 
 def test_once_runs_only_the_named_checks_and_exits_0_when_they_pass(project: Path) -> None:

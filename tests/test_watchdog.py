@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from daemon import Daemon
 from onwatch.channels.notification import Event, Notification
 from onwatch.config import load_config
 from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
-from onwatch.model import Trigger, utcnow
+from onwatch.model import utcnow
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
 from records import make_run
@@ -181,39 +180,6 @@ def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
 def receiver() -> Iterator[HttpReceiver]:
     with HttpReceiver() as running:
         yield running
-
-
-def test_a_restart_after_downtime_records_the_gap_and_alerts_once(
-    tmp_path: Path, receiver: HttpReceiver
-) -> None:
-    config = make_project(
-        tmp_path,
-        {"api": {"tests": ["many"], "every": "1s", "env": {"MANY_TESTS": "1"}}},
-        settings={"max_jitter": "1ms", "notify": ["hook"]},
-        suites=("many",),
-        channels={"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}},
-    )
-    # The last run a daemon recorded before it went down, ten slots ago.
-    store = open_store(load_config(config).database_url)
-    try:
-        store.ensure_schema()
-        slot = utcnow() - timedelta(seconds=10)
-        store.runs.save_run(
-            make_run(check="api", started_at=slot, scheduled_for=slot, trigger=Trigger.SCHEDULE)
-        )
-    finally:
-        store.close()
-    with Daemon(config) as daemon:
-        [gap] = receiver.wait_for(1, timeout=20)
-        daemon.wait_for(lambda d: len(d.runs()) >= 1)
-        daemon.stop()
-    body = gap.json()
-    assert body["event"] == "monitor.degraded" and body["details"]["problem"] == "gap"
-    assert body["details"]["missed"]["api"] >= 9  # the latest slot is run, not missed
-    with sqlite3.connect(tmp_path / "onwatch.db") as db:
-        down = db.execute("select count(*) from skipped_slots where reason = 'down'").fetchone()
-    assert down[0] == body["details"]["missed"]["api"]
-    assert [r.json()["event"] for r in receiver.received] == ["monitor.degraded"]
 
 
 def test_a_hung_check_is_reported_overdue_by_the_daemon(

@@ -1,8 +1,12 @@
-"""Alerting end to end: a real daemon, real failing runs, a real webhook receiver."""
+"""Alerting end to end: a real daemon, real failing runs, a real webhook receiver.
+
+One smoke test per path: an incident opened and resolved, and one held by a silence. What the
+engine decides (thresholds, reminders, silences, restarts, database outages) is tested with
+fakes in test_engine.py.
+"""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -77,7 +81,7 @@ def test_an_outage_is_notified_once_when_it_opens_and_once_when_it_ends(
 def test_a_silenced_check_is_recorded_but_notified_only_when_the_silence_ends(
     tmp_path: Path, receiver: HttpReceiver
 ) -> None:
-    config = project(tmp_path, receiver)
+    config = project(tmp_path, receiver, alert_after=1)
     silence = subprocess.run(
         [
             sys.executable,
@@ -88,7 +92,7 @@ def test_a_silenced_check_is_recorded_but_notified_only_when_the_silence_ends(
             "silence",
             "shop",
             "--for",
-            "8s",
+            "7s",
             "--reason",
             "deploying",
         ],
@@ -100,41 +104,14 @@ def test_a_silenced_check_is_recorded_but_notified_only_when_the_silence_ends(
     (tmp_path / "broken").write_text("maintenance page")
     started = time.monotonic()
     with Daemon(config) as daemon:
-        # Two failing runs open the incident; the silence (8 s, longer than a slow start-up and
-        # two runs take) holds its alert back.
-        daemon.wait_for(lambda d: sum(r["status"] == "failed" for r in d.runs()) >= 2)
+        # The first failing run opens the incident; the silence (7 s, longer than a slow
+        # start-up and a run take) holds its alert back.
+        daemon.wait_for(lambda d: sum(r["status"] == "failed" for r in d.runs()) >= 1)
         assert receiver.received == []  # the incident is open, its alert held
         [opened] = receiver.wait_for(1, timeout=20)
         daemon.stop()
-    assert opened.at - started >= 7.5
+    assert opened.at - started >= 6.5
     assert opened.json()["event"] == "incident.opened"
-
-
-def test_an_open_incident_survives_a_restart_without_a_second_alert(
-    tmp_path: Path, receiver: HttpReceiver
-) -> None:
-    config = project(tmp_path, receiver)
-    (tmp_path / "broken").write_text("down")
-    with Daemon(config) as daemon:
-        receiver.wait_for(1, timeout=20)
-        daemon.stop()
-    status = subprocess.run(
-        [sys.executable, "-m", "onwatch", "-c", str(config), "status", "--json"],
-        capture_output=True,
-        text=True,
-    )
-    [shop] = json.loads(status.stdout)["checks"]
-    assert shop["incident"]["notified"] is True and shop["incident"]["failing_runs"] >= 2
-    assert json.loads(status.stdout)["channels"][0]["name"] == "hook"
-    with Daemon(config) as daemon:
-        daemon.wait_for(lambda d: sum(r["status"] == "failed" for r in d.runs()) >= 2)
-        (tmp_path / "broken").unlink()
-        receiver.wait_for_event("incident.resolved", timeout=20)
-        daemon.stop()
-    # A restart slower than two 1 s slots is also reported as a gap (monitor.degraded): that is
-    # not what this test is about. The incident is announced once and resolved once.
-    incident_events = [e for e in events(receiver) if e.startswith("incident.")]
-    assert incident_events == ["incident.opened", "incident.resolved"]
 
 
 def test_notify_test_sends_a_message_and_reports_a_refusal(

@@ -2,7 +2,8 @@
 
 ``Alerting.on_run`` is called after a run is recorded; ``Alerting.tick`` runs every few seconds
 for what time alone decides: reminders, and incidents whose silence has ended. Incidents live
-in the database, so a restarted daemon picks up where it stopped.
+in the database, so a restarted daemon picks up where it stopped. While the database is down,
+evaluation waits (logged once per outage) and the first tick that reaches it catches up.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Alerting:
         self.on_enqueue = on_enqueue  # wakes the outbox worker: alerts leave at once
         self.lock = threading.Lock()  # runs of different checks finish concurrently
         self.pending: set[str] = set()  # checks to evaluate again once the database answers
+        self.deferring = False  # an outage is logged when it starts and when it ends, no more
 
     def on_run(self, run: Run) -> None:
         """Evaluate a recorded run; never raises (a failure is logged and retried later)."""
@@ -106,8 +108,8 @@ class Alerting:
             try:
                 self._evaluate(run.check, facts_of(run))
             except StoreError as exc:
-                log.warning("alerting deferred for %s: %s", run.check, exc)
                 self.pending.add(run.check)
+                self._deferred(exc)
 
     def send(self, notification: Notification, channels: list[str]) -> None:
         """Queue a notification that is not about an incident (overdue, onwatch itself)."""
@@ -121,14 +123,24 @@ class Alerting:
 
     def tick(self) -> None:
         """Send what time alone decides: held openings after a silence, and reminders."""
-        try:
-            with self.lock:
+        with self.lock:
+            try:
                 for check in sorted(self.pending):
-                    self.pending.discard(check)
                     self._reevaluate(check)
+                    # Only once evaluated: a check that failed again is retried at the next tick.
+                    self.pending.discard(check)
                 self._timed()
-        except StoreError as exc:
-            log.warning("alerting tick failed: %s", exc)
+            except StoreError as exc:
+                self._deferred(exc)
+                return
+            if self.deferring:
+                self.deferring = False
+                log.info("database answers again; alerting caught up")
+
+    def _deferred(self, exc: StoreError) -> None:
+        if not self.deferring:
+            self.deferring = True
+            log.warning("alerting deferred until the database answers: %s", exc)
 
     def _reevaluate(self, check: str) -> None:
         for latest in self.runs.list_runs(check, limit=1, monitoring_only=True):

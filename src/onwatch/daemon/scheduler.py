@@ -1,7 +1,10 @@
 """The scheduling loop of ``onwatch run``: due checks go to the runner, at most N at a time.
 
 Timing is monotonic: an interval check keeps its rhythm when the wall clock jumps; cron checks
-follow the wall clock, as cron does. A check whose previous run is still going is not started
+follow the wall clock, as cron does; both clocks are passed in, and ``run`` is ``start``, then
+``cycle`` until stopped, then ``drain``, so the loop can be driven one pass at a time. After a
+restart a check resumes from its last recorded slot; of the slots missed while onwatch was
+down, only the latest runs. A check whose previous run is still going is not started
 twice: the slot is recorded as skipped. On stop, runs in flight get ``drain_timeout`` to finish;
 then they are killed and recorded as interrupted, with the tests that finished.
 """
@@ -40,6 +43,9 @@ class Slot:
     at: datetime
     due: float
     running: Future[None] | None = field(default=None)
+    # Missed while onwatch was down, so run late: the next slot is found on the wall clock,
+    # which keeps the check on its grid instead of one interval after this late start.
+    missed: bool = False
 
 
 class Scheduler:
@@ -58,6 +64,8 @@ class Scheduler:
         on_tick: Callable[[], None] | None = None,
         review: Callable[[Run], Run] | None = None,
         on_cycle: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -70,7 +78,10 @@ class Scheduler:
         self.executor = ThreadPoolExecutor(
             max_workers=config.settings.max_parallel, thread_name_prefix="onwatch-run"
         )
-        self.last_tick = time.monotonic()
+        self.clock = clock  # wall time: slots, cron, when a run started
+        self.monotonic = monotonic  # what the loop waits on
+        self.last_tick = monotonic()
+        self._last_replay = self.last_tick
         self._manual_lock = threading.Lock()  # run_now comes from web threads
         self.on_recorded = on_recorded  # alerting: after each run is recorded
         self.on_tick = on_tick  # alerting: reminders and silences that ended
@@ -79,27 +90,35 @@ class Scheduler:
 
     def run(self) -> None:
         """Schedule and run checks until ``stopping`` is set; then drain and return."""
+        self.start()
+        while not self.stopping.is_set():
+            self.stopping.wait(self.cycle())
+        self.drain()
+
+    def start(self) -> None:
+        """Record the runs a dead onwatch left in flight, then plan each check's first slot."""
         self._recover()
         self._plan_first_slots()
-        last_replay = time.monotonic()
-        while not self.stopping.is_set():
-            now = time.monotonic()
-            self.last_tick = now
-            if self.on_cycle is not None:
-                self.on_cycle()
-            for name, slot in self.slots.items():
-                if slot.due <= now:
-                    self._start_or_skip(name, slot)
-                    self._advance(name, slot, now)
-            if now - last_replay >= REPLAY_EVERY:
-                last_replay = now
-                if self.recorder.pending():
-                    self.recorder.replay()
-                if self.on_tick is not None:
-                    self.on_tick()
-            wake = min((s.due for s in self.slots.values()), default=now + MAX_SLEEP)
-            self.stopping.wait(max(0.0, min(wake - time.monotonic(), MAX_SLEEP)))
-        self._drain()
+        self._last_replay = self.monotonic()
+
+    def cycle(self) -> float:
+        """Go once round the loop: start what is due, replay, tick; return seconds to wait."""
+        now = self.monotonic()
+        self.last_tick = now
+        if self.on_cycle is not None:
+            self.on_cycle()
+        for name, slot in self.slots.items():
+            if slot.due <= now:
+                self._start_or_skip(name, slot)
+                self._advance(name, slot, now)
+        if now - self._last_replay >= REPLAY_EVERY:
+            self._last_replay = now
+            if self.recorder.pending():
+                self.recorder.replay()
+            if self.on_tick is not None:
+                self.on_tick()
+        wake = min((s.due for s in self.slots.values()), default=now + MAX_SLEEP)
+        return max(0.0, min(wake - self.monotonic(), MAX_SLEEP))
 
     def _recover(self) -> None:
         for run in self.runner.recover():
@@ -110,7 +129,7 @@ class Scheduler:
             self._record(run)
 
     def _plan_first_slots(self) -> None:
-        now_wall = utcnow()
+        now_wall = self.clock()
         try:
             history = self.store.history(list(self.checks), now_wall)
             for name, check in self.checks.items():
@@ -118,11 +137,12 @@ class Scheduler:
         except StoreError as exc:
             log.warning("database unreachable at start; scheduling from scratch: %s", exc)
             history = {}
-        now = time.monotonic()
+        now = self.monotonic()
         for name, check in self.checks.items():
             last = history[name].last_slot if name in history else None
             at = next_slot(check, last, now_wall)
-            self.slots[name] = Slot(at=at, due=self._due(name, check, at, now_wall, now))
+            due = self._due(name, check, at, now_wall, now)
+            self.slots[name] = Slot(at=at, due=due, missed=at < now_wall)
 
     def _due(self, name: str, check: Check, at: datetime, now_wall: datetime, now: float) -> float:
         spread = jitter(name, interval_of(check, now_wall), self.config.settings.max_jitter)
@@ -130,14 +150,15 @@ class Scheduler:
 
     def _advance(self, name: str, slot: Slot, now: float) -> None:
         check = self.checks[name]
-        if check.every is not None and slot.due + check.every > now:
+        if check.every is not None and not slot.missed and slot.due + check.every > now:
             # Keep an interval check's rhythm on the monotonic clock.
             slot.at += timedelta(seconds=check.every)
             slot.due += check.every
             return
-        now_wall = utcnow()
+        now_wall = self.clock()
         slot.at = following_slot(check, slot.at, now_wall)
         slot.due = self._due(name, check, slot.at, now_wall, now)
+        slot.missed = False
 
     def _start_or_skip(self, name: str, slot: Slot) -> None:
         with self._manual_lock:
@@ -175,7 +196,7 @@ class Scheduler:
         self, name: str, scheduled_for: datetime | None, trigger: Trigger = Trigger.SCHEDULE
     ) -> None:
         check = self.checks[name]
-        started = utcnow()
+        started = self.clock()
         try:
             run = self.runner.execute(name, check, trigger=trigger, scheduled_for=scheduled_for)
         except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
@@ -186,7 +207,7 @@ class Scheduler:
                 check=name,
                 status=RunStatus.ERROR,
                 started_at=started,
-                finished_at=utcnow(),
+                finished_at=self.clock(),
                 error=f"onwatch could not run the check: {reason}",
                 trigger=trigger,
                 scheduled_for=scheduled_for,
@@ -213,7 +234,8 @@ class Scheduler:
             except Exception:  # noqa: BLE001 - the run is kept; what follows it must not kill us
                 log.exception("could not process run %s of %s", run.id, run.check)
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Let runs in flight finish within ``drain_timeout``, then kill them; wait for all."""
         running = [s.running for s in self.slots.values() if s.running and not s.running.done()]
         if running:
             log.info(
