@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from onwatch.channels import build_channel  # noqa: E402
 from onwatch.alerting.engine import Alerting  # noqa: E402
 from onwatch.alerting.outbox import Outbox, OutboxWorker  # noqa: E402
+from onwatch.channels import build_channel  # noqa: E402
 from onwatch.config import load_config  # noqa: E402
 from onwatch.model import Outcome, Run, RunStatus, TestResult, utcnow  # noqa: E402
 from onwatch.store import open_store  # noqa: E402
