@@ -13,7 +13,7 @@ ST_STAMP := $(ST_VENV)/.installed
 PWT_DIR ?= .pytest-playwright
 PWT_STAMP := $(PWT_DIR)/.installed
 
-.PHONY: demo test lint bench setup system-deps clean
+.PHONY: demo test test-unit lint bench setup system-deps clean
 
 demo: $(STAMP)
 	$(BIN)/onwatch demo
@@ -22,6 +22,10 @@ test: system-deps $(STAMP) $(ST_STAMP) $(PWT_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest
+
+# The unit tier: no subprocess, no server process, no browser, no PostgreSQL (see README).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -8,8 +8,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from daemon import Daemon
 from suites import make_project
+
+pytestmark = pytest.mark.e2e
 
 
 def stored_runs(root: Path) -> list[tuple[str, str, str, str, str, str | None]]:
