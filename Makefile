@@ -16,7 +16,7 @@ PWT_STAMP := $(PWT_DIR)/.installed
 # busy. Whole files go to one worker, so a module's servers start once.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: demo test lint bench setup system-deps clean
+.PHONY: demo test test-unit lint bench setup system-deps clean
 
 demo: $(STAMP)
 	$(BIN)/onwatch demo
@@ -25,6 +25,10 @@ test: system-deps $(STAMP) $(ST_STAMP) $(PWT_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+# The unit tier: no subprocess, no server process, no browser, no PostgreSQL (see README).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

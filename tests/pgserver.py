@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL server on 127.0.0.1 for tests, which tests may stop and restart.
 
-The cluster lives in a fresh directory under /tmp and is deleted by ``destroy()``. When the tests
-run as root, every PostgreSQL program runs as the ``postgres`` user, because initdb and the
-server refuse to run as root. The port stays the same across restarts, so URLs stay valid.
+The cluster lives in a fresh directory (in memory, under /dev/shm, where there is one) and is
+deleted by ``destroy()``. When the tests run as root, every PostgreSQL program runs as the
+``postgres`` user, because initdb and the server refuse to run as root. The port stays the
+same across restarts, so URLs stay valid.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 
 from needs import free_port
+
+# Where clusters are made: the tmpfs of /dev/shm if there is one, else the temporary folder.
+CLUSTERS = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def find_bindir() -> Path | None:
@@ -68,9 +72,11 @@ class PgServer:
         return "\n" + (self.base / "server.log").read_text(errors="replace")[-2000:]
 
     def _initdb(self) -> Path:
-        # Under /tmp rather than pytest's tmp_path, which is 0700 root and not traversable by
-        # the postgres user.
-        base = Path(tempfile.mkdtemp(prefix="onwatch-pg-"))
+        # Not under pytest's tmp_path, which is 0700 root and not traversable by the postgres
+        # user. In memory where there is a tmpfs: the session's server gathers a database per
+        # test (10 MB each, half of it WAL), and on a disk other processes keep busy, creating
+        # them and deleting the cluster at the end waited on that disk.
+        base = Path(tempfile.mkdtemp(prefix="onwatch-pg-", dir=CLUSTERS))
         self.base = base
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")

@@ -14,6 +14,8 @@ import pytest
 from suites import make_project
 from waiting import wait_until
 
+pytestmark = pytest.mark.e2e
+
 RUN_KEYS = {"id", "check", "status", "error", "started_at", "finished_at", "collected", "results"}
 RESULT_KEYS = {"nodeid", "outcome", "phase", "duration", "attempt", "exception", "message"}
 STATUS_KEYS = {

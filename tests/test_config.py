@@ -146,6 +146,7 @@ def test_missing_tests_and_missing_paths_are_reported(tmp_path: Path) -> None:
     assert second.startswith(f"{path}:5: checks.b.tests: tests[0] 'nope' does not exist")
 
 
+@pytest.mark.e2e
 def test_files_the_config_names_are_checked_again_when_it_is_read_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

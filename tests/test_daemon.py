@@ -30,6 +30,8 @@ from receivers import HttpReceiver
 from records import make_run, passed_results
 from suites import make_project
 
+pytestmark = pytest.mark.e2e
+
 
 def stored_runs(root: Path) -> list[tuple[str, str, str, str, str, str | None]]:
     with sqlite3.connect(root / "onwatch.db") as db:

@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import Daemon
 from receivers import HttpReceiver
 from suites import make_project
+
+pytestmark = pytest.mark.e2e
 
 
 def served_url(daemon: Daemon) -> str:

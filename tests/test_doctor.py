@@ -124,6 +124,7 @@ def plant(project: Path) -> int:
     return row
 
 
+@pytest.mark.e2e
 def test_it_finds_nothing_after_a_masked_run_and_exits_0(project: Path) -> None:
     database = project / "onwatch.db"
     before = hashlib.sha256(database.read_bytes()).hexdigest()
@@ -137,6 +138,7 @@ def test_it_finds_nothing_after_a_masked_run_and_exits_0(project: Path) -> None:
     assert leaked(done) == []
 
 
+@pytest.mark.e2e
 def test_it_reports_each_planted_form_by_place_and_encoding(project: Path) -> None:
     row = plant(project)
     done = onwatch("doctor", "--json", cwd=project, env={"DOCTOR_TOKEN": TOKEN})
@@ -189,6 +191,7 @@ def test_it_reports_each_planted_form_by_place_and_encoding(project: Path) -> No
     assert leaked(text) == []
 
 
+@pytest.mark.e2e
 def test_it_finds_the_same_hits_reading_in_small_batches_and_chunks(project: Path) -> None:
     plant(project)
     config = load_config(project / "onwatch.toml")
@@ -207,6 +210,7 @@ def test_it_finds_the_same_hits_reading_in_small_batches_and_chunks(project: Pat
     assert any(h.where == "database-file" for h in whole.hits)
 
 
+@pytest.mark.e2e
 def test_it_names_a_secret_it_cannot_look_up_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "onwatch.toml").write_text(
@@ -228,6 +232,7 @@ def test_it_names_a_secret_it_cannot_look_up_and_exits_1(tmp_path: Path) -> None
     assert leaked(done) == []
 
 
+@pytest.mark.e2e
 def test_it_scans_postgresql_json_as_stored(postgres_url: str, tmp_path: Path) -> None:
     url = fresh_database(postgres_url)
     (tmp_path / "onwatch.toml").write_text(f"[onwatch]\ndatabase = {json.dumps(url)}\n")

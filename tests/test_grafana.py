@@ -176,6 +176,7 @@ def test_the_documented_sqlite_queries_answer_from_a_read_only_connection(tmp_pa
     assert p95 == {"t.py::test_a": 19.0, "t.py::test_b": 0.5}
 
 
+@pytest.mark.e2e
 def test_the_documented_postgresql_queries_answer_as_the_read_only_role(postgres_url: str) -> None:
     url = fresh_database(postgres_url)
     save_history(url)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from daemon import Daemon
 from pgserver import PgServer
 from suites import make_project
+
+pytestmark = pytest.mark.e2e
 
 
 def test_runs_finished_while_postgres_is_down_arrive_when_it_is_back(

@@ -23,6 +23,8 @@ from daemon import Daemon
 from needs import free_port, program
 from suites import make_project
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "contrib" / "grafana" / "onwatch-dashboard.json"
 RULES = REPO / "contrib" / "prometheus" / "onwatch-rules.yml"

@@ -9,6 +9,8 @@ import pytest
 
 from needs import program
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[1]
 RULES = "contrib/prometheus/onwatch-rules.yml"
 RULE_TESTS = "contrib/prometheus/onwatch-rules.test.yml"

@@ -34,6 +34,8 @@ from onwatch.masking import MIN_LENGTH, encodings
 from receivers import HttpReceiver, Mailbox, smtp_server
 from suites import make_project
 
+pytestmark = pytest.mark.e2e
+
 # Slash, plus, equals, ampersand, quote, non-ASCII...: it changes under every encoding, and its
 # base64 has "+" or "/" at each byte alignment, so the standard and URL-safe forms differ.
 API_TOKEN = 'Pr0d/T0ken+K3y=!&é"~>?'

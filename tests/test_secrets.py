@@ -40,6 +40,7 @@ def test_it_reads_a_file_relative_to_the_config_folder_without_its_final_newline
     assert found == {"DB_PASS": "p4ssw0rd-db", "KEY": key + "\n"}
 
 
+@pytest.mark.e2e
 def test_it_runs_a_command_without_a_shell_in_the_config_folder(tmp_path: Path) -> None:
     (tmp_path / "token.txt").write_text("from-a-file-by-cat\n")
     found = resolve(
@@ -70,6 +71,7 @@ def test_a_file_that_cannot_be_read_says_why(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_a_failing_command_is_named_with_its_status_and_last_error_line(tmp_path: Path) -> None:
     failing = "cmd:sh -c 'echo connecting >&2; echo \"vault: permission denied\" >&2; exit 3'"
     found = problems_of({"VAULT": failing, "OTHER": "cmd:no-such-vault-cli get x"}, tmp_path)
@@ -92,6 +94,7 @@ def test_every_secret_that_fails_is_named_at_once(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in found] == ["secret A", "secret C"]
 
 
+@pytest.mark.e2e
 def test_once_with_a_missing_secret_records_a_run_error_and_runs_no_test(tmp_path: Path) -> None:
     make_project(
         tmp_path,
@@ -125,6 +128,7 @@ def test_once_with_a_missing_secret_records_a_run_error_and_runs_no_test(tmp_pat
         assert db.execute("select status, error from runs").fetchall() == [("error", run["error"])]
 
 
+@pytest.mark.e2e
 def test_a_secret_that_pytest_cuts_short_is_masked_on_both_sides_of_the_cut(
     tmp_path: Path,
 ) -> None:
@@ -202,6 +206,7 @@ def test_a_name_in_both_env_and_secrets_is_refused(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_the_database_url_takes_its_password_from_a_secret(tmp_path: Path) -> None:
     make_project(
         tmp_path,

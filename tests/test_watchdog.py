@@ -182,6 +182,7 @@ def receiver() -> Iterator[HttpReceiver]:
         yield running
 
 
+@pytest.mark.e2e
 def test_a_hung_check_is_reported_overdue_by_the_daemon(
     tmp_path: Path, receiver: HttpReceiver
 ) -> None:
@@ -209,6 +210,7 @@ def test_a_hung_check_is_reported_overdue_by_the_daemon(
     assert body["summary"].startswith("slow is overdue")
 
 
+@pytest.mark.e2e
 def test_a_run_whose_tests_were_all_skipped_is_an_error(tmp_path: Path) -> None:
     make_project(
         tmp_path,
@@ -226,6 +228,7 @@ def test_a_run_whose_tests_were_all_skipped_is_an_error(tmp_path: Path) -> None:
     assert run["status"] == "error" and "every test was skipped (1 of 1)" in run["error"]
 
 
+@pytest.mark.e2e
 def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Path) -> None:
     path = make_project(
         tmp_path,

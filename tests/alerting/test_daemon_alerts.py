@@ -19,6 +19,8 @@ from daemon import Daemon
 from receivers import HttpReceiver
 from suites import make_project
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def receiver() -> Iterator[HttpReceiver]:

@@ -120,7 +120,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database(request.getfixturevalue("postgres_url"))
 
 
-BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+BOTH_DATABASES = pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)], indirect=True
+)
 
 
 @pytest.fixture
@@ -635,6 +637,7 @@ def test_the_worker_sends_what_is_due_when_it_stops(
     assert only(store).status is DeliveryStatus.SENT
 
 
+@pytest.mark.e2e
 def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
     own_postgres: PgServer,
     receiver: HttpReceiver,

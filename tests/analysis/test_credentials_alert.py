@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from onwatch.alerting.engine import facts_of
 from onwatch.cli.demo import SUITE_DIR
 from onwatch.demo.app import Faults, serve
 from onwatch.model import Outcome, Run
+
+pytestmark = pytest.mark.e2e
 
 CONFIG = """\
 [onwatch]

@@ -46,6 +46,7 @@ def alerts(url: str, check: str) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.e2e
 def test_it_fires_an_alert_with_the_incident_labels(alertmanager_url: str) -> None:
     check = f"checkout-{uuid.uuid4().hex[:8]}"
     channel = build_channel("am", {"type": "alertmanager", "url": alertmanager_url})
@@ -69,6 +70,7 @@ def test_it_fires_an_alert_with_the_incident_labels(alertmanager_url: str) -> No
     assert ends > datetime.now(UTC) + timedelta(hours=23)
 
 
+@pytest.mark.e2e
 def test_it_resolves_the_alert_when_the_incident_resolves(alertmanager_url: str) -> None:
     check = f"search-{uuid.uuid4().hex[:8]}"
     channel = Alertmanager("am", AlertmanagerSettings(url=alertmanager_url))
@@ -90,6 +92,7 @@ def test_it_resolves_the_alert_when_the_incident_resolves(alertmanager_url: str)
     wait_until(lambda: not alerts(alertmanager_url, check), "the alert is resolved", timeout=5)
 
 
+@pytest.mark.e2e
 def test_it_posts_onwatch_s_own_troubles_under_their_own_names(alertmanager_url: str) -> None:
     channel_name = f"mail-{uuid.uuid4().hex[:8]}"
     failing = Notification(
@@ -122,6 +125,7 @@ def test_it_retries_when_alertmanager_is_unreachable() -> None:
     )
 
 
+@pytest.mark.e2e
 def test_it_gives_up_on_alerts_alertmanager_rejects(alertmanager_url: str) -> None:
     # A URL that misses the API (a wrong route prefix) is answered 404: retrying cannot help.
     channel = Alertmanager("am", AlertmanagerSettings(url=alertmanager_url + "/no-such-prefix"))

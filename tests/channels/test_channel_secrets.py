@@ -12,6 +12,8 @@ import pytest
 
 from receivers import Behaviour, HttpReceiver
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "hook-T0ken/with+odd=chars"
 
 

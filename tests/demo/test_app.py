@@ -486,6 +486,7 @@ def test_faults_parse_names_every_problem(spec: str, problems: list[str]) -> Non
         assert problem in str(raised.value)
 
 
+@pytest.mark.e2e
 def test_importing_the_demo_package_does_not_load_the_web_stack() -> None:
     code = "import sys, onwatch.demo; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
 
@@ -496,6 +497,7 @@ def test_importing_the_demo_package_does_not_load_the_web_stack() -> None:
     assert result.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.e2e
 def test_it_runs_in_the_foreground_from_the_command_line() -> None:
     command = [sys.executable, "-m", "onwatch.demo.app", "--port", "0", "--faults", "chat=slow"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
@@ -510,6 +512,7 @@ def test_it_runs_in_the_foreground_from_the_command_line() -> None:
     assert process.returncode == 0
 
 
+@pytest.mark.e2e
 def test_the_command_line_rejects_bad_faults() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "onwatch.demo.app", "--faults", "chat=gone"],

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from onwatch.cli.demo import missing_for_journeys
+
+pytestmark = pytest.mark.e2e
 
 
 def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,8 @@ from onwatch.store import open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.server import serve as serve_web
 
+pytestmark = pytest.mark.e2e
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JOURNEYS = {
     "test_a_customer_logs_in_and_out",

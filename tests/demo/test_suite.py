@@ -15,6 +15,8 @@ import pytest
 import onwatch.demo
 from onwatch.demo.app import DemoServer, serve
 
+pytestmark = pytest.mark.e2e
+
 SUITE = Path(onwatch.demo.__file__).parent / "suite"
 AREAS = ("login", "settings", "social", "chat", "money")
 # The API checks; the browser journeys have tests of their own (test_journeys.py). A test's own

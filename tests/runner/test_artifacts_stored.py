@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from browser import require_chromium_and_driver
 from suites import make_project
+
+pytestmark = pytest.mark.e2e
 
 
 def test_once_stores_a_failing_journeys_files_by_content_and_lists_them(tmp_path: Path) -> None:

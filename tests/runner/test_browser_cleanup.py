@@ -16,9 +16,12 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 from browser import require_chromium_and_driver
 from suites import make_project
+
+pytestmark = pytest.mark.e2e
 
 MARKER_ENV = "BROWSER_CLEANUP_MARKER"
 

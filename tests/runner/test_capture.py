@@ -118,6 +118,7 @@ def masked(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     )
 
 
+@pytest.mark.e2e
 def test_captured_text_is_masked_before_it_is_written(masked: SuiteRun) -> None:
     files = masked.files("test_failing_journey")
     assert "screenshot" not in files  # pictures cannot be masked: turned off
@@ -132,6 +133,7 @@ def test_captured_text_is_masked_before_it_is_written(masked: SuiteRun) -> None:
         assert b"Payment form unavailable" not in member and b"hello from the page" not in member
 
 
+@pytest.mark.e2e
 def test_a_failing_journey_keeps_a_full_page_screenshot(on_failure: SuiteRun) -> None:
     assert on_failure.result("test_failing_journey")["outcome"] == "failed"
     screenshot = on_failure.files("test_failing_journey")["screenshot"].read_bytes()
@@ -139,18 +141,21 @@ def test_a_failing_journey_keeps_a_full_page_screenshot(on_failure: SuiteRun) ->
     assert 2_000 < len(screenshot) < 2_000_000
 
 
+@pytest.mark.e2e
 def test_a_failing_journey_keeps_the_html_of_the_page_it_ended_on(on_failure: SuiteRun) -> None:
     html = on_failure.files("test_failing_journey")["html"].read_text()
     assert html.startswith("<!DOCTYPE html>")
     assert "Payment form unavailable" in html
 
 
+@pytest.mark.e2e
 def test_a_failing_journey_keeps_its_console_and_uncaught_errors(on_failure: SuiteRun) -> None:
     lines = on_failure.files("test_failing_journey")["console"].read_text().splitlines()
     assert "[log] hello from the page" in lines
     assert "[pageerror] Error: the basket exploded" in lines
 
 
+@pytest.mark.e2e
 def test_a_failing_journey_keeps_its_playwright_trace(on_failure: SuiteRun) -> None:
     trace = on_failure.files("test_failing_journey")["trace"]
     assert trace.name == "trace.zip"
@@ -158,6 +163,7 @@ def test_a_failing_journey_keeps_its_playwright_trace(on_failure: SuiteRun) -> N
     assert any(name.endswith(".trace") for name in zipfile.ZipFile(trace).namelist())
 
 
+@pytest.mark.e2e
 def test_artifacts_have_short_names_in_a_folder_per_test_and_attempt(on_failure: SuiteRun) -> None:
     files = on_failure.files("test_failing_journey")
     assert {kind: path.name for kind, path in files.items()} == {
@@ -170,12 +176,14 @@ def test_artifacts_have_short_names_in_a_folder_per_test_and_attempt(on_failure:
     assert "artifact_errors" not in on_failure.result("test_failing_journey")
 
 
+@pytest.mark.e2e
 def test_a_passing_journey_keeps_nothing_when_only_failures_are_kept(on_failure: SuiteRun) -> None:
     assert on_failure.result("test_passing_journey")["outcome"] == "passed"
     assert on_failure.result("test_passing_journey")["artifacts"] == []
     assert not list(on_failure.artifacts_dir.glob("*test_passing_journey*"))
 
 
+@pytest.mark.e2e
 def test_a_failing_selenium_test_keeps_screenshot_html_and_console(on_failure: SuiteRun) -> None:
     assert on_failure.result("test_selenium_journey_fails")["outcome"] == "failed"
     files = on_failure.files("test_selenium_journey_fails")
@@ -187,6 +195,7 @@ def test_a_failing_selenium_test_keeps_screenshot_html_and_console(on_failure: S
     assert "Uncaught Error: the basket exploded" in console
 
 
+@pytest.mark.e2e
 def test_a_capture_that_fails_leaves_the_outcome_and_says_why(on_failure: SuiteRun) -> None:
     result = on_failure.result("test_journey_that_closes_its_page")
     assert result["outcome"] == "failed"
@@ -198,6 +207,7 @@ def test_a_capture_that_fails_leaves_the_outcome_and_says_why(on_failure: SuiteR
     assert set(on_failure.files("test_journey_that_closes_its_page")) == {"console", "trace"}
 
 
+@pytest.mark.e2e
 def test_a_failed_setup_keeps_what_the_page_shows(on_failure: SuiteRun) -> None:
     # The page is only reachable through the fixture that failed: it is not among funcargs.
     result = on_failure.result("test_journey_whose_setup_fails")
@@ -207,6 +217,7 @@ def test_a_failed_setup_keeps_what_the_page_shows(on_failure: SuiteRun) -> None:
     assert "Your cart is empty" in files["html"].read_text()
 
 
+@pytest.mark.e2e
 def test_a_trace_someone_else_started_is_left_to_them(on_failure: SuiteRun) -> None:
     result = on_failure.result("test_journey_traced_by_itself")
     assert result["outcome"] == "failed"
@@ -218,6 +229,7 @@ def test_a_trace_someone_else_started_is_left_to_them(on_failure: SuiteRun) -> N
     assert "artifact_errors" not in result
 
 
+@pytest.mark.e2e
 def test_steps_record_their_name_time_and_success_as_properties(on_failure: SuiteRun) -> None:
     result = on_failure.result("test_timed_steps")
     assert result["outcome"] == "passed"  # the step re-raised; pytest.raises caught it
@@ -229,10 +241,12 @@ def test_steps_record_their_name_time_and_success_as_properties(on_failure: Suit
     assert second["seconds"] >= 0
 
 
+@pytest.mark.e2e
 def test_a_test_without_a_browser_has_an_empty_artifact_list(on_failure: SuiteRun) -> None:
     assert on_failure.result("test_timed_steps")["artifacts"] == []
 
 
+@pytest.mark.e2e
 def test_always_keeps_the_artifacts_of_a_passing_journey(tmp_path: Path) -> None:
     run = run_suite(tmp_path, "test_journeys.py", "-k", "test_passing_journey", mode="always")
     assert run.result("test_passing_journey")["outcome"] == "passed"
@@ -242,6 +256,7 @@ def test_always_keeps_the_artifacts_of_a_passing_journey(tmp_path: Path) -> None
     assert "[log] hello from the page" in files["console"].read_text()
 
 
+@pytest.mark.e2e
 def test_off_captures_nothing_and_never_imports_the_capture_code(tmp_path: Path) -> None:
     run = run_suite(
         tmp_path, "test_journeys.py", "-k", "test_failing_journey", mode="off", tracing=True

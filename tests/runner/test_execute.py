@@ -41,6 +41,7 @@ def outcomes_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     )
 
 
+@pytest.mark.e2e
 def test_it_records_every_pytest_outcome(outcomes_run: Run) -> None:
     outcomes = {name: r.outcome for name, r in finals(outcomes_run).items()}
     assert outcomes == {
@@ -60,6 +61,7 @@ def test_it_records_every_pytest_outcome(outcomes_run: Run) -> None:
     assert outcomes_run.collected == 11  # test_unmarked is deselected by -m monitor
 
 
+@pytest.mark.e2e
 def test_it_records_phase_error_type_message_and_output(outcomes_run: Run) -> None:
     by_name = finals(outcomes_run)
     fails = by_name["test_fails"]
@@ -76,6 +78,7 @@ def test_it_records_phase_error_type_message_and_output(outcomes_run: Run) -> No
     assert by_name["test_passes"].properties == (("latency_ms", 12),)
 
 
+@pytest.mark.e2e
 def test_it_retries_only_failed_tests_and_keeps_every_attempt(outcomes_run: Run) -> None:
     attempts: dict[str, list[tuple[int, Outcome, bool]]] = {}
     for r in outcomes_run.results:
@@ -86,6 +89,7 @@ def test_it_retries_only_failed_tests_and_keeps_every_attempt(outcomes_run: Run)
     assert attempts["test_xfails"] == [(1, Outcome.XFAILED, True)]
 
 
+@pytest.mark.e2e
 def test_it_kills_the_whole_process_tree_on_timeout(tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
     started = time.monotonic()
@@ -106,6 +110,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 def test_a_test_that_kills_pytest_is_a_run_error_that_keeps_earlier_results(
     tmp_path: Path,
 ) -> None:
@@ -118,12 +123,14 @@ def test_a_test_that_kills_pytest_is_a_run_error_that_keeps_earlier_results(
     assert by_name["test_kills_its_process"].outcome is Outcome.ERROR
 
 
+@pytest.mark.e2e
 def test_a_conftest_import_error_is_a_run_error_naming_the_module(tmp_path: Path) -> None:
     run = run_check(tmp_path, "broken_conftest")
     assert run.status is RunStatus.ERROR
     assert "module_that_does_not_exist" in run.error
 
 
+@pytest.mark.e2e
 def test_a_collection_error_is_a_run_error_not_a_green_run(tmp_path: Path) -> None:
     run = run_check(tmp_path, "importerror")
     assert run.status is RunStatus.ERROR
@@ -133,6 +140,7 @@ def test_a_collection_error_is_a_run_error_not_a_green_run(tmp_path: Path) -> No
     assert (result.outcome, result.phase) == (Outcome.ERROR, "collect")
 
 
+@pytest.mark.e2e
 def test_an_empty_selection_is_a_run_error(tmp_path: Path) -> None:
     run = run_check(tmp_path, "outcomes", keyword="nothing_matches_this")
     assert run.status is RunStatus.ERROR
@@ -140,6 +148,7 @@ def test_an_empty_selection_is_a_run_error(tmp_path: Path) -> None:
     assert "collected no tests" in run.error
 
 
+@pytest.mark.e2e
 def test_the_check_env_reaches_the_tests_and_the_run_records_where_it_ran(tmp_path: Path) -> None:
     run = run_check(tmp_path, "slow", env={"SLOW_SECONDS": "0"})
     assert run.status is RunStatus.PASSED
@@ -147,6 +156,7 @@ def test_the_check_env_reaches_the_tests_and_the_run_records_where_it_ran(tmp_pa
     assert run.host and run.version and len(run.config_digest) == 16
 
 
+@pytest.mark.e2e
 def test_the_timeout_covers_retries(tmp_path: Path) -> None:
     started = time.monotonic()
     run = run_check(tmp_path, "slow", retries=3, timeout="2s", env={"SLOW_SECONDS": "5"})
@@ -154,6 +164,7 @@ def test_the_timeout_covers_retries(tmp_path: Path) -> None:
     assert run.status is RunStatus.TIMEOUT
 
 
+@pytest.mark.e2e
 def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
     path = make_project(
@@ -195,6 +206,7 @@ def test_it_recovers_a_run_left_in_flight_by_a_dead_onwatch(tmp_path: Path) -> N
         assert not _alive(pid), f"process {pid} started by the orphaned run outlived it"
 
 
+@pytest.mark.e2e
 def test_a_run_that_cannot_start_is_an_error_run_not_a_crash(tmp_path: Path) -> None:
     import dataclasses
 

@@ -46,6 +46,7 @@ def once(project: Path, pwt_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_its_page_fixture_drives_the_system_chromium_and_failures_keep_a_screenshot(
     tmp_path: Path, pytest_playwright: Path
 ) -> None:
@@ -67,6 +68,7 @@ def test_its_page_fixture_drives_the_system_chromium_and_failures_keep_a_screens
     assert "screenshot" in {a["kind"] for a in failing["artifacts"]}
 
 
+@pytest.mark.e2e
 def test_a_configured_chromium_that_does_not_exist_is_a_config_error(
     tmp_path: Path, pytest_playwright: Path
 ) -> None:

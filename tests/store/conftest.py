@@ -12,7 +12,7 @@ from onwatch.store.sql import SqlStore
 from pgserver import fresh_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Return the URL of an empty database: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":

@@ -72,6 +72,7 @@ def test_ensure_schema_is_idempotent(empty_store: SqlStore, store_url: str) -> N
     assert versions == [schema.HEAD_REVISION]
 
 
+@pytest.mark.e2e
 def test_ensure_schema_does_not_load_alembic_when_the_database_is_at_head(
     tmp_path: Path,
 ) -> None:

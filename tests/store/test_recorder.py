@@ -106,6 +106,7 @@ def test_it_records_from_many_threads_at_once(
     assert count(sqlite_url) == (30, 90)
 
 
+@pytest.mark.e2e
 def test_it_spools_while_postgresql_is_down_and_replays_each_run_once_when_it_is_back(
     own_postgres: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

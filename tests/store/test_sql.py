@@ -166,6 +166,7 @@ def test_it_rejects_urls_it_cannot_use() -> None:
 # -- PostgreSQL specifics ----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_it_accepts_bare_postgresql_urls(postgres_url: str, scheme: str) -> None:
     url = fresh_database(postgres_url).replace("postgresql+psycopg", scheme, 1)
@@ -178,6 +179,7 @@ def test_it_accepts_bare_postgresql_urls(postgres_url: str, scheme: str) -> None
         store.close()
 
 
+@pytest.mark.e2e
 def test_it_raises_store_error_without_the_password_while_postgresql_is_down_then_recovers(
     own_postgres: PgServer,
 ) -> None:

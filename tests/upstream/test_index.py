@@ -50,6 +50,7 @@ def html_only(json_index: SimpleIndex) -> Iterator[SimpleIndex]:
 # -- releases -------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_it_sees_each_new_release_on_the_next_poll(
     shelf: Shelf, pypiserver_url: str, json_index: SimpleIndex
 ) -> None:
@@ -74,6 +75,7 @@ def test_it_sees_each_new_release_on_the_next_poll(
         assert versions(newer_than(releases, "1.0", prereleases=True)) == ["1.1", "1.2rc1"]
 
 
+@pytest.mark.e2e
 def test_it_asks_for_json_and_accepts_html(
     shelf: Shelf, json_index: SimpleIndex, pypiserver_url: str
 ) -> None:
@@ -89,6 +91,7 @@ def test_it_asks_for_json_and_accepts_html(
     assert from_html == [Release(version="1.0", files=1, yanked=False, uploaded_at=None)]
 
 
+@pytest.mark.e2e
 def test_it_orders_releases_by_pep_440(shelf: Shelf, pypiserver_url: str) -> None:
     for version in ["2.0.post1", "1.10", "2.0", "1.9", "2.0rc1"]:
         shelf.publish("order-lib", version)
@@ -100,6 +103,7 @@ def test_it_orders_releases_by_pep_440(shelf: Shelf, pypiserver_url: str) -> Non
     assert chosen is not None and chosen.version == "2.0.post1"
 
 
+@pytest.mark.e2e
 def test_it_groups_the_files_of_a_version_and_notes_unparsable_ones(
     shelf: Shelf,
     pypiserver_url: str,
@@ -157,6 +161,7 @@ def test_min_age_holds_back_a_fresh_release_by_its_upload_time(
     assert later is not None and later.version == "1.1"
 
 
+@pytest.mark.e2e
 def test_min_age_holds_back_a_fresh_release_by_first_seen_on_html(
     shelf: Shelf, pypiserver_url: str
 ) -> None:
@@ -227,6 +232,7 @@ def test_a_url_that_cannot_be_requested_is_reported_as_such(url: str) -> None:
     assert_hidden(caught.value, "pa55word", "carol")
 
 
+@pytest.mark.e2e
 def test_an_index_wanting_credentials_is_an_auth_problem(locked_index: LockedIndex) -> None:
     with pytest.raises(IndexProblem) as caught:
         fetch_releases(locked_index.url, "demo-lib")
@@ -236,6 +242,7 @@ def test_an_index_wanting_credentials_is_an_auth_problem(locked_index: LockedInd
     assert "needs credentials" in str(caught.value)
 
 
+@pytest.mark.e2e
 def test_refused_credentials_are_an_auth_problem_that_never_shows_them(
     locked_index: LockedIndex,
 ) -> None:
@@ -254,6 +261,7 @@ def test_refused_credentials_are_an_auth_problem_that_never_shows_them(
     assert redact(url) in str(caught.value)
 
 
+@pytest.mark.e2e
 def test_the_right_credentials_open_the_index(shelf: Shelf, locked_index: LockedIndex) -> None:
     shelf.publish("locked-lib", "1.0")
     password = quote(locked_index.password, safe="")
@@ -267,6 +275,7 @@ def test_the_right_credentials_open_the_index(shelf: Shelf, locked_index: Locked
     assert versions(in_url) == versions(as_auth) == ["1.0"]
 
 
+@pytest.mark.e2e
 def test_an_unknown_project_is_not_found(pypiserver_url: str, json_index: SimpleIndex) -> None:
     for url in (pypiserver_url, json_index.url):
         with pytest.raises(IndexProblem) as caught:

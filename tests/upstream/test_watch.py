@@ -21,6 +21,8 @@ from daemon import Daemon
 from receivers import HttpReceiver
 from upstream.indexes import Shelf, start_pypiserver
 
+pytestmark = pytest.mark.e2e
+
 GREET = {
     "1.0": "def greet(name):\n    return 'hello ' + name\n",
     "1.1": "def greet(name, greeting):\n    return greeting + ' ' + name\n",

@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from upstream.indexes import Shelf
 from upstream.wheels import build_wheel
 
@@ -24,6 +26,7 @@ def test_it_writes_a_record_of_every_file(tmp_path: Path) -> None:
     assert "Name: Demo.Lib\nVersion: 1.0.0rc1\n" in metadata
 
 
+@pytest.mark.e2e
 def test_pip_installs_a_published_wheel_into_a_fresh_venv(
     shelf: Shelf, pypiserver_url: str, tmp_path: Path
 ) -> None:

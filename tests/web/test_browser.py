@@ -25,6 +25,8 @@ from onwatch.store.schema import silences
 
 from .conftest import ADMIN_TOKEN, FLAKY_TEST, READ_TOKEN, XSS, XSS_TEST, History, Served
 
+pytestmark = pytest.mark.e2e
+
 API_TESTS = 5
 SPANS = {"24h": timedelta(hours=24), "30d": timedelta(days=30)}
 

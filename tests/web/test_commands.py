@@ -21,6 +21,8 @@ from onwatch.state.feed import REFRESH_SECONDS
 from onwatch.web.auth import hash_token
 from suites import make_project
 
+pytestmark = pytest.mark.e2e
+
 
 def onwatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -27,6 +27,8 @@ import pytest
 from needs import unavailable
 from web.conftest import ADMIN_TOKEN, Served, make_config, seed
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = (
     "not_a_server_error",

@@ -38,6 +38,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 48
 CHECKS = ("vault", "shop")
 # Anonymous callers on loopback and read tokens are both readers; both must see the same.
 READERS = {"anonymous on loopback": None, "read token": READ_TOKEN}
+# The PostgreSQL variants start a server: end to end.
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)]
 HIDDEN_KEYS = ("message", "traceback", "output", "properties", "artifacts")
 SHOWN_KEYS = ("nodeid", "outcome", "phase", "duration", "attempt", "final", "exception", "category")
 
@@ -117,7 +119,7 @@ def database(request: pytest.FixtureRequest) -> str | None:
     return fresh_database(request.getfixturevalue("postgres_url"))
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def seeded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Served, dict[str, Any]]]:
@@ -127,7 +129,7 @@ def seeded(
     site.served.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def own_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
     """A site of the test's own, for tests that store more runs while it serves."""
     site = build_site(tmp_path, database(request))
@@ -420,6 +422,7 @@ def test_a_file_that_a_sensitive_and_an_ordinary_check_both_list_is_hidden(
 # -- in a browser ---------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_reader_sees_the_notice_on_the_run_page_in_a_browser(
     seeded: tuple[Served, dict[str, Any]], page: Page
 ) -> None:
