@@ -28,6 +28,7 @@ HELPERS = {
     "daemon.py": "onwatch run",
     "pgserver.py": "PostgreSQL (initdb, pg_ctl, createdb)",
     "channels/conftest.py": "Alertmanager",
+    "store/contract/conftest.py": "a PostgreSQL database, through pgserver.py",
     "upstream/indexes.py": "pypiserver",
     "upstream/conftest.py": "pypiserver, through upstream/indexes.py",
     "web/conftest.py": "Chromium, through Playwright",

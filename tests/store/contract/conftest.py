@@ -54,7 +54,7 @@ def _emptied(url: str) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e), "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Yield an empty store at the newest schema on each backend."""
     if request.param == "sqlite":
