@@ -12,6 +12,7 @@ import pytest
 from onwatch.daemon.heartbeat import Heartbeat
 from onwatch.state.health import Health
 from receivers import Behaviour, HttpReceiver
+from recording import Records, logged
 
 EVERY = 60.0
 STATUS = {"status": "ok", "checks": {"api": "passed"}}
@@ -27,20 +28,6 @@ class Clock:
         return self.now
 
 
-class Records(logging.Handler):
-    """Keeps the records of one logger, whatever the logging setup of the process."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def at(self, level: int) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno == level]
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -53,14 +40,8 @@ def health() -> Health:
 
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    logger = logging.getLogger("onwatch.daemon.heartbeat")
-    handler = Records()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with logged("onwatch.daemon.heartbeat") as records:
+        yield records
 
 
 @pytest.fixture

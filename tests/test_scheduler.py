@@ -28,6 +28,7 @@ from onwatch.store import open_store
 from onwatch.store.memory import MemoryStore
 from onwatch.store.recorder import Recorder
 from onwatch.store.spool import Spool
+from recording import Records, logged
 from records import make_config, make_run, passed_results
 from waiting import FakeClock, wait_until
 
@@ -250,25 +251,6 @@ def scheduled(check: str, slot: datetime) -> Run:
     return make_run(check=check, started_at=slot, trigger=Trigger.SCHEDULE, scheduled_for=slot)
 
 
-class Records(logging.Handler):
-    """Keeps onwatch's log records, whatever the logging setup of the process."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self, level: int = logging.DEBUG) -> list[str]:
-        """Return the messages logged at ``level`` or above."""
-        return [r.getMessage() for r in self.records if r.levelno >= level]
-
-    def named(self, message: str) -> list[logging.LogRecord]:
-        """Return the records whose message is ``message``."""
-        return [r for r in self.records if r.getMessage() == message]
-
-
 def fields(record: logging.LogRecord) -> dict[str, Any]:
     """Return the fields a log line carries beside its message."""
     found: dict[str, Any] = getattr(record, "fields", {})
@@ -277,13 +259,8 @@ def fields(record: logging.LogRecord) -> dict[str, Any]:
 
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    logger = logging.getLogger("onwatch")
-    handler, level = Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with logged("onwatch") as records:
+        yield records
 
 
 EVERY_MINUTE = {"api": {"tests": ["t"], "every": "1m"}}

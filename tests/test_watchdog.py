@@ -21,6 +21,7 @@ from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
 from onwatch.model import utcnow
 from onwatch.store import CheckHistory, open_store
 from receivers import HttpReceiver
+from recording import Hook
 from records import make_run
 from suites import make_project
 
@@ -86,21 +87,6 @@ def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) 
     assert notification.event is Event.MONITOR_DEGRADED
     assert notification.details["problem"] == "gap" and channels == ["hook"]
     assert "9 scheduled runs of 1 check missed" in notification.summary
-
-
-class Hook:
-    """A channel that keeps what it is sent."""
-
-    name = "hook"
-    grouped = False
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-        self.lock = threading.Lock()
-
-    def send(self, notifications: list[Notification]) -> None:
-        with self.lock:
-            self.sent += notifications
 
 
 def alarm(tmp_path: Path, clock: Callable[[], datetime]) -> tuple[DatabaseAlarm, Hook]:

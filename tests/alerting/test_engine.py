@@ -23,6 +23,7 @@ from onwatch.channels.notification import Event, FailingTest, Notification
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 from onwatch.store import open_store
 from onwatch.store.memory import MemoryStore
+from recording import Hook, Records, logged
 from records import make_config, make_silence
 from waiting import FakeClock
 
@@ -30,21 +31,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BASE_URL = "https://onwatch.example.com"
 PAY = "tests/test_shop.py::test_pay"
 LIST = "tests/test_shop.py::test_list"
-
-
-class Hook:
-    """A channel that keeps what it is sent."""
-
-    name = "hook"
-    grouped = False
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-        self.lock = threading.Lock()
-
-    def send(self, notifications: list[Notification]) -> None:
-        with self.lock:
-            self.sent += notifications
 
 
 def results(status: RunStatus, message: str) -> tuple[TestResult, ...]:
@@ -166,29 +152,10 @@ def events(notifications: list[Notification]) -> list[Event]:
     return [n.event for n in notifications]
 
 
-class Records(logging.Handler):
-    """Keeps the records of alerting's logger, whatever the logging setup of the process."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def at(self, level: int) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno == level]
-
-
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    logger = logging.getLogger("onwatch.alerting")
-    handler, level = Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with logged("onwatch.alerting") as records:
+        yield records
 
 
 # -- opening ---------------------------------------------------------------------------------
