@@ -637,6 +637,31 @@ def test_the_worker_sends_what_is_due_when_it_stops(
     assert only(store).status is DeliveryStatus.SENT
 
 
+def test_closing_right_after_a_dispatch_returns_and_leaves_the_delivery_for_later(
+    receiver: HttpReceiver,
+) -> None:
+    # A job handed to the pool but not yet started is cancelled by close(): waiting for it as if
+    # it ran would wait forever, and the daemon would never stop.
+    for _ in range(20):
+        store = open_store("memory://")
+        outbox = Outbox(store.outbox, {"hook": HttpChannel("hook", receiver.url)}, **FAST)
+        outbox.enqueue(opened("api|opened|0"), ["hook"])
+        assert outbox.deliver_due() == 1  # the channel's thread now waits, idle, for a job
+        outbox.enqueue(opened("api|opened|1"), ["hook"])
+
+        def dispatch_and_close(outbox: Outbox = outbox) -> None:
+            outbox.dispatch()
+            outbox.close()
+
+        closing = threading.Thread(target=dispatch_and_close, daemon=True)
+        closing.start()
+        closing.join(5)
+        assert not closing.is_alive(), "close() waited for a send that was never started"
+        # Sent, or still pending for the next start: never lost.
+        statuses = {d.key: d.status for d in store.outbox.deliveries()}
+        assert statuses["api|opened|1|hook"] in (DeliveryStatus.SENT, DeliveryStatus.PENDING)
+
+
 @pytest.mark.e2e
 def test_the_worker_survives_a_database_outage_and_does_not_send_twice(
     own_postgres: PgServer,

@@ -186,7 +186,9 @@ class Outbox:
             running = list(self._in_flight.values())
         # Each channel's own timeout bounds its send; ``timeout`` bounds the wait for them all.
         self._pool.shutdown(wait=False, cancel_futures=True)
-        wait(running, timeout)
+        # A job still queued is cancelled now and will never finish: waiting for it would
+        # never end. Its deliveries stay pending in the store for the next start.
+        wait([future for future in running if not future.cancelled()], timeout)
 
     def __enter__(self) -> Outbox:
         return self
