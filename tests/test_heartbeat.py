@@ -40,7 +40,7 @@ def health() -> Health:
 
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    with logged("onwatch.daemon.heartbeat") as records:
+    with logged("onwatch.heartbeat") as records:
         yield records
 
 

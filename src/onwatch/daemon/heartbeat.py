@@ -26,7 +26,8 @@ from onwatch.state.health import Health
 
 __all__ = ["Heartbeat"]
 
-log = logging.getLogger("onwatch.daemon.heartbeat")
+# Named as before this module moved into daemon/: the name is in every JSON log line.
+log = logging.getLogger("onwatch.heartbeat")
 TIMEOUT = 5.0
 METHODS = ("GET", "POST")
 

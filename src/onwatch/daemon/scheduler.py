@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from onwatch.store import Runs
     from onwatch.store.recorder import Recorder
 
-log = logging.getLogger("onwatch.daemon.scheduler")
+# Named as before this module moved into daemon/: the name is in every JSON log line.
+log = logging.getLogger("onwatch.scheduler")
 run_log = logging.getLogger("onwatch.run")
 MAX_SLEEP = 1.0
 REPLAY_EVERY = 5.0

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from onwatch.channels import Channel
     from onwatch.store import CheckHistory, Runs
 
-log = logging.getLogger("onwatch.daemon.watchdog")
+# Named as before this module moved into daemon/: the name is in every JSON log line.
+log = logging.getLogger("onwatch.watchdog")
 Notify = Callable[[Notification, list[str]], None]
 
 

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from onwatch.upstream.loop import WatchLoop
     from onwatch.web.server import WebServer
 
-log = logging.getLogger("onwatch.daemon.wiring")
+# Named as before this module moved into daemon/: the name is in every JSON log line.
+log = logging.getLogger("onwatch.daemon")
 OUTBOX_GRACE_SECONDS = 5.0
 # /healthz fails when the scheduler loop has not gone round for this long: a pass can wait
 # on the database for a few seconds (replaying the spool, alerting), never for a minute.
