@@ -75,6 +75,18 @@ def test_the_default_database_is_an_sqlite_file_beside_the_config(tmp_path: Path
     assert config.settings.max_parallel == (os.cpu_count() or 1)
 
 
+@pytest.mark.parametrize("url", ["memory://", "mysql://u:p@db/onwatch"])
+def test_a_database_that_keeps_no_runs_is_refused_with_its_line(tmp_path: Path, url: str) -> None:
+    path = write(
+        tmp_path, f'[onwatch]\ndatabase = "{url}"\n[checks.a]\ntests = ["tests"]\nevery = "1m"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    [problem] = raised.value.problems
+    assert f"{path}:2:" in problem and "database" in problem
+    assert 'use "sqlite:///onwatch.db"' in problem
+
+
 def test_it_finds_onwatch_toml_before_pyproject(tmp_path: Path) -> None:
     write(tmp_path, GOOD)
     write(tmp_path, "[tool.onwatch]\n", name="pyproject.toml")

@@ -160,6 +160,18 @@ class SettingsModel(BaseModel):
     def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
         return _secret_references(value)
 
+    @field_validator("database")
+    @classmethod
+    def _kept_database(cls, value: str) -> str:
+        # open_store also takes "memory://", for tests: from a config it would lose every run.
+        scheme = value.partition(":")[0].partition("+")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"{value.partition(':')[0]!r} is not a database onwatch keeps runs in: use "
+                '"sqlite:///onwatch.db" or "postgresql://USER:${DB_PASS}@HOST/DB"'
+            )
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
