@@ -22,8 +22,21 @@ from sqlalchemy.engine import make_url
 
 from needs import free_port
 
-# Where clusters are made: the tmpfs of /dev/shm if there is one, else the temporary folder.
-CLUSTERS = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+# Where clusters are made: the tmpfs of /dev/shm if there is one with room for a session's
+# databases (a container's is often 64 MB), else the temporary folder.
+SHM = "/dev/shm"
+SHM_NEEDED = 2 * 1024**3
+
+
+def _clusters_folder() -> str | None:
+    try:
+        roomy = shutil.disk_usage(SHM).free >= SHM_NEEDED and os.access(SHM, os.W_OK)
+    except OSError:
+        return None
+    return SHM if roomy else None
+
+
+CLUSTERS = _clusters_folder()
 
 
 def find_bindir() -> Path | None:
