@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from daemon import Daemon
 from needs import free_port, program
 from suites import make_project
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -89,15 +89,6 @@ class Stack:
         data = self.api("query", query=expr)
         result: list[dict[str, Any]] = data["result"]
         return result
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = STARTUP_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_daemon(root: Path) -> tuple[Daemon, str]:
@@ -202,9 +193,9 @@ def wait_for_data(stack: Stack, prometheus: subprocess.Popen[bytes]) -> None:
             for a in stack.api("alerts")["alerts"]
         )
 
-    wait_until(ready, "prometheus to be ready")
-    wait_until(scraped, "prometheus to scrape onwatch's runs")
-    wait_until(evaluated, "the alerting rules to be evaluated")
+    wait_until(ready, "prometheus to be ready", STARTUP_SECONDS, interval=0.2)
+    wait_until(scraped, "prometheus to scrape onwatch's runs", STARTUP_SECONDS, interval=0.2)
+    wait_until(evaluated, "the alerting rules to be evaluated", STARTUP_SECONDS, interval=0.2)
 
 
 @pytest.mark.parametrize(("panel", "expr"), dashboard_queries(), ids=lambda v: str(v)[:60])

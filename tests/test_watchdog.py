@@ -24,17 +24,10 @@ from receivers import HttpReceiver
 from recording import Hook
 from records import make_run
 from suites import make_project
+from waiting import FakeClock
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 Sent = list[tuple[Notification, list[str]]]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def watchdog_project(tmp_path: Path) -> Path:
@@ -46,7 +39,7 @@ def watchdog_project(tmp_path: Path) -> Path:
     )
 
 
-def watchdog(tmp_path: Path, clock: Clock, sent: Sent) -> Watchdog:
+def watchdog(tmp_path: Path, clock: FakeClock, sent: Sent) -> Watchdog:
     path = watchdog_project(tmp_path)
     return Watchdog(load_config(path), notify=lambda n, c: sent.append((n, c)), clock=clock)
 
@@ -54,7 +47,7 @@ def watchdog(tmp_path: Path, clock: Clock, sent: Sent) -> Watchdog:
 def test_a_check_without_a_completed_run_past_interval_plus_grace_is_overdue_once(
     tmp_path: Path,
 ) -> None:
-    clock, sent = Clock(), []
+    clock, sent = FakeClock(T0), []
     dog = watchdog(tmp_path, clock, sent)
     # Interval 1m, grace = timeout 30s + 1m: due by 10:02:30.
     clock.now = T0 + timedelta(minutes=2, seconds=29)
@@ -71,7 +64,7 @@ def test_a_check_without_a_completed_run_past_interval_plus_grace_is_overdue_onc
 
 
 def test_slots_missed_while_down_are_recorded_and_notified_once(tmp_path: Path) -> None:
-    clock, sent = Clock(), []
+    clock, sent = FakeClock(T0), []
     dog = watchdog(tmp_path, clock, sent)
     store = open_store(f"sqlite:///{tmp_path / 'gap.db'}")
     store.ensure_schema()
@@ -107,7 +100,7 @@ def sent_by(hook: Hook) -> list[Notification]:
 def test_the_database_alarm_goes_out_once_an_outage_stamped_with_its_clock(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     db_alarm, hook = alarm(tmp_path, clock)
     run = make_run()
     db_alarm.on_recorded(run, "stored")
@@ -132,7 +125,7 @@ def test_the_database_alarm_goes_out_once_an_outage_stamped_with_its_clock(
 def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
 
     def yielding_clock() -> datetime:
         time.sleep(0)  # let other threads in between the check and the set, as a real one may

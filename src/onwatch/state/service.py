@@ -108,14 +108,12 @@ class StateService:
 
     def channels(self) -> list[ChannelState]:
         """Return the health of every notification channel that has sent or tried to."""
-
         return self.store.outbox.channel_states()
 
     def watches(self) -> list[PollSummary]:
         """Return each watched package's last release tested and its polls, in config order."""
         if not self.config.watches:
             return []
-
         upstream = self.store.upstream
         found = []
         for name, watch in self.config.watches.items():
