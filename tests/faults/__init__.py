@@ -1,0 +1,1 @@
+"""The fault suite: each test provokes one fault for real and checks that nothing is lost."""
