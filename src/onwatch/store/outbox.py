@@ -8,6 +8,10 @@ A delivery is pending until it is sent or given up on (failed). While one proces
 delivery is *claimed*: its ``next_attempt_at`` is pushed past the send's longest duration, so
 that a second process on the same database does not pick it up too, and a process that dies
 mid-send leaves it to be tried again once the claim runs out.
+
+Deliveries that share a ``series`` on one channel leave in the order they were added: while an
+earlier one is pending, the later ones are not due. One that is sent or given up on no longer
+holds the others back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, exists, func, insert, select, update
 
 from onwatch.errors import StoreError
 from onwatch.store.database import Database, is_conflict
@@ -42,9 +46,12 @@ class SqlDeliveries:
         check: str | None,
         payload: dict[str, Any],
         now: datetime,
+        *,
+        series: str | None = None,
     ) -> bool:
         """Store a pending delivery, due at ``now``; False if one with ``key`` already exists."""
         row = {
+            "series": series,
             "key": key,
             "channel": channel,
             "event": event,
@@ -80,6 +87,7 @@ class SqlDeliveries:
             .where(
                 deliveries.c.status == DeliveryStatus.PENDING.value,
                 deliveries.c.next_attempt_at <= now,
+                _first_of_series(),
             )
             .order_by(deliveries.c.created_at, deliveries.c.id)
             .limit(limit)
@@ -123,10 +131,13 @@ class SqlDeliveries:
             return [_delivery(row) for row in conn.execute(query)]
 
     def next_due_by_channel(self) -> dict[str, datetime]:
-        """Return, per channel with pending deliveries, when the earliest of them is due."""
+        """Return, per channel with deliveries that may leave, when the earliest of them is due.
+
+        A delivery waiting for an earlier one of its series does not count.
+        """
         query = (
             select(deliveries.c.channel, func.min(deliveries.c.next_attempt_at).label("due"))
-            .where(deliveries.c.status == DeliveryStatus.PENDING.value)
+            .where(deliveries.c.status == DeliveryStatus.PENDING.value, _first_of_series())
             .group_by(deliveries.c.channel)
         )
         # min() keeps the column's type, so the values come back as aware UTC datetimes.
@@ -264,6 +275,20 @@ class SqlDeliveries:
         return _channel_state(row)
 
 
+def _first_of_series() -> ColumnElement[bool]:
+    """Return the condition that no earlier delivery of the same series and channel is pending."""
+    earlier = deliveries.alias("earlier")
+    # A NULL series equals nothing, so deliveries without one never wait.
+    return ~exists(
+        select(earlier.c.id).where(
+            earlier.c.channel == deliveries.c.channel,
+            earlier.c.series == deliveries.c.series,
+            earlier.c.status == DeliveryStatus.PENDING.value,
+            earlier.c.id < deliveries.c.id,
+        )
+    )
+
+
 def _key_exists(conn: Connection, key: str) -> bool:
     return conn.execute(select(deliveries.c.id).where(deliveries.c.key == key)).first() is not None
 
@@ -282,6 +307,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         next_attempt_at=row.next_attempt_at,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        series=row.series,
     )
 
 

@@ -146,6 +146,10 @@ class Deliveries(Protocol):
     the delivery is *claimed*: its ``next_attempt_at`` is pushed past the send's longest
     duration, so that a second process on the same database does not pick it up too, and a
     process that dies mid-send leaves it to be tried again once the claim runs out.
+
+    Deliveries that share a ``series`` (an incident's notifications) on one channel leave in the
+    order they were added: a delivery is not due while an earlier one of its series and channel
+    is pending. Sent or given up on, the earlier one holds nothing back any more.
     """
 
     def add(
@@ -156,6 +160,8 @@ class Deliveries(Protocol):
         check: str | None,
         payload: dict[str, Any],
         now: datetime,
+        *,
+        series: str | None = None,
     ) -> bool:
         """Store a pending delivery, due at ``now``; False if one with ``key`` already exists."""
         ...
@@ -163,7 +169,10 @@ class Deliveries(Protocol):
     def due(
         self, now: datetime, *, channels: Collection[str] | None = None, limit: int = 100
     ) -> list[Delivery]:
-        """Return pending deliveries due at ``now`` (of ``channels`` if given), oldest first."""
+        """Return pending deliveries due at ``now`` (of ``channels`` if given), oldest first.
+
+        A delivery that waits for an earlier one of its series is not returned.
+        """
         ...
 
     def claim(self, ids: Iterable[int], *, now: datetime, until: datetime) -> list[int]:
@@ -175,7 +184,10 @@ class Deliveries(Protocol):
         ...
 
     def next_due_by_channel(self) -> dict[str, datetime]:
-        """Return, per channel with pending deliveries, when the earliest of them is due."""
+        """Return, per channel with deliveries that may leave, when the earliest of them is due.
+
+        A delivery waiting for an earlier one of its series does not count.
+        """
         ...
 
     def record_attempt(

@@ -129,6 +129,8 @@ class Delivery:
     next_attempt_at: datetime
     sent_at: datetime | None = None
     last_error: str | None = None
+    # Deliveries of one series on one channel are sent in the order they were added.
+    series: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

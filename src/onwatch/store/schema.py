@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0006"
+HEAD_REVISION: str = "0007"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -199,7 +199,10 @@ deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Deliveries of one series (an incident's notifications) leave each channel in id order.
+    Column("series", String(200), nullable=True),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_deliveries_channel_series", "channel", "series", "status"),
 )
 
 delivery_attempts = Table(

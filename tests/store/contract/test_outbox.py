@@ -195,6 +195,73 @@ def test_it_tells_when_each_channel_is_next_due(outbox: Deliveries) -> None:
     }
 
 
+def add_in_series(
+    outbox: Deliveries, key: str, series: str | None, now: datetime = T0, channel: str = "ops"
+) -> int:
+    assert outbox.add(
+        f"{key}|{channel}", channel, "incident.opened", "api", payload(key), now, series=series
+    )
+    return next(d.id for d in outbox.deliveries() if d.key == f"{key}|{channel}")
+
+
+def attempt(outbox: Deliveries, delivery: int, *, ok: bool, retry: datetime | None) -> None:
+    outbox.record_attempt(
+        delivery,
+        at=T0,
+        duration=0.1,
+        ok=ok,
+        permanent=False,
+        error=None if ok else "HTTP 503",
+        next_attempt_at=retry,
+    )
+
+
+def test_a_later_delivery_of_a_series_waits_for_the_earlier_one(outbox: Deliveries) -> None:
+    opened = add_in_series(outbox, "opened", "incident.1")
+    resolved = add_in_series(outbox, "resolved", "incident.1", T0 + timedelta(seconds=1))
+    retry = T0 + timedelta(seconds=60)
+    now = T0 + timedelta(seconds=10)
+
+    assert [d.id for d in outbox.due(now)] == [opened]
+    attempt(outbox, opened, ok=False, retry=retry)
+
+    # The resolved is due by its own time, but its opened is still pending: nothing may leave.
+    assert outbox.due(now) == []
+    assert outbox.next_due_by_channel() == {"ops": retry}
+    assert [d.id for d in outbox.pending_for("ops")] == [opened, resolved]
+    attempt(outbox, opened, ok=True, retry=None)
+    assert [d.id for d in outbox.due(now)] == [resolved]
+    stored = outbox.get(resolved)
+    assert stored is not None and stored.series == "incident.1"
+
+
+def test_a_given_up_delivery_no_longer_holds_its_series_back(outbox: Deliveries) -> None:
+    opened = add_in_series(outbox, "opened", "incident.1")
+    resolved = add_in_series(outbox, "resolved", "incident.1")
+
+    attempt(outbox, opened, ok=False, retry=None)  # out of attempts: failed for good
+
+    assert [d.id for d in outbox.due(T0)] == [resolved]
+    assert outbox.next_due_by_channel() == {"ops": T0}
+
+
+def test_a_series_waits_on_its_own_channel_only_and_other_series_never_wait(
+    outbox: Deliveries,
+) -> None:
+    stuck = add_in_series(outbox, "opened-1", "incident.1")
+    waiting = add_in_series(outbox, "resolved-1", "incident.1")
+    other_channel = add_in_series(outbox, "resolved-1", "incident.1", channel="chat")
+    other_incident = add_in_series(outbox, "opened-2", "incident.2")
+    no_series = add_in_series(outbox, "overdue", None)
+    also_no_series = add_in_series(outbox, "overdue-2", None)
+    attempt(outbox, stuck, ok=False, retry=T0 + timedelta(hours=1))
+
+    due = {d.id for d in outbox.due(T0)}
+
+    assert waiting not in due
+    assert due == {other_channel, other_incident, no_series, also_no_series}
+
+
 def test_it_lists_pending_deliveries_of_a_channel_and_deliveries_newest_first(
     outbox: Deliveries,
 ) -> None:

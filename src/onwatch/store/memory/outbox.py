@@ -29,6 +29,8 @@ class MemoryDeliveries:
         check: str | None,
         payload: dict[str, Any],
         now: datetime,
+        *,
+        series: str | None = None,
     ) -> bool:
         """Store a pending delivery, due at ``now``; False if one with ``key`` already exists."""
         with self._d.use(f"cannot store delivery {key}"):
@@ -46,6 +48,7 @@ class MemoryDeliveries:
                 attempts=0,
                 created_at=as_utc(now),
                 next_attempt_at=as_utc(now),
+                series=series,
             )
             return True
 
@@ -54,13 +57,23 @@ class MemoryDeliveries:
             found = [d for d in self._d.deliveries.values() if d.status is DeliveryStatus.PENDING]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
+    def _first_of_series(self, action: str) -> list[Delivery]:
+        """Return the pending deliveries that no earlier one of their series holds back."""
+        pending = self._pending(action)
+        first: dict[tuple[str, str], int] = {}
+        for d in pending:
+            if d.series is not None:
+                slot = (d.channel, d.series)
+                first[slot] = min(first.get(slot, d.id), d.id)
+        return [d for d in pending if d.series is None or first[(d.channel, d.series)] == d.id]
+
     def due(
         self, now: datetime, *, channels: Collection[str] | None = None, limit: int = 100
     ) -> list[Delivery]:
         """Return pending deliveries due at ``now`` (of ``channels`` if given), oldest first."""
         found = [
             d
-            for d in self._pending("cannot read due deliveries")
+            for d in self._first_of_series("cannot read due deliveries")
             if d.next_attempt_at <= now and (channels is None or d.channel in channels)
         ]
         return found[:limit]
@@ -86,9 +99,9 @@ class MemoryDeliveries:
         return [d for d in self._pending(action) if d.channel == channel]
 
     def next_due_by_channel(self) -> dict[str, datetime]:
-        """Return, per channel with pending deliveries, when the earliest of them is due."""
+        """Return, per channel with deliveries that may leave, when the earliest of them is due."""
         found: dict[str, datetime] = {}
-        for d in self._pending("cannot read pending deliveries"):
+        for d in self._first_of_series("cannot read pending deliveries"):
             found[d.channel] = min(found.get(d.channel, d.next_attempt_at), d.next_attempt_at)
         return found
 
