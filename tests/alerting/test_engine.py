@@ -171,10 +171,11 @@ def test_alert_after_failing_runs_open_one_incident_with_one_notification(
     [opened] = desk.new()
     incident = desk.store.incidents.open_incident("api")
     assert incident is not None and incident.notified_at == second.started_at
-    assert (opened.event, opened.key, opened.check) == (
+    assert (opened.event, opened.key, opened.check, opened.incident_id) == (
         Event.INCIDENT_OPENED,
         f"incident.{incident.id}.opened",
         "api",
+        incident.id,
     )
     assert opened.summary == "api is failing: 1 of 2 tests failed"
     assert opened.failing_tests == (
@@ -214,6 +215,9 @@ def test_each_check_has_one_incident_at_a_time(make_desk: MakeDesk) -> None:
     [resolved, reopened] = desk.new()
     assert (resolved.event, reopened.event) == (Event.INCIDENT_RESOLVED, Event.INCIDENT_OPENED)
     assert reopened.key not in {n.key for n in opened}  # a new incident, announced anew
+    # The resolved belongs with its opened (delivered after it), the new incident stands apart.
+    api_opened = next(n for n in opened if n.check == "api")
+    assert resolved.series == api_opened.series != reopened.series
     assert [i.open for i in desk.store.incidents.incidents("api")] == [True, False]
 
 

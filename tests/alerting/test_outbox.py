@@ -714,3 +714,115 @@ def test_retry_delay_doubles_up_to_the_cap_with_up_to_ten_percent_jitter() -> No
     assert delays == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
     assert retry_delay(3, base_delay=1.0, max_delay=300.0, jitter=0.999) == pytest.approx(8.8, 0.01)
     assert retry_delay(5000, base_delay=1.0, max_delay=300.0, jitter=0.0) == 300.0
+
+
+# -- order per incident -------------------------------------------------------------------------
+
+
+def incident_event(incident: int, event: Event, check: str = "api") -> Notification:
+    name = event.value.removeprefix("incident.")
+    return Notification(
+        event=event,
+        key=f"incident.{incident}.{name}",
+        summary=f"{check} {name}",
+        check=check,
+        incident_id=incident,
+    )
+
+
+def received_keys(receiver: HttpReceiver) -> list[str]:
+    with receiver.lock:
+        return [r.json()["key"] for r in receiver.received if r.json().get("key")]
+
+
+def test_a_resolved_waits_for_its_opened_however_their_backoffs_fall(
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+) -> None:
+    receiver.behaviour = Behaviour(status=503)
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
+    outbox.enqueue(incident_event(1, Event.INCIDENT_OPENED), ["hook"])
+    for _ in range(6):  # the opened backs off: 1 s, 2 s, 4 s … apart
+        outbox.deliver_due()
+        clock.advance(outbox.next_wake(limit=600.0))
+    outbox.enqueue(incident_event(1, Event.INCIDENT_RESOLVED), ["hook"])
+
+    # Due at once by its own time, the resolved does not go while its opened is pending.
+    assert outbox.deliver_due() == 0
+    assert "incident.1.resolved" not in received_keys(receiver)
+    receiver.behaviour = Behaviour()
+    clock.advance(outbox.next_wake(limit=600.0))
+    assert outbox.deliver_due() == 2  # the opened, then at once the resolved behind it
+
+    keys = received_keys(receiver)
+    assert keys[-2:] == ["incident.1.opened", "incident.1.resolved"]
+    assert keys.count("incident.1.resolved") == 1
+    assert {d.status for d in store.deliveries()} == {DeliveryStatus.SENT}
+
+
+def test_a_resolved_is_sent_once_its_opened_is_given_up(
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+) -> None:
+    receiver.behaviour = Behaviour(status=503)
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)], max_attempts=2)
+    outbox.enqueue(incident_event(1, Event.INCIDENT_OPENED), ["hook"])
+    outbox.enqueue(incident_event(1, Event.INCIDENT_RESOLVED), ["hook"])
+    assert outbox.deliver_due() == 0
+    clock.advance(outbox.next_wake(limit=600.0))
+    receiver.behaviour = Behaviour(status=404)  # the opened fails for good on this attempt
+    assert outbox.deliver_due() == 0
+    receiver.behaviour = Behaviour()
+
+    assert outbox.deliver_due() == 1
+
+    statuses = {d.key: d.status for d in store.deliveries()}
+    assert statuses == {
+        "incident.1.opened|hook": DeliveryStatus.FAILED,
+        "incident.1.resolved|hook": DeliveryStatus.SENT,
+    }
+    assert received_keys(receiver)[-1] == "incident.1.resolved"
+
+
+def test_an_incident_waits_neither_for_another_incident_nor_for_another_channel(
+    store: Deliveries,
+    receiver: HttpReceiver,
+    other_receiver: HttpReceiver,
+    on_clock: Callable[..., Outbox],
+    clock: FakeClock,
+) -> None:
+    receiver.behaviour = Behaviour(status=503)
+    outbox = on_clock(
+        store, [HttpChannel("down", receiver.url), HttpChannel("up", other_receiver.url)]
+    )
+    outbox.enqueue(incident_event(1, Event.INCIDENT_OPENED), ["down", "up"])
+    outbox.deliver_due()
+    receiver.behaviour = Behaviour()  # "down" now answers, but incident 1 backs off there
+    outbox.enqueue(incident_event(1, Event.INCIDENT_RESOLVED), ["down", "up"])
+    outbox.enqueue(incident_event(2, Event.INCIDENT_OPENED, check="web"), ["down", "up"])
+
+    assert outbox.deliver_due() == 3  # "up": both of incident 1; "down": incident 2
+
+    assert received_keys(other_receiver) == [
+        "incident.1.opened",
+        "incident.1.resolved",
+        "incident.2.opened",
+    ]
+    assert received_keys(receiver)[-1] == "incident.2.opened"
+    assert "incident.1.resolved" not in received_keys(receiver)
+
+
+def test_a_grouped_channel_sends_an_opened_and_its_resolved_in_one_message_in_order(
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+) -> None:
+    receiver.behaviour = Behaviour(status=503)
+    outbox = on_clock(store, [HttpChannel("chat", receiver.url, grouped=True)], group_window=60)
+    outbox.enqueue(incident_event(1, Event.INCIDENT_OPENED), ["chat"])
+    outbox.deliver_due()
+    clock.advance(0.5)
+    outbox.enqueue(incident_event(1, Event.INCIDENT_RESOLVED), ["chat"])
+    receiver.behaviour = Behaviour()
+    clock.advance(outbox.next_wake(limit=600.0))
+
+    assert outbox.deliver_due() == 2
+
+    last = receiver.received[-1].json()["notifications"]
+    assert [n["key"] for n in last] == ["incident.1.opened", "incident.1.resolved"]

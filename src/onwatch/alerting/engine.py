@@ -249,4 +249,5 @@ class Alerting:
             resolved_at=incident.resolved_at,
             failing_runs=incident.failing_runs,
             flaky_runs=incident.flaky_runs,
+            incident_id=incident.id,
         )

@@ -9,6 +9,10 @@ own channel only, bounded by that channel's timeout.
 * Human channels (``grouped`` True) get at most one message per ``group_window``: the first
   notification after a quiet spell leaves at once, the ones that follow are held until the
   window has passed and then leave together as one batch.
+* On each channel, an incident's notifications leave in the order they were enqueued: a later
+  one (resolved, reminder) waits while an earlier one (opened) is pending, and leaves as soon
+  as that one is sent or given up on. It never waits for another channel or another incident.
+  A grouped channel sends the waiting ones in the same message, after the one they waited for.
 * A ``DeliveryError(permanent=True)`` fails the delivery for good; any other failure is retried
   with exponential backoff and jitter until ``max_attempts``. Every attempt is stored.
 * Each send updates the channel's health; a channel that failed ``failing_after`` times in a row
@@ -137,7 +141,8 @@ class Outbox:
                 continue
             key = f"{notification.key}|{name}"
             event = notification.event.value
-            if self._store.add(key, name, event, notification.check, payload, now):
+            series = notification.series
+            if self._store.add(key, name, event, notification.check, payload, now, series=series):
                 added += 1
         return added
 
@@ -276,20 +281,53 @@ class Outbox:
             held = self._held_until(name)
         if held is not None and held > now:
             return 0
-        due = self._store.due(now, channels=[name], limit=self._batch_limit)
+        if channel.grouped:
+            due = self._with_followers(name, self._due(name, now), now)
+            return self._send_batch(channel, due) if due else 0
+        sent = 0
+        while due := self._due(name, now):
+            # Each one sent may let the next of its series go: look again until nothing leaves.
+            sent_now = sum(self._send_batch(channel, [item]) for item in due)
+            if not sent_now:
+                break
+            sent += sent_now
+            now = self._clock()
+        return sent
+
+    def _due(self, name: str, now: datetime) -> list[tuple[Delivery, Notification]]:
+        """Return the channel's due deliveries that can be read, oldest first."""
         readable: list[tuple[Delivery, Notification]] = []
-        for delivery in due:
+        for delivery in self._store.due(now, channels=[name], limit=self._batch_limit):
             notification = self._read(delivery, now)
             if notification is not None:
                 readable.append((delivery, notification))
-        if channel.grouped:
-            batches = [readable] if readable else []
-        else:
-            batches = [[item] for item in readable]
-        sent = 0
-        for batch in batches:
-            sent += self._send_batch(channel, batch)
-        return sent
+        return readable
+
+    def _with_followers(
+        self, name: str, due: list[tuple[Delivery, Notification]], now: datetime
+    ) -> list[tuple[Delivery, Notification]]:
+        """Add to ``due`` the deliveries waiting behind it in its series, in series order.
+
+        One message then carries an incident's opened and resolved, in that order, rather
+        than the resolved waiting a whole grouping window behind its opened.
+        """
+        series = {delivery.series for delivery, _ in due if delivery.series is not None}
+        if not series:
+            return due
+        chosen = {delivery.id for delivery, _ in due}
+        stopped: set[str] = set()
+        followers: list[tuple[Delivery, Notification]] = []
+        for delivery in sorted(self._store.pending_for(name), key=lambda d: d.id):
+            if delivery.id in chosen or delivery.series not in series:
+                continue
+            if delivery.series in stopped or delivery.next_attempt_at > now:
+                # A gap in the series: what comes after it must wait for the next message.
+                stopped.add(delivery.series)
+                continue
+            notification = self._read(delivery, now)
+            if notification is not None:
+                followers.append((delivery, notification))
+        return sorted([*due, *followers], key=lambda item: item[0].id)
 
     def _read(self, delivery: Delivery, now: datetime) -> Notification | None:
         """Return the delivery's notification, or fail it for good if its payload is unreadable."""
@@ -309,7 +347,7 @@ class Outbox:
                 [delivery.id for delivery, _ in batch], now=started, until=started + self._claim_for
             )
         )
-        batch = [(delivery, n) for delivery, n in batch if delivery.id in claimed]
+        batch = _in_order(batch, claimed)
         if not batch:
             return 0
         ok, permanent, error = True, False, None
@@ -472,6 +510,23 @@ class OutboxWorker(threading.Thread):
             self._outbox.dispatch()
         except Exception as exc:
             log.warning("outbox not drained on stop", extra={"fields": {"error": exc}})
+
+
+def _in_order(
+    batch: list[tuple[Delivery, Notification]], claimed: set[int]
+) -> list[tuple[Delivery, Notification]]:
+    """Return the claimed part of ``batch``, less what would leave before an unclaimed one."""
+    # Another process got a delivery first: the ones after it in its series must not overtake
+    # it. They stay claimed, unsent, until the claim runs out and they are due again.
+    skipped: set[str] = set()
+    kept: list[tuple[Delivery, Notification]] = []
+    for delivery, notification in batch:
+        if delivery.id not in claimed or delivery.series in skipped:
+            if delivery.series is not None:
+                skipped.add(delivery.series)
+            continue
+        kept.append((delivery, notification))
+    return kept
 
 
 def _window_of(

@@ -50,6 +50,12 @@ class Notification:
     flaky_runs: int = 0
     severity: str = "critical"  # critical for incidents; warning for onwatch's own troubles
     details: dict[str, Any] = field(default_factory=dict)
+    incident_id: int | None = None  # the incident an incident.* event is about
+
+    @property
+    def series(self) -> str | None:
+        """Return what orders this notification: on a channel, a series leaves in order."""
+        return None if self.incident_id is None else f"incident.{self.incident_id}"
 
     @property
     def outage_seconds(self) -> float | None:
@@ -79,6 +85,7 @@ class Notification:
             "resolved_at": iso(self.resolved_at),
             "outage_seconds": self.outage_seconds,
             "details": self.details,
+            "incident_id": self.incident_id,
         }
 
     @classmethod
@@ -101,4 +108,5 @@ class Notification:
             flaky_runs=int(data.get("flaky_runs") or 0),
             severity=data.get("severity") or "critical",
             details=dict(data.get("details") or {}),
+            incident_id=data.get("incident_id"),
         )
