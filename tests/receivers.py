@@ -54,6 +54,7 @@ class HttpReceiver:
 
     behaviour: Behaviour = field(default_factory=Behaviour)
     received: list[Received] = field(default_factory=list)
+    port: int = 0  # 0: any free port; a fixed one lets a receiver come back where one was
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -74,7 +75,7 @@ class HttpReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         # shutdown() waits for serve_forever's next look at its flag: a short poll makes a
         # receiver cheap to stop, so a test may have one of its own.
