@@ -12,7 +12,7 @@ import pytest
 from onwatch import __version__
 from onwatch.channels import build_channel
 from onwatch.channels.notification import Event, FailingTest, Notification
-from onwatch.channels.webhook import Webhook, WebhookSettings
+from onwatch.channels.webhook import Patience, Webhook, WebhookSettings
 from onwatch.errors import DeliveryError
 from receivers import Behaviour, HttpReceiver
 
@@ -93,6 +93,39 @@ def test_it_gives_up_waiting_for_a_slow_answer_after_the_timeout(receiver: HttpR
     assert time.monotonic() - started < 1.2
     assert caught.value.permanent is False
     assert "no answer within 0.5s" in str(caught.value)
+
+
+def test_it_waits_longer_after_an_answer_came_too_late_and_back_after_one_in_time(
+    receiver: HttpReceiver,
+) -> None:
+    receiver.behaviour = Behaviour(delay=0.7)
+    hook = webhook(receiver.url, timeout=0.25)
+
+    def waited() -> str:
+        with pytest.raises(DeliveryError) as caught:
+            hook.send([NOTIFICATION])
+        return str(caught.value).split("no answer within ")[1].split(" ")[0]
+
+    assert [waited(), waited()] == ["0.25s", "0.5s"]
+    hook.send([NOTIFICATION])  # waits 1 s: the 0.7 s answer arrives, the third copy is the last
+    receiver.behaviour = Behaviour()
+    hook.send([NOTIFICATION])  # answered in time: back to the timeout
+    receiver.behaviour = Behaviour(delay=0.7)
+    assert waited() == "0.25s"
+    assert len(receiver.received) == 5
+
+
+def test_patience_doubles_up_to_four_times_the_timeout() -> None:
+    patience = Patience(10.0)
+    waits = []
+    for _ in range(4):
+        patience.unanswered()
+        waits.append(patience.wait)
+    assert waits == [20.0, 40.0, 40.0, 40.0]
+    patience.answered(12.0)  # late, but answered: keep waiting as long
+    assert patience.wait == 40.0
+    patience.answered(3.0)
+    assert patience.wait == 10.0
 
 
 def test_it_gives_up_on_a_receiver_that_never_answers(receiver: HttpReceiver) -> None:

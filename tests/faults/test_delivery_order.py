@@ -176,3 +176,30 @@ def test_after_an_outage_every_incident_arrives_opened_before_resolved(
     assert ordered == len(incidents)
     assert set(got) == set(sent)
     assert duplicates == 0
+
+
+def test_a_receiver_slower_than_the_timeout_gets_few_copies_all_with_one_key(
+    make_monitor: MakeMonitor,
+) -> None:
+    """Fault: the receiver takes longer than the delivery timeout to answer, then answers 200.
+
+    Each attempt that times out may have been acted on: the receiver sees a copy per attempt.
+    """
+    with HttpReceiver(Behaviour(delay=1.0)) as slow:
+        monitor = make_monitor({"slow": f"{slow.url}/hook"}, timeout=0.4)
+        opened = monitor.finish("api", RunStatus.FAILED)
+        outbox = monitor.store.outbox
+        wait_until(
+            lambda: all(d.status is not DeliveryStatus.PENDING for d in outbox.deliveries()),
+            "the delivery settled",
+            timeout=30,
+        )
+        [delivery] = outbox.deliveries()
+        with slow.lock:
+            copies = list(slow.received)
+
+    keys = {r.headers["idempotency-key"] for r in copies} | {r.json()["key"] for r in copies}
+    print(f"copies of one notification: {len(copies)}; attempts: {delivery.attempts}")
+    assert delivery.status is DeliveryStatus.SENT
+    assert keys == {opened}  # every copy carries the key a receiver drops repeats by
+    assert len(copies) == delivery.attempts <= 3

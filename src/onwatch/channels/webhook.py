@@ -7,6 +7,7 @@ configuration imports every kind's module, and most configurations have no HTTP 
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +28,32 @@ if TYPE_CHECKING:
 USER_AGENT = f"onwatch/{__version__}"
 # Answers that mean "not now": request timeout, too early, rate limited. Every 5xx too.
 TEMPORARY_STATUSES = frozenset({408, 425, 429})
+# After a request went unanswered within the timeout, the next ones wait twice as long, up to
+# this many times the timeout.
+PATIENCE_LIMIT = 4.0
+
+
+class Patience:
+    """How long a channel waits for an answer: longer after the last one came too late.
+
+    A request that got no answer in time may still have been acted on: the receiver then gets
+    one copy per attempt. Waiting longer next time lets a slow receiver's answer arrive, so that
+    it gets a few copies rather than one per attempt. An answer in time brings the wait back.
+    """
+
+    def __init__(self, timeout: float, *, limit: float = PATIENCE_LIMIT) -> None:
+        self.timeout = timeout
+        self.wait = timeout  # for the next request
+        self.longest = timeout * max(1.0, limit)
+
+    def unanswered(self) -> None:
+        """Note that a request sent whole got no answer within ``wait``."""
+        self.wait = min(self.wait * 2, self.longest)
+
+    def answered(self, seconds: float) -> None:
+        """Note an answer that took ``seconds``."""
+        if seconds <= self.timeout:
+            self.wait = self.timeout
 
 
 class HttpSettings(ChannelSettings):
@@ -62,16 +89,18 @@ class Webhook:
         self.url = settings.url
         self.timeout = settings.timeout
         self.headers = dict(settings.headers)
+        self.patience = Patience(settings.timeout)
 
     def send(self, notifications: list[Notification]) -> None:
         """POST each notification's payload, or raise DeliveryError."""
         for n in notifications:
+            # Every copy of one notification carries its key: a receiver drops the repeats.
             post_json(
                 f"webhook '{self.name}'",
                 self.url,
                 n.payload(),
                 headers={**self.headers, "Idempotency-Key": n.key},
-                timeout=self.timeout,
+                timeout=self.patience,
             )
 
 
@@ -104,19 +133,27 @@ def safe_url(url: str) -> str:
 
 
 def post_json(
-    label: str, url: str, body: Any, *, headers: dict[str, str], timeout: float
+    label: str, url: str, body: Any, *, headers: dict[str, str], timeout: float | Patience
 ) -> httpx.Response:
-    """POST ``body`` as JSON; return the 2xx response or raise DeliveryError."""
+    """POST ``body`` as JSON; return the 2xx response or raise DeliveryError.
+
+    With a ``Patience``, wait as long as it says and tell it how the answer came.
+    """
     import httpx
 
+    patience = timeout if isinstance(timeout, Patience) else None
+    wait = timeout.wait if isinstance(timeout, Patience) else timeout
     where = safe_url(url)
+    started = time.monotonic()
     try:
         with httpx.Client(
-            timeout=timeout, headers={"User-Agent": USER_AGENT}, verify=_tls_context()
+            timeout=wait, headers={"User-Agent": USER_AGENT}, verify=_tls_context()
         ) as client:
             response = client.post(url, json=body, headers=headers)
-    except httpx.TimeoutException:
-        raise DeliveryError(f"{label}: no answer within {timeout:g}s from {where}") from None
+    except httpx.TimeoutException as exc:
+        if patience is not None and isinstance(exc, httpx.ReadTimeout):
+            patience.unanswered()  # sent whole, maybe acted on: wait longer next time
+        raise DeliveryError(f"{label}: no answer within {wait:g}s from {where}") from None
     except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
         reason = _reason(exc, url)
         raise DeliveryError(f"{label}: cannot reach {where} ({reason})") from None
@@ -124,6 +161,8 @@ def post_json(
         # A request httpx refuses to make (bad URL, unsupported scheme) will never succeed.
         reason = _reason(exc, url)
         raise DeliveryError(f"{label}: cannot send to {where} ({reason})", permanent=True) from None
+    if patience is not None:
+        patience.answered(time.monotonic() - started)
     status = response.status_code
     if 200 <= status < 300:
         return response
