@@ -45,7 +45,11 @@ class ChannelSettings(BaseModel):
         description="Where notifications go, in the kind's own form; ${NAME} stands for a "
         "secret of [onwatch] secrets.",
     )
-    timeout: Duration = Field(default=10.0, description="Limit of one delivery attempt.")
+    timeout: Duration = Field(
+        default=10.0,
+        description="Limit of one delivery attempt; a webhook that got no answer in time waits "
+        "up to four times as long on the next attempts.",
+    )
 
 
 def with_stand_ins(text: str) -> str:
