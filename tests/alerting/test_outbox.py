@@ -826,3 +826,28 @@ def test_a_grouped_channel_sends_an_opened_and_its_resolved_in_one_message_in_or
 
     last = receiver.received[-1].json()["notifications"]
     assert [n["key"] for n in last] == ["incident.1.opened", "incident.1.resolved"]
+
+
+def test_a_watch_poll_recovered_waits_for_its_poll_failing_and_for_nothing_else(
+    store: Deliveries, receiver: HttpReceiver, on_clock: Callable[..., Outbox], clock: FakeClock
+) -> None:
+    def poll(event: Event, package: str) -> Notification:
+        details = {"watch": "deps", "package": package}
+        return Notification(event=event, key=f"{event}|{package}", summary="s", details=details)
+
+    receiver.behaviour = Behaviour(status=503)
+    outbox = on_clock(store, [HttpChannel("hook", receiver.url)])
+    outbox.enqueue(poll(Event.UPSTREAM_POLL_FAILING, "httpx"), ["hook"])
+    outbox.deliver_due()
+    receiver.behaviour = Behaviour()
+    outbox.enqueue(poll(Event.UPSTREAM_POLL_RECOVERED, "httpx"), ["hook"])
+    outbox.enqueue(poll(Event.UPSTREAM_POLL_RECOVERED, "jinja2"), ["hook"])
+
+    assert outbox.deliver_due() == 1
+    assert received_keys(receiver)[-1] == "upstream.poll_recovered|jinja2"
+    clock.advance(outbox.next_wake(limit=600.0))
+    assert outbox.deliver_due() == 2
+    assert received_keys(receiver)[-2:] == [
+        "upstream.poll_failing|httpx",
+        "upstream.poll_recovered|httpx",
+    ]

@@ -141,7 +141,8 @@ class Outbox:
                 continue
             key = f"{notification.key}|{name}"
             event = notification.event.value
-            series = notification.series
+            # Cut to the column's size: two series cut to one only wait for each other.
+            series = None if notification.series is None else notification.series[:200]
             if self._store.add(key, name, event, notification.check, payload, now, series=series):
                 added += 1
         return added

@@ -54,8 +54,16 @@ class Notification:
 
     @property
     def series(self) -> str | None:
-        """Return what orders this notification: on a channel, a series leaves in order."""
-        return None if self.incident_id is None else f"incident.{self.incident_id}"
+        """Return what orders this notification: on a channel, a series leaves in order.
+
+        An incident's opened, reminders and resolved are one series; so are a watch's
+        poll_failing and poll_recovered for one package.
+        """
+        if self.incident_id is not None:
+            return f"incident.{self.incident_id}"
+        if self.event in (Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED):
+            return f"upstream.poll|{self.details.get('watch')}|{self.details.get('package')}"
+        return None
 
     @property
     def outage_seconds(self) -> float | None:
