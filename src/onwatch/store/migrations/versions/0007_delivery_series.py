@@ -19,9 +19,31 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the series column (NULL for deliveries stored before: they keep no order)."""
+    """Add the series column; an incident's deliveries still pending get theirs from the key."""
     op.add_column("deliveries", sa.Column("series", sa.String(200), nullable=True))
     op.create_index("ix_deliveries_channel_series", "deliveries", ["channel", "series", "status"])
+    # An outage that spans the upgrade: the opened stored before it must still go first.
+    deliveries = sa.table(
+        "deliveries",
+        sa.column("id", sa.Integer),
+        sa.column("key", sa.String),
+        sa.column("status", sa.String),
+        sa.column("series", sa.String),
+    )
+    conn = op.get_bind()
+    pending = conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.key).where(
+            deliveries.c.status == "pending", deliveries.c.key.like("incident.%")
+        )
+    ).all()
+    for delivery_id, key in pending:
+        incident = key.split(".")[1]  # incident.<id>.<event>|<channel>
+        if incident.isdigit():
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(series=f"incident.{incident}")
+            )
 
 
 def downgrade() -> None:
