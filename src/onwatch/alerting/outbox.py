@@ -289,7 +289,7 @@ class Outbox:
         while due := self._due(name, now):
             # Each one sent may let the next of its series go: look again until nothing leaves.
             sent_now = sum(self._send_batch(channel, [item]) for item in due)
-            if not sent_now:
+            if not sent_now or self._closed:
                 break
             sent += sent_now
             now = self._clock()
