@@ -98,20 +98,20 @@ def test_it_gives_up_waiting_for_a_slow_answer_after_the_timeout(receiver: HttpR
 def test_it_waits_longer_after_an_answer_came_too_late_and_back_after_one_in_time(
     receiver: HttpReceiver,
 ) -> None:
-    receiver.behaviour = Behaviour(delay=0.7)
-    hook = webhook(receiver.url, timeout=0.25)
+    receiver.behaviour = Behaviour(delay=0.65)
+    hook = webhook(receiver.url, timeout=0.3)
 
     def waited() -> str:
         with pytest.raises(DeliveryError) as caught:
             hook.send([NOTIFICATION])
         return str(caught.value).split("no answer within ")[1].split(" ")[0]
 
-    assert [waited(), waited()] == ["0.25s", "0.5s"]
-    hook.send([NOTIFICATION])  # waits 1 s: the 0.7 s answer arrives, the third copy is the last
+    assert [waited(), waited()] == ["0.3s", "0.6s"]
+    hook.send([NOTIFICATION])  # waits 1.2 s: the 0.65 s answer arrives, the third copy is the last
     receiver.behaviour = Behaviour()
     hook.send([NOTIFICATION])  # answered in time: back to the timeout
-    receiver.behaviour = Behaviour(delay=0.7)
-    assert waited() == "0.25s"
+    receiver.behaviour = Behaviour(delay=0.65)
+    assert waited() == "0.3s"
     assert len(receiver.received) == 5
 
 

@@ -146,7 +146,8 @@ def test_after_an_outage_every_incident_arrives_opened_before_resolved(
         # (and was told so: "channel.failing" arrives there too).
         arrived = {r.json()["key"]: r.at for r in up.received}
         late = max(arrived[key] - monitor.queued_at[key] for key in sent)
-        assert late < 2.0, f"the healthy channel waited {late:.2f} s"
+        # Generous for a busy machine: here it is about 0.5 s for 20 notifications.
+        assert late < 5.0, f"the healthy channel waited {late:.2f} s"
         assert in_order(keys_of(up.received), incidents) == len(incidents)
 
         with HttpReceiver(Behaviour(status=503), port=port) as broken:
@@ -171,7 +172,8 @@ def test_after_an_outage_every_incident_arrives_opened_before_resolved(
     duplicates = sum(count - 1 for count in accepted.values() if count > 1)
     print(
         f"in order: {ordered}/{len(incidents)} incidents; sent {len(sent)} per channel; "
-        f"duplicates accepted: {duplicates}; caught up {caught_up:.2f} s after recovery"
+        f"duplicates accepted: {duplicates}; caught up {caught_up:.2f} s after recovery; "
+        f"healthy channel at most {late:.2f} s behind"
     )
     assert ordered == len(incidents)
     assert set(got) == set(sent)
@@ -185,8 +187,9 @@ def test_a_receiver_slower_than_the_timeout_gets_few_copies_all_with_one_key(
 
     Each attempt that times out may have been acted on: the receiver sees a copy per attempt.
     """
-    with HttpReceiver(Behaviour(delay=1.0)) as slow:
-        monitor = make_monitor({"slow": f"{slow.url}/hook"}, timeout=0.4)
+    # Attempts wait 0.5 s, 1 s, then 2 s (four times the timeout): the third gets the answer.
+    with HttpReceiver(Behaviour(delay=1.2)) as slow:
+        monitor = make_monitor({"slow": f"{slow.url}/hook"}, timeout=0.5)
         opened = monitor.finish("api", RunStatus.FAILED)
         outbox = monitor.store.outbox
         wait_until(
