@@ -415,3 +415,22 @@ def test_a_watch_names_known_checks_an_http_index_and_existing_requirements(
         "watch.private.index: ${INDEX_TOKEN} names no secret of [onwatch] secrets" in p
         for p in found
     )
+
+
+def test_allowed_hosts_takes_names_wildcards_and_addresses(tmp_path: Path) -> None:
+    text = '[onwatch]\nallowed_hosts = ["onwatch.example.com", "*.corp.example", "[::1]", "*"]\n'
+    config = load_config(write(tmp_path, text + GOOD.removeprefix("[onwatch]\n")))
+    assert config.settings.allowed_hosts == ["onwatch.example.com", "*.corp.example", "[::1]", "*"]
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://onwatch.example.com", "onwatch.example.com:443", "a.*.example", "a b", ""]
+)
+def test_an_allowed_host_with_scheme_port_or_odd_wildcard_is_refused(
+    tmp_path: Path, entry: str
+) -> None:
+    text = f'[onwatch]\nallowed_hosts = ["{entry}"]\n' + GOOD.removeprefix("[onwatch]\n")
+    path = write(tmp_path, text)
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:2: onwatch.allowed_hosts: {entry!r} is not a host name")
+    assert "without scheme, port or path" in problem

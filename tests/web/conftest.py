@@ -145,8 +145,11 @@ def site_history(tmp_path_factory: pytest.TempPathFactory) -> History:
     )
 
 
-def make_config(root: Path) -> Config:
-    """Write the project of the seeded site (its test files are empty: nothing runs them)."""
+def make_config(root: Path, **settings: object) -> Config:
+    """Write the project of the seeded site (its test files are empty: nothing runs them).
+
+    ``settings`` adds keys of ``[onwatch]``.
+    """
     (root / "tests").mkdir(parents=True, exist_ok=True)
     for name in ("test_api.py", "test_web.py", "test_idle.py"):
         (root / "tests" / name).write_text("")
@@ -160,6 +163,7 @@ def make_config(root: Path) -> Config:
         settings={
             "read_tokens": [hash_token(READ_TOKEN)],
             "admin_tokens": [hash_token(ADMIN_TOKEN)],
+            **settings,
         },
     )
     return load_config(path)

@@ -51,6 +51,8 @@ def _check_timezone(value: str) -> str:
 
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
+# A host name; a leading "*." allows every name under a domain, and "*" alone any host.
+_HOST_NAME = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -97,6 +99,12 @@ class SettingsModel(BaseModel):
     listen: str = Field(
         default="127.0.0.1:8787",
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the web server also answers, besides loopback names and "
+        'addresses and the host of listen: e.g. ["onwatch.example.com"] behind a proxy; '
+        '"*.example.com" allows every name under example.com. Any other Host gets 400.',
     )
     read_tokens: list[str] = Field(
         default_factory=list,
@@ -181,6 +189,21 @@ class SettingsModel(BaseModel):
             )
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not (
+                _HOST_NAME.fullmatch(entry)
+                or _is_address(entry.removeprefix("[").removesuffix("]"))
+            ):
+                raise ValueError(
+                    f"{entry!r} is not a host name or address: write the name alone, without "
+                    'scheme, port or path, e.g. "onwatch.example.com", "*.example.com" or '
+                    '"192.0.2.10"'
+                )
+        return value
+
     @field_validator("categories")
     @classmethod
     def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -188,6 +211,16 @@ class SettingsModel(BaseModel):
 
         Patterns.compile(value)  # raises ValueError naming each bad expression
         return value
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _variable_names(value: dict[str, str]) -> dict[str, str]:
