@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from onwatch.config import Config, load_config
+from onwatch.errors import TriggerRefused
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 from onwatch.state.health import Health
 from onwatch.store import Store, open_store
@@ -174,6 +175,7 @@ class Served:
 
     def __init__(self, history: History, *, listen: str) -> None:
         self.triggered: list[str] = []
+        self.refusal: TriggerRefused | None = None  # raised by the next triggers when set
         self.store: Store = open_store(history.config.database_url)
         health = Health(list(history.config.checks))
         app = create_site_app(
@@ -188,6 +190,8 @@ class Served:
         self.url = self.server.url
 
     def _trigger(self, name: str) -> str:
+        if self.refusal is not None:
+            raise self.refusal
         self.triggered.append(name)
         return f"a run of {name} has started"
 
