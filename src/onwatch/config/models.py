@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from onwatch.durations import Duration
+from onwatch.durations import Duration, Interval, Timeout
 
 
 def _check_cron(value: str) -> str:
@@ -78,7 +78,7 @@ class SettingsModel(BaseModel):
         le=256,
         description="How many checks may run at the same time (default: the number of CPUs).",
     )
-    drain_timeout: Duration = Field(
+    drain_timeout: Timeout = Field(
         default=30.0,
         description="On SIGINT/SIGTERM, how long `onwatch run` lets runs in flight finish before "
         "it kills them and records them as interrupted.",
@@ -146,7 +146,7 @@ class SettingsModel(BaseModel):
     heartbeat_method: Literal["GET", "POST"] = Field(
         default="POST", description="GET, or POST with a JSON status body."
     )
-    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
+    heartbeat_every: Interval = Field(default=60.0, description="How often to ping at most.")
     categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
         default_factory=dict,
         description="Extra regular expressions that put a failure in a category.",
@@ -256,12 +256,14 @@ class CheckModel(BaseModel):
     )
     markers: str = Field(default="", description="pytest -m expression.")
     keyword: str = Field(default="", description="pytest -k expression.")
-    every: Duration | None = Field(default=None, description='Run every so often, e.g. "5m".')
+    every: Interval | None = Field(
+        default=None, description='Run every so often, e.g. "5m" (1s to 365d).'
+    )
     cron: CronExpression | None = Field(
         default=None, description='Run on a cron schedule, e.g. "0 * * * *".'
     )
     timezone: TimeZone = Field(default="UTC", description="Time zone of the cron expression.")
-    timeout: Duration = Field(
+    timeout: Timeout = Field(
         default=300.0,
         description="Wall-clock limit of a whole run, retries included; the run is then killed.",
     )
@@ -298,10 +300,10 @@ class CheckModel(BaseModel):
     recover_after: int = Field(
         default=1, ge=1, le=1000, description="Passing runs in a row that resolve it."
     )
-    remind_every: Duration | None = Field(
+    remind_every: Interval | None = Field(
         default=None, description="Remind while an incident stays open; default: never."
     )
-    grace: Duration | None = Field(
+    grace: Interval | None = Field(
         default=None,
         description="How late a run may complete before the check is overdue; default: its "
         "timeout + 1 minute.",
@@ -377,7 +379,7 @@ class WatchModel(BaseModel):
         default="https://pypi.org/simple/",
         description="Simple repository API (PEP 503 HTML or PEP 691 JSON) to poll.",
     )
-    every: Duration = Field(default=3600.0, description="How often to poll the index.")
+    every: Interval = Field(default=3600.0, description="How often to poll the index.")
     prereleases: bool = Field(default=False, description="Also test pre-releases (1.2rc1).")
     min_age: Duration = Field(
         default=0.0, description="Wait this long after a release is published before testing it."
@@ -418,7 +420,7 @@ class SilenceModel(BaseModel):
     cron: CronExpression | None = Field(
         default=None, description="Recurring window: when it starts."
     )
-    duration: Duration | None = Field(default=None, description="Recurring window: its length.")
+    duration: Interval | None = Field(default=None, description="Recurring window: its length.")
     timezone: TimeZone = Field(default="UTC", description="Time zone of a recurring window's cron.")
     reason: str = Field(default="", description="Shown in status and logs.")
 
