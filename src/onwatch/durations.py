@@ -18,6 +18,10 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 DURATION_HINT = 'write a number and a unit, e.g. "30s", "5m", "2h" or "1h30m"'
 DAY = 86400.0
+# The ranges, bounds included, of the duration types below: (shortest, longest) in seconds.
+ANY_RANGE = (0.001, 3650 * DAY)
+INTERVAL_RANGE = (1.0, 365 * DAY)  # how often, and how long a silence lasts
+TIMEOUT_RANGE = (1.0, 7 * DAY)
 
 
 def parse_duration(value: object) -> float:
@@ -93,6 +97,6 @@ class _Seconds:
         return core_schema.no_info_before_validator_function(parse, handler(source))
 
 
-Duration = Annotated[float, _Seconds(0.001, 3650 * DAY)]
-Interval = Annotated[float, _Seconds(1.0, 365 * DAY)]
-Timeout = Annotated[float, _Seconds(1.0, 7 * DAY)]
+Duration = Annotated[float, _Seconds(*ANY_RANGE)]
+Interval = Annotated[float, _Seconds(*INTERVAL_RANGE)]
+Timeout = Annotated[float, _Seconds(*TIMEOUT_RANGE)]

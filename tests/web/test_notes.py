@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from onwatch.errors import TriggerRefused
-from web.conftest import ADMIN_TOKEN, Served
+from web.conftest import ADMIN_TOKEN, Served, make_config, seed
 from web.test_auth import csrf_of
 
 NOTE = re.compile(r'<p class="note" role="status">(.*?)</p>', re.S)
@@ -47,9 +49,18 @@ def test_a_known_code_shows_its_own_words(open_site: Served) -> None:
         assert banner(http.get("/?note=started")) == []
 
 
+@pytest.fixture
+def own_site(tmp_path: Path) -> Iterator[Served]:
+    """A site of its own: silences added here must not reach the shared sites."""
+    served = Served(seed(make_config(tmp_path), datetime.now(UTC)), listen="0.0.0.0:8787")
+    yield served
+    served.close()
+
+
 def test_silenced_says_until_when_the_check_is_silenced_not_what_the_link_says(
-    closed_site: Served,
+    own_site: Served,
 ) -> None:
+    closed_site = own_site
     with closed_site.client(ADMIN_TOKEN) as http:
         # Not silenced: the code alone shows nothing.
         assert banner(http.get("/checks/api?note=silenced")) == []
@@ -83,3 +94,16 @@ def test_a_refused_run_shows_the_reason_on_an_error_page(closed_site: Served) ->
         closed_site.refusal = None
     assert response.status_code == 409
     assert "web is running now; its result comes soon" in response.text
+
+
+@pytest.mark.parametrize("duration", ["99999999999w", "500ms"])
+def test_a_silence_out_of_range_from_the_form_is_a_400_naming_the_range(
+    closed_site: Served, duration: str
+) -> None:
+    with closed_site.client(ADMIN_TOKEN) as http:
+        response = http.post(
+            "/checks/idle/silence",
+            data={"csrf": csrf_of(closed_site, ADMIN_TOKEN), "duration": duration},
+        )
+    assert response.status_code == 400
+    assert "write a duration from 1s to 365d" in response.text

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from onwatch.durations import parse_duration
+from onwatch.durations import INTERVAL_RANGE, bounded_duration
 from onwatch.errors import PageError, TriggerRefused
 from onwatch.model import RunStatus
 from onwatch.web import charts, views
@@ -178,7 +178,7 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
         admin_form(request, csrf)
         known(name)
         try:
-            seconds = parse_duration(duration)
+            seconds = bounded_duration(duration, *INTERVAL_RANGE)
         except ValueError as exc:
             raise PageError(400, str(exc)) from None
         site.silence(name, seconds, reason[:500])
