@@ -81,7 +81,10 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A loopback site behind a proxy that passes the public name on."""
     root = tmp_path_factory.mktemp("proxied")
     yield from _site(
-        root, "127.0.0.1:8787", allowed_hosts=["onwatch.example.com", "*.corp.example"]
+        root,
+        "127.0.0.1:8787",
+        allowed_hosts=["onwatch.example.com", "*.corp.example"],
+        base_url="https://dash.example.org/onwatch",
     )
 
 
@@ -177,6 +180,7 @@ def test_allowed_hosts_admits_the_public_name_and_its_wildcard_only(proxied: Sit
         "ONWATCH.example.com:443",
         "a.corp.example",
         "b.a.corp.example",
+        "dash.example.org",
     ):
         assert raw_get(port, "/api/v1/checks", [f"Host: {host}"])[0] == 200, host
     for host in (
@@ -185,6 +189,7 @@ def test_allowed_hosts_admits_the_public_name_and_its_wildcard_only(proxied: Sit
         "corp.example",
         "evilcorp.example",
         "onwatch-example.com",
+        "example.org",
     ):
         assert raw_get(port, "/api/v1/checks", [f"Host: {host}"])[0] == 400, host
 

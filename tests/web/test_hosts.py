@@ -54,5 +54,10 @@ def test_a_domain_wildcard_matches_names_under_it_not_the_domain_or_lookalikes()
     assert not any(policy.allows(h) for h in ("example.com", "badexample.com", "a.example.co"))
 
 
+def test_addresses_are_compared_in_their_normal_form() -> None:
+    policy = HostPolicy.build("[0:0:0:0:0:ffff:a00:5]:8787", ["2001:DB8:0::1"])
+    assert policy.allows("[::ffff:10.0.0.5]:8787") and policy.allows("[2001:db8::1]")
+
+
 def test_a_lone_star_answers_any_host() -> None:
     assert HostPolicy.build("127.0.0.1:8787", ["*"]).allows("anything.example")

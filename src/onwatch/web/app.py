@@ -152,8 +152,18 @@ def create_site_app(
         tick_limit=tick_limit,
         site=site,
         test_limit=settings.metrics_test_limit,
-        hosts=HostPolicy.build(address, settings.allowed_hosts),
+        # base_url is where people reach the pages: its host is one the server is meant to serve.
+        hosts=HostPolicy.build(address, [*settings.allowed_hosts, _host_of_url(settings.base_url)]),
     )
+
+
+def _host_of_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or "localhost"
+    except ValueError:
+        return "localhost"
 
 
 def _add_site(app: FastAPI, site: Site) -> None:

@@ -3,10 +3,10 @@
 A page on another site can point its own name at 127.0.0.1 (DNS rebinding) and then read a
 loopback server as if it were its own origin: the browser sends that name in ``Host``. So the
 server answers only the names it is meant to serve: loopback names and addresses, the host of
-its ``listen`` address, and ``[onwatch] allowed_hosts``. When ``listen`` names no host
-(``0.0.0.0``, ``[::]``, ``:PORT``), the machine's own addresses at start-up take its place: an
-address cannot be rebound, but a name can, so names are only ever allowed by configuration.
-Ports are not compared: a proxy may serve the same name on another port.
+its ``listen`` address, the host of ``[onwatch] base_url`` and ``[onwatch] allowed_hosts``.
+When ``listen`` names no host (``0.0.0.0``, ``[::]``, ``:PORT``), the machine's own addresses
+at start-up take its place: an address cannot be rebound, but a name can, so names are only
+ever allowed by configuration. Ports are not compared: a proxy may serve the same name on another port.
 
 Starlette's ``TrustedHostMiddleware`` is not used: its IPv6 and port handling differ between
 the versions onwatch supports, and it redirects to ``www.`` names on its own.
@@ -148,7 +148,10 @@ class HostCheck:
 
 
 def _normal(host: str) -> str:
-    return host_of(host) or host.lower()
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return host_of(host) or host.lower()
 
 
 def _machine_addresses() -> list[str]:
