@@ -103,8 +103,8 @@ class SettingsModel(BaseModel):
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names the web server also answers, besides loopback names and "
-        'addresses and the host of listen: e.g. ["onwatch.example.com"] behind a proxy; '
-        '"*.example.com" allows every name under example.com. Any other Host gets 400.',
+        'addresses and the hosts of listen and base_url, e.g. ["onwatch.example.com"] behind a '
+        'proxy; "*.example.com" allows every name under example.com. Any other Host gets 400.',
     )
     read_tokens: list[str] = Field(
         default_factory=list,

@@ -6,7 +6,8 @@ server answers only the names it is meant to serve: loopback names and addresses
 its ``listen`` address, the host of ``[onwatch] base_url`` and ``[onwatch] allowed_hosts``.
 When ``listen`` names no host (``0.0.0.0``, ``[::]``, ``:PORT``), the machine's own addresses
 at start-up take its place: an address cannot be rebound, but a name can, so names are only
-ever allowed by configuration. Ports are not compared: a proxy may serve the same name on another port.
+ever allowed by configuration. Ports are not compared: a proxy may serve the same name on
+another port.
 
 Starlette's ``TrustedHostMiddleware`` is not used: its IPv6 and port handling differ between
 the versions onwatch supports, and it redirects to ``www.`` names on its own.
