@@ -24,8 +24,8 @@ def banner(response: httpx.Response) -> list[str]:
 @pytest.mark.parametrize(
     "note",
     [
-        "Your session expired: call +1 555 0100 to unlock it",
-        "<b>official</b>",
+        "Your session expired: call the helpdesk on line Zulu-4471",
+        "<b>officialnotice</b>",
         "a run of api has started",
         "silenced%20until%202099",
         "started ",
@@ -37,7 +37,7 @@ def test_a_note_that_is_no_known_code_shows_nothing(open_site: Served, note: str
         response = http.get("/checks/api", params={"note": note})
     assert response.status_code == 200
     assert banner(response) == []
-    assert "555" not in response.text and "official" not in response.text
+    assert "Zulu-4471" not in response.text and "officialnotice" not in response.text
 
 
 def test_a_known_code_shows_its_own_words(open_site: Served) -> None:
