@@ -400,18 +400,184 @@ def test_a_watch_names_known_checks_an_http_index_and_existing_requirements(
         + 'index = "https://me:${INDEX_TOKEN}@pkgs.example.com/simple/"\n',
     )
     found = problems(path)
-    # A watch that fails validation is reported once, not again for its checks.
-    assert len(found) == 2, found
-    assert f"{path}:20: watch.stack.index: 'ftp://mirror/simple' is not an http(s) URL" in found[0]
-    path.write_text(path.read_text().replace('index = "ftp://mirror/simple"\n', ""))
-    found = problems(path)
-    assert any(
-        "watch.stack.checks: checks[1]: no check named 'nightly' (known: critical-paths, hourly)"
-        in p
-        for p in found
+    # In one pass: the bad index does not hide the unknown check or the missing file.
+    assert len(found) == 4, found
+    assert found[0].startswith(
+        f"{path}:19: watch.stack.checks: checks[1]: no check named 'nightly' "
+        "(known: critical-paths, hourly)"
     )
-    assert any("watch.stack.requirements: 'pyproject.toml[test]': no such file" in p for p in found)
+    assert f"{path}:20: watch.stack.index: 'ftp://mirror/simple' is not an http(s) URL" in found[1]
+    assert found[2].startswith(
+        f"{path}:21: watch.stack.requirements: 'pyproject.toml[test]': no such file"
+    )
     assert any(
         "watch.private.index: ${INDEX_TOKEN} names no secret of [onwatch] secrets" in p
         for p in found
     )
+
+
+def test_allowed_hosts_takes_names_wildcards_and_addresses(tmp_path: Path) -> None:
+    text = '[onwatch]\nallowed_hosts = ["onwatch.example.com", "*.corp.example", "[::1]", "*"]\n'
+    config = load_config(write(tmp_path, text + GOOD.removeprefix("[onwatch]\n")))
+    assert config.settings.allowed_hosts == ["onwatch.example.com", "*.corp.example", "[::1]", "*"]
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://onwatch.example.com", "onwatch.example.com:443", "a.*.example", "a b", ""]
+)
+def test_an_allowed_host_with_scheme_port_or_odd_wildcard_is_refused(
+    tmp_path: Path, entry: str
+) -> None:
+    text = f'[onwatch]\nallowed_hosts = ["{entry}"]\n' + GOOD.removeprefix("[onwatch]\n")
+    path = write(tmp_path, text)
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:2: onwatch.allowed_hosts: {entry!r} is not a host name")
+    assert "without scheme, port or path" in problem
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ('every = "1ms"', "every", "'1ms' is shorter than 1s; write a duration from 1s to 365d"),
+        ('every = "0.5s"', "every", "'0.5s' is shorter than 1s; write a duration from 1s to 365d"),
+        (
+            'every = "99999999999w"',
+            "every",
+            "'99999999999w' is longer than 365d; write a duration from 1s to 365d",
+        ),
+        ('every = "366d"', "every", "'366d' is longer than 365d"),
+        ("every = inf", "every", "inf is not a duration"),
+        ("every = nan", "every", "nan is not a duration"),
+        ('timeout = "8d"', "timeout", "'8d' is longer than 7d; write a duration from 1s to 7d"),
+        ('timeout = "100ms"', "timeout", "'100ms' is shorter than 1s"),
+        ('grace = "400d"', "grace", "'400d' is longer than 365d"),
+        ('remind_every = "10ms"', "remind_every", "'10ms' is shorter than 1s"),
+    ],
+)
+def test_intervals_and_timeouts_out_of_range_name_line_value_and_range(
+    tmp_path: Path, line: str, key: str, message: str
+) -> None:
+    path = write(tmp_path, f'[checks.a]\ntests = ["tests"]\nevery = "1m"\n{line}\n')
+    if key == "every":
+        path.write_text(f'[checks.a]\ntests = ["tests"]\n{line}\n')
+    [found] = problems(path)
+    assert found.startswith(f"{path}:{3 if key == 'every' else 4}: checks.a.{key}: {message}")
+
+
+def test_the_bounds_are_inclusive(tmp_path: Path) -> None:
+    path = write(tmp_path, '[checks.a]\ntests = ["tests"]\nevery = "1s"\ntimeout = "7d"\n')
+    path.write_text(path.read_text() + '\n[checks.b]\ntests = ["tests"]\nevery = "365d"\n')
+    config = load_config(path)
+    assert (config.checks["a"].every, config.checks["a"].timeout) == (1, 7 * 86400)
+    assert config.checks["b"].every == 365 * 86400
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "message"),
+    [
+        ("[onwatch]", 'heartbeat_every = "1ms"', "onwatch.heartbeat_every: '1ms' is shorter"),
+        ("[onwatch]", 'drain_timeout = "30d"', "onwatch.drain_timeout: '30d' is longer than 7d"),
+        ("[onwatch]", 'keep_artifacts = "9999d"', "onwatch.keep_artifacts: '9999d' is longer"),
+        (
+            '[watch.w]\npackages = ["x"]\nchecks = ["a"]',
+            'every = "500ms"',
+            "watch.w.every: '500ms' is shorter than 1s",
+        ),
+        (
+            '[[silences]]\ncron = "0 2 * * *"',
+            'duration = "99999999999w"',
+            "silences.0.duration: '99999999999w' is longer than 365d",
+        ),
+        (
+            '[notify.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/"',
+            'timeout = "99999999999w"',
+            "notify.hook.timeout: '99999999999w' is longer than 3650d",
+        ),
+    ],
+)
+def test_every_other_duration_is_bounded_too(
+    tmp_path: Path, table: str, line: str, message: str
+) -> None:
+    text = f'[checks.a]\ntests = ["tests"]\nevery = "1m"\n\n{table}\n{line}\n'
+    [found] = problems(write(tmp_path, text))
+    assert message in found
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_its_offset_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    path.write_bytes(b'[checks.a]\n# caf\xe9\ntests = ["tests"]\nevery = "1m"\n')
+    [found] = problems(path)
+    assert found.startswith(f"{path}:2: not UTF-8 text")
+    assert "byte 0xe9 at offset 16, line 2, column 6" in found and "save the file as UTF-8" in found
+
+
+def test_a_pyproject_for_onwatch_that_is_not_utf8_is_an_error_not_a_missing_config(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.onwatch]\nx = '\xff'\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml:2: not UTF-8 text .*offset 20"):
+        find_config(None, tmp_path)
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.black]\nx = '\xff'\n")
+    with pytest.raises(ConfigError, match="no onwatch.toml here"):
+        find_config(None, tmp_path)
+
+
+def test_schema_reference_and_path_problems_come_in_one_pass_in_file_order(
+    tmp_path: Path,
+) -> None:
+    text = """\
+[onwatch]
+listen = "nowhere"
+notify = ["pager"]
+
+[checks.a]
+tests = ["missing"]
+every = "1ms"
+notify = ["mail"]
+
+[[silences]]
+checks = ["a", "ghost"]
+cron = "0 2 * * *"
+duration = "0s"
+
+[watch.w]
+packages = ["django"]
+checks = ["a", "b"]
+requirements = "nope.txt"
+every = "99999999999w"
+"""
+    path = write(tmp_path, text)
+    found = [p.removeprefix(f"{path}:") for p in problems(path)]
+    assert [p.split(": ", 2)[:2] for p in found] == [
+        ["2", "onwatch.listen"],
+        ["3", "onwatch.notify"],
+        ["6", "checks.a.tests"],
+        ["7", "checks.a.every"],
+        ["8", "checks.a.notify"],
+        ["10", "silences.0.duration"],
+        ["10", "silences.0.checks"],
+        ["17", "watch.w.checks"],
+        ["18", "watch.w.requirements"],
+        ["19", "watch.w.every"],
+    ], found
+    assert "no channel named 'pager'" in found[1] and "no channel named 'mail'" in found[4]
+    assert "no check named 'ghost'" in found[6] and "no check named 'b'" in found[7]
+
+
+def test_a_bad_secrets_table_is_reported_once_not_again_for_each_placeholder(
+    tmp_path: Path,
+) -> None:
+    text = (
+        '[onwatch]\nsecrets = { DB_PASS = "vault:x" }\n'
+        'database = "postgresql://u:${DB_PASS}@127.0.0.1/db"\n'
+        '\n[checks.a]\ntests = ["tests"]\nevery = "1m"\n'
+    )
+    [found] = problems(write(tmp_path, text))
+    assert "onwatch.secrets" in found
+
+
+def test_the_cache_key_follows_every_file_that_decides_validity() -> None:
+    from onwatch.config.load import VALIDATION_SOURCES
+
+    assert all(source.is_file() for source in VALIDATION_SOURCES)
+    assert {source.name for source in VALIDATION_SOURCES} >= {"models.py", "durations.py"}

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from onwatch.config import Config, load_config
+from onwatch.errors import TriggerRefused
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
 from onwatch.state.health import Health
 from onwatch.store import Store, open_store
@@ -145,8 +146,11 @@ def site_history(tmp_path_factory: pytest.TempPathFactory) -> History:
     )
 
 
-def make_config(root: Path) -> Config:
-    """Write the project of the seeded site (its test files are empty: nothing runs them)."""
+def make_config(root: Path, **settings: object) -> Config:
+    """Write the project of the seeded site (its test files are empty: nothing runs them).
+
+    ``settings`` adds keys of ``[onwatch]``.
+    """
     (root / "tests").mkdir(parents=True, exist_ok=True)
     for name in ("test_api.py", "test_web.py", "test_idle.py"):
         (root / "tests" / name).write_text("")
@@ -160,6 +164,7 @@ def make_config(root: Path) -> Config:
         settings={
             "read_tokens": [hash_token(READ_TOKEN)],
             "admin_tokens": [hash_token(ADMIN_TOKEN)],
+            **settings,
         },
     )
     return load_config(path)
@@ -170,6 +175,7 @@ class Served:
 
     def __init__(self, history: History, *, listen: str) -> None:
         self.triggered: list[str] = []
+        self.refusal: TriggerRefused | None = None  # raised by the next triggers when set
         self.store: Store = open_store(history.config.database_url)
         health = Health(list(history.config.checks))
         app = create_site_app(
@@ -184,6 +190,8 @@ class Served:
         self.url = self.server.url
 
     def _trigger(self, name: str) -> str:
+        if self.refusal is not None:
+            raise self.refusal
         self.triggered.append(name)
         return f"a run of {name} has started"
 

@@ -14,14 +14,14 @@ from onwatch.errors import ConfigError, DeliveryError
 
 def silence(config: Config, check: str | None, duration: str, reason: str) -> int:
     """Hold the alerts of one check (or all) for ``duration``; runs go on being recorded."""
-    from onwatch.durations import parse_duration
+    from onwatch.durations import INTERVAL_RANGE, bounded_duration
     from onwatch.model import utcnow
     from onwatch.store import open_store
 
     if check is not None:
         config.select([check])
     try:
-        seconds = parse_duration(duration)
+        seconds = bounded_duration(duration, *INTERVAL_RANGE)
     except ValueError as exc:
         raise ConfigError([f"--for: {exc}"]) from None
     store = open_store(config.database_url)

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 
 def validate(config: Config) -> int:
-    """Check every check's selection by collecting it; print what each would run."""
+    """Check every check's selection by collecting it; print what each would run.
+
+    Every check is collected, and the problems of all come in one error, each with its line.
+    """
+    from onwatch.config.files import root_of
+    from onwatch.config.locate import problem
     from onwatch.runner.execute import Runner
 
     runner = Runner(config)
@@ -34,7 +39,9 @@ def validate(config: Config) -> int:
     with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
         for name, check, error, collected in pool.map(collect, config.checks.items()):
             if error:
-                problems.append(f"{config.path}: checks.{name}: {error}")
+                text = config.path.read_text(encoding="utf-8", errors="replace")
+                loc = (*root_of(config.path), "checks", name)
+                problems.append(problem(config.path, text, loc, error))
                 continue
             state = "" if check.enabled else ", disabled"
             print(

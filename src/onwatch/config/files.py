@@ -23,7 +23,11 @@ def root_of(path: Path) -> tuple[str, ...]:
 
 
 def missing_files(data: Mapping[str, Any], path: Path, text: str) -> list[str]:
-    """Return one located problem per file or folder the validated ``data`` names and lacks."""
+    """Return one located problem per file or folder the validated ``data`` names and lacks.
+
+    ``data`` may hold only the valid keys of a table that failed validation: a key it lacks is
+    not checked.
+    """
     root = root_of(path)
     base_dir = path.parent
     problems: list[str] = []
@@ -31,12 +35,15 @@ def missing_files(data: Mapping[str, Any], path: Path, text: str) -> list[str]:
         loc = (*root, "checks", name, "tests")
         problems += [problem(path, text, loc, why) for why in _missing_tests(check, base_dir)]
     executable = data["browser"].get("executable")
-    if executable is not None:
+    if isinstance(executable, str):
         why = _not_executable(executable, base_dir)
         if why:
             problems.append(problem(path, text, (*root, "browser", "executable"), why))
     for name, watch in data["watches"].items():
-        why = _missing_requirements(watch.get("requirements"), base_dir)
+        requirements = watch.get("requirements")
+        why = _missing_requirements(
+            requirements if isinstance(requirements, str) else None, base_dir
+        )
         if why:
             problems.append(problem(path, text, (*root, "watch", name, "requirements"), why))
     return problems
@@ -44,8 +51,9 @@ def missing_files(data: Mapping[str, Any], path: Path, text: str) -> list[str]:
 
 def _missing_tests(check: Mapping[str, Any], base_dir: Path) -> list[str]:
     problems = []
-    for index, arg in enumerate(check["tests"]):
-        if arg.startswith("-"):
+    tests = check.get("tests")
+    for index, arg in enumerate(tests if isinstance(tests, list) else []):
+        if not isinstance(arg, str) or arg.startswith("-"):
             continue
         if not (base_dir / arg.split("::", 1)[0]).exists():
             problems.append(

@@ -31,6 +31,16 @@ from onwatch.config.records import (
 )
 from onwatch.errors import ConfigError
 
+_HERE = Path(__file__).parent
+# What decides whether a file is valid: read (not imported) to key the cache, which must not
+# cost pydantic's import.
+VALIDATION_SOURCES = (
+    _HERE / "models.py",
+    _HERE / "schema.py",
+    _HERE / "locate.py",
+    _HERE.parent / "durations.py",
+)
+
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
     """Return the config file to use: ``explicit``, else ./onwatch.toml, else ./pyproject.toml."""
@@ -47,8 +57,14 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
         import tomllib
 
         try:
-            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
-        except (OSError, ValueError):
+            content = pyproject.read_bytes()
+        except OSError:
+            content = b""
+        if b"[tool.onwatch" in content:
+            decode(pyproject, content)  # a broken file meant for onwatch: say so, not "none"
+        try:
+            tool = tomllib.loads(content.decode("utf-8")).get("tool", {})
+        except ValueError:
             tool = {}
         if isinstance(tool, dict) and "onwatch" in tool:
             return pyproject
@@ -60,6 +76,23 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
     )
 
 
+def decode(path: Path, content: bytes) -> str:
+    """Return ``content`` as text; bytes that are not UTF-8 are a ConfigError naming where."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = content[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(
+            [
+                f"{path}:{line}: not UTF-8 text ({exc.reason}): byte 0x{content[exc.start]:02x} "
+                f"at offset {exc.start}, line {line}, column {column}; save the file as UTF-8 "
+                "(e.g. iconv -f latin1 -t utf-8)"
+            ]
+        ) from None
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config at ``path``, reporting every problem at once."""
     path = path.resolve()
@@ -67,10 +100,7 @@ def load_config(path: Path) -> Config:
         content = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8"]) from None
+    text = decode(path, content)
     cache = _cache_file(path)
     key = _cache_key(content)
     data = _read_cache(cache, key)
@@ -105,10 +135,16 @@ def _cache_key(content: bytes) -> str:
     from dataclasses import fields
 
     # The records' fields: a cache written before a key was added is not read into them. The
-    # CPU count: the default of max_parallel.
+    # CPU count: the default of max_parallel. The source of the validation: a file cached as
+    # valid before a rule was added (a bound, a new check) is validated again.
     shape = [f.name for record in (Settings, Check, Silence, Watch) for f in fields(record)]
-    digest = hashlib.sha256(content + json.dumps(shape).encode()).hexdigest()
-    return f"{__version__}:{os.cpu_count()}:{digest}"
+    digest = hashlib.sha256(content + json.dumps(shape).encode())
+    for rules in VALIDATION_SOURCES:
+        try:
+            digest.update(rules.read_bytes())
+        except OSError:
+            digest.update(str(rules).encode())
+    return f"{__version__}:{os.cpu_count()}:{digest.hexdigest()}"
 
 
 def _cache_file(path: Path) -> Path | None:

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from onwatch.durations import Duration
+from onwatch.durations import Duration, Interval, Timeout
 
 
 def _check_cron(value: str) -> str:
@@ -51,6 +51,8 @@ def _check_timezone(value: str) -> str:
 
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
+# A host name; a leading "*." allows every name under a domain, and "*" alone any host.
+_HOST_NAME = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -76,7 +78,7 @@ class SettingsModel(BaseModel):
         le=256,
         description="How many checks may run at the same time (default: the number of CPUs).",
     )
-    drain_timeout: Duration = Field(
+    drain_timeout: Timeout = Field(
         default=30.0,
         description="On SIGINT/SIGTERM, how long `onwatch run` lets runs in flight finish before "
         "it kills them and records them as interrupted.",
@@ -97,6 +99,12 @@ class SettingsModel(BaseModel):
     listen: str = Field(
         default="127.0.0.1:8787",
         description='HOST:PORT where `onwatch run` serves /healthz and /metrics; "" turns it off.',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the web server also answers, besides loopback names and "
+        'addresses and the hosts of listen and base_url, e.g. ["onwatch.example.com"] behind a '
+        'proxy; "*.example.com" allows every name under example.com. Any other Host gets 400.',
     )
     read_tokens: list[str] = Field(
         default_factory=list,
@@ -138,7 +146,7 @@ class SettingsModel(BaseModel):
     heartbeat_method: Literal["GET", "POST"] = Field(
         default="POST", description="GET, or POST with a JSON status body."
     )
-    heartbeat_every: Duration = Field(default=60.0, description="How often to ping at most.")
+    heartbeat_every: Interval = Field(default=60.0, description="How often to ping at most.")
     categories: dict[Literal["credentials", "network", "timeout", "test-code"], list[str]] = Field(
         default_factory=dict,
         description="Extra regular expressions that put a failure in a category.",
@@ -181,6 +189,21 @@ class SettingsModel(BaseModel):
             )
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not (
+                _HOST_NAME.fullmatch(entry)
+                or _is_address(entry.removeprefix("[").removesuffix("]"))
+            ):
+                raise ValueError(
+                    f"{entry!r} is not a host name or address: write the name alone, without "
+                    'scheme, port or path, e.g. "onwatch.example.com", "*.example.com" or '
+                    '"192.0.2.10"'
+                )
+        return value
+
     @field_validator("categories")
     @classmethod
     def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -188,6 +211,16 @@ class SettingsModel(BaseModel):
 
         Patterns.compile(value)  # raises ValueError naming each bad expression
         return value
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _variable_names(value: dict[str, str]) -> dict[str, str]:
@@ -223,12 +256,14 @@ class CheckModel(BaseModel):
     )
     markers: str = Field(default="", description="pytest -m expression.")
     keyword: str = Field(default="", description="pytest -k expression.")
-    every: Duration | None = Field(default=None, description='Run every so often, e.g. "5m".')
+    every: Interval | None = Field(
+        default=None, description='Run every so often, e.g. "5m" (1s to 365d).'
+    )
     cron: CronExpression | None = Field(
         default=None, description='Run on a cron schedule, e.g. "0 * * * *".'
     )
     timezone: TimeZone = Field(default="UTC", description="Time zone of the cron expression.")
-    timeout: Duration = Field(
+    timeout: Timeout = Field(
         default=300.0,
         description="Wall-clock limit of a whole run, retries included; the run is then killed.",
     )
@@ -265,10 +300,10 @@ class CheckModel(BaseModel):
     recover_after: int = Field(
         default=1, ge=1, le=1000, description="Passing runs in a row that resolve it."
     )
-    remind_every: Duration | None = Field(
+    remind_every: Interval | None = Field(
         default=None, description="Remind while an incident stays open; default: never."
     )
-    grace: Duration | None = Field(
+    grace: Interval | None = Field(
         default=None,
         description="How late a run may complete before the check is overdue; default: its "
         "timeout + 1 minute.",
@@ -344,7 +379,7 @@ class WatchModel(BaseModel):
         default="https://pypi.org/simple/",
         description="Simple repository API (PEP 503 HTML or PEP 691 JSON) to poll.",
     )
-    every: Duration = Field(default=3600.0, description="How often to poll the index.")
+    every: Interval = Field(default=3600.0, description="How often to poll the index.")
     prereleases: bool = Field(default=False, description="Also test pre-releases (1.2rc1).")
     min_age: Duration = Field(
         default=0.0, description="Wait this long after a release is published before testing it."
@@ -385,7 +420,7 @@ class SilenceModel(BaseModel):
     cron: CronExpression | None = Field(
         default=None, description="Recurring window: when it starts."
     )
-    duration: Duration | None = Field(default=None, description="Recurring window: its length.")
+    duration: Interval | None = Field(default=None, description="Recurring window: its length.")
     timezone: TimeZone = Field(default="UTC", description="Time zone of a recurring window's cron.")
     reason: str = Field(default="", description="Shown in status and logs.")
 

@@ -35,6 +35,7 @@ class Settings:
     notify: list[str]
     base_url: str
     listen: str
+    allowed_hosts: list[str]
     heartbeat_url: str | None
     heartbeat_method: str
     heartbeat_every: float

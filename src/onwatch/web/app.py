@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from onwatch.errors import PageError
 from onwatch.state.health import Health
 from onwatch.web.auth import COOKIE, Role
+from onwatch.web.hosts import LOOPBACK_NAMES, HostCheck, HostPolicy
 from onwatch.web.metrics import Exposition
 
 if TYPE_CHECKING:
@@ -62,8 +63,13 @@ def create_app(
     db_cache_seconds: float = DB_CACHE_SECONDS,
     site: Site | None = None,
     test_limit: int = 1000,
+    hosts: HostPolicy | None = None,
 ) -> FastAPI:
-    """Build the app serving ``health`` (and ``site``'s pages and API when given)."""
+    """Build the app serving ``health`` (and ``site``'s pages and API when given).
+
+    Only requests whose ``Host`` ``hosts`` allows are answered (default: loopback names and
+    addresses only); any other gets 400 before a route or the token check sees it.
+    """
     from onwatch import __version__
 
     exposition = Exposition(
@@ -83,6 +89,8 @@ def create_app(
     app.state.exposition = exposition
     app.state.site = site
     _secure(app, site)
+    # Added last, so it runs first: a forged Host is refused before anything else is done.
+    app.add_middleware(HostCheck, policy=hosts or HostPolicy(LOOPBACK_NAMES))
     if site is not None:
         _add_site(app, site)
 
@@ -131,8 +139,9 @@ def create_site_app(
     from onwatch.web.site import Site
 
     settings = config.settings
+    address = settings.listen if listen is None else listen
     auth = Auth.build(
-        listen=settings.listen if listen is None else listen,
+        listen=address,
         read_hashes=settings.read_tokens,
         admin_hashes=settings.admin_tokens,
     )
@@ -143,7 +152,18 @@ def create_site_app(
         tick_limit=tick_limit,
         site=site,
         test_limit=settings.metrics_test_limit,
+        # base_url is where people reach the pages: its host is one the server is meant to serve.
+        hosts=HostPolicy.build(address, [*settings.allowed_hosts, _host_of_url(settings.base_url)]),
     )
+
+
+def _host_of_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or "localhost"
+    except ValueError:
+        return "localhost"
 
 
 def _add_site(app: FastAPI, site: Site) -> None:
