@@ -173,6 +173,9 @@ class Rig:
             )
 
         wait_until(quiet, "the runs started are recorded")
+        if self.store.ping():
+            skips = self.scheduler.skips
+            wait_until(lambda: not skips.pending(), "the skipped slots are written")
 
     def stored(self, check: str) -> list[Run]:
         """Return the stored runs of ``check``, oldest first."""
@@ -238,6 +241,7 @@ def make_rig(tmp_path: Path) -> Iterator[MakeRig]:
     for rig in built:
         rig.kill.set()
         rig.scheduler.executor.shutdown(wait=True)
+        rig.scheduler.skips.stop(timeout=5)
 
 
 def memory_store() -> MemoryStore:
@@ -386,6 +390,7 @@ def test_a_check_still_running_is_not_started_again_and_its_slot_is_recorded_as_
     assert fields(warning) == {
         "check": "api",
         "scheduled_for": (T0 + timedelta(minutes=1)).isoformat(),
+        "skipped": 1,
     }
 
 

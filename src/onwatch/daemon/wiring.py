@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.channels import Channel
     from onwatch.daemon.heartbeat import Heartbeat
+    from onwatch.daemon.skips import SkippedSlots
     from onwatch.daemon.watchdog import Watchdog
     from onwatch.model import Run
     from onwatch.runner.execute import Runner
@@ -53,8 +54,9 @@ def run_daemon(
 ) -> None:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
     from onwatch.alerting.engine import Alerting
+    from onwatch.daemon.overload import OverloadMonitor
     from onwatch.daemon.scheduler import Scheduler
-    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
+    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog, default_channels
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
     from onwatch.store import open_store
@@ -90,10 +92,6 @@ def run_daemon(
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
     watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
-    # Before the web server starts: what was missed while down is measured from now, not from
-    # after the seconds that loading the dashboard takes.
-    _look_back(config, store, watchdog, health)
-    web = _serve_http(config, health, store, trigger)
 
     def recorded(run: Run, where: str) -> None:
         health.record(run)
@@ -122,6 +120,14 @@ def run_daemon(
         if heartbeat is not None:
             heartbeat.maybe_ping(lambda: heartbeat_status(health, recorder.pending()))
 
+    settings = config.settings
+    overload = OverloadMonitor(
+        skipped_share=settings.overload_skipped,
+        lateness=settings.overload_lateness,
+        window=settings.overload_window,
+        notify=lambda notification: alerting.send(notification, default_channels(config)),
+        load=health.load,
+    )
     scheduler = Scheduler(
         config,
         runner,
@@ -133,7 +139,15 @@ def run_daemon(
         on_tick=tick,
         review=lambda run: _review(runner, store, run),
         on_cycle=cycle,
+        overload=overload,
     )
+    # Runs left in flight and spooled runs are recorded first: a slot that was in fact run is
+    # then never counted as missed while down.
+    scheduler.recover()
+    # Before the web server starts: what was missed while down is measured from now, not from
+    # after the seconds that loading the dashboard takes.
+    _look_back(config, store, watchdog, health, scheduler.skips)
+    web = _serve_http(config, health, store, trigger)
     scheduler_ready.append(scheduler)
     watches = _start_watches(config, runner, recorder, store, alerting, health)
     # Everything loaded so far lives as long as the process: leave it out of every garbage
@@ -161,7 +175,9 @@ def run_daemon(
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
 
 
-def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health) -> None:
+def _look_back(
+    config: Config, store: Store, watchdog: Watchdog, health: Health, skips: SkippedSlots
+) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
     from onwatch.model import utcnow
     from onwatch.state.feed import HealthFeed
@@ -180,7 +196,7 @@ def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health)
     except StoreError as exc:
         log.warning("cannot read the latest runs, tests and open incidents: %s", exc)
     try:
-        watchdog.record_gap(store.runs, history)
+        watchdog.record_gap(skips, history)
     except StoreError as exc:
         log.warning("cannot record the slots missed while down: %s", exc)
 

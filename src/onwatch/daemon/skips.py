@@ -1,0 +1,148 @@
+"""Skipped slots are written off the scheduling loop, and kept while the database cannot take them.
+
+The loop only queues a row (``record_skipped_slot`` returns at once); a writer thread stores the
+queue in order. While the database is locked or down, a write may wait seconds and then fail:
+the row goes back to the head of the queue and the writer tries again a moment later, so the
+loop never waits and no row is lost. The queue is bounded: beyond ``limit`` rows the oldest is
+dropped and counted (``dropped``), and the count is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+from typing import Protocol
+
+from onwatch.errors import StoreError
+
+log = logging.getLogger("onwatch.scheduler")
+SKIP_QUEUE_LIMIT = 10_000
+RETRY_SECONDS = 1.0
+
+
+class SkippedSlots(Protocol):
+    """Where skipped slots go: the store's runs, or a ``SkipLog`` in front of them."""
+
+    def record_skipped_slot(self, check: str, scheduled_for: datetime, reason: str) -> None:
+        """Remember a scheduled slot that was not run, and why ("overlap", "down")."""
+
+
+class SkipLog:
+    """A bounded queue of skipped-slot rows and the thread that writes them to the store."""
+
+    def __init__(
+        self,
+        store: SkippedSlots,
+        *,
+        limit: int = SKIP_QUEUE_LIMIT,
+        retry: float = RETRY_SECONDS,
+    ) -> None:
+        self.store = store
+        self.limit = limit
+        self.retry = retry
+        self.written = 0
+        self.dropped = 0
+        self._rows: deque[tuple[str, datetime, str]] = deque()
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._failing = False
+        self._writing = False
+        self._thread: threading.Thread | None = None
+
+    def record_skipped_slot(self, check: str, scheduled_for: datetime, reason: str) -> None:
+        """Queue a skipped slot for the writer; never waits for the database."""
+        with self._changed:
+            self._rows.append((check, scheduled_for, reason))
+            self._trim()
+            self._changed.notify_all()
+
+    def pending(self) -> int:
+        """Return how many rows wait to be written (the one being written included)."""
+        with self._changed:
+            return len(self._rows) + self._writing
+
+    def start(self) -> None:
+        """Start the writer thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="onwatch-skipped-slots", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Write what is queued within ``timeout`` seconds, then stop; log the rows left."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            self.flush()
+        left = self.pending()
+        if left:
+            log.warning(
+                "skipped slots not written: the database did not take them before the stop",
+                extra={"fields": {"skipped_slots": left}},
+            )
+
+    def flush(self) -> bool:
+        """Write the queued rows in order until one fails; return True if the queue emptied."""
+        while True:
+            with self._changed:
+                if not self._rows:
+                    return True
+                row = self._rows.popleft()
+                self._writing = True
+            try:
+                self.store.record_skipped_slot(*row)
+            except StoreError as exc:
+                with self._changed:
+                    self._writing = False
+                    self._rows.appendleft(row)
+                    self._trim()
+                    first = not self._failing
+                    self._failing = True
+                    kept = len(self._rows)
+                if first:
+                    log.warning(
+                        "could not record a skipped slot; it is kept and written when the "
+                        "database is back: %s",
+                        exc,
+                        extra={"fields": {"skipped_slots": kept}},
+                    )
+                return False
+            with self._changed:
+                self._writing = False
+                self.written += 1
+                back = self._failing and not self._rows
+                if back:
+                    self._failing = False
+            if back:
+                log.info("skipped slots kept during the outage are written")
+
+    def _trim(self) -> None:
+        """Drop the oldest rows beyond the limit (the lock is held)."""
+        while len(self._rows) > self.limit:
+            self._rows.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning(
+                    "too many skipped slots waiting for the database; the oldest are dropped",
+                    extra={"fields": {"dropped": self.dropped, "limit": self.limit}},
+                )
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                while not self._rows and not self._stopping:
+                    self._changed.wait()
+                if self._stopping and not self._rows:
+                    return
+            if self.flush():
+                continue
+            with self._changed:
+                if self._stopping:
+                    return  # the database refused the last try: stop() logs what is left
+                self._changed.wait(self.retry)
