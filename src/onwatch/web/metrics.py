@@ -24,7 +24,7 @@
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
     onwatch_overloaded                                  1 while onwatch cannot keep up
     onwatch_scheduler_skipped_share                     share of slots skipped over the window
-    onwatch_scheduler_start_lateness_p95_seconds        p95 of how late runs start, over it
+    onwatch_scheduler_start_lateness_seconds            p95 of how late runs start, over it
     onwatch_skipped_slots_total{check,reason}           slots not run since start, and why
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
@@ -364,7 +364,7 @@ class _Families:
             "Share of the slots skipped over the overload window.",
         )
         self.lateness = GaugeMetricFamily(
-            "onwatch_scheduler_start_lateness_p95_seconds",
+            "onwatch_scheduler_start_lateness_seconds",
             "95th percentile of how late runs started after their slot, over the overload window.",
         )
         self.skipped_slots = CounterMetricFamily(
