@@ -115,7 +115,8 @@ class Scheduler:
         """Record what a dead onwatch left (unless done), then plan each check's first slot."""
         self.recover()
         self.skips.start()
-        self._plan_first_slots()
+        if not self.slots:
+            self.plan()
         self._last_replay = self.monotonic()
 
     def recover(self) -> None:
@@ -160,7 +161,13 @@ class Scheduler:
             )
             self._record(run)
 
-    def _plan_first_slots(self) -> None:
+    def plan(self, as_of: datetime | None = None) -> None:
+        """Plan each check's first slot from its history: the latest slot at or before ``as_of``
+        (default: now) that was not run runs at once.
+
+        The slots missed while down are counted as of the same moment (``Watchdog.record_gap``),
+        so that every slot is either run or recorded as missed, whatever passes in between.
+        """
         try:
             history = self.store.history(list(self.checks), self.clock())
             for name, check in self.checks.items():
@@ -173,7 +180,7 @@ class Scheduler:
         now_wall, now = self.clock(), self.monotonic()
         for name, check in self.checks.items():
             last = history[name].last_slot if name in history else None
-            at = next_slot(check, last, now_wall)
+            at = next_slot(check, last, min(as_of or now_wall, now_wall))
             due = self._due(name, check, at, now_wall, now)
             self.slots[name] = Slot(at=at, due=due, missed=at < now_wall)
 
@@ -191,7 +198,14 @@ class Scheduler:
         # Both clocks read together: ``now`` is when the loop pass began, and starting the
         # checks due in it may have taken a while.
         now_wall, now = self.clock(), self.monotonic()
-        slot.at = following_slot(check, slot.at, now_wall)
+        following = following_slot(check, slot.at, now_wall)
+        if slot.missed and check.every is not None:
+            # Slots that passed between the look at what was missed and this start: missed too.
+            passed = slot.at + timedelta(seconds=check.every)
+            while passed < following:
+                self.skips.record_skipped_slot(name, passed, "down")
+                passed += timedelta(seconds=check.every)
+        slot.at = following
         slot.due = self._due(name, check, slot.at, now_wall, now)
         slot.missed = False
 

@@ -108,14 +108,20 @@ class Watchdog:
             )
         return [name for name, *_ in late]
 
-    def record_gap(self, store: SkippedSlots, history: dict[str, CheckHistory]) -> int:
+    def record_gap(
+        self,
+        store: SkippedSlots,
+        history: dict[str, CheckHistory],
+        now: datetime | None = None,
+    ) -> int:
         """Record the slots missed while onwatch was down and notify the gap once.
 
         ``history`` is read after the runs left in flight and the spooled runs were recorded:
         a slot that was run is not missed. ``store`` may queue the rows (``SkipLog``), so a
-        locked database neither loses them nor holds the start.
+        locked database neither loses them nor holds the start. The scheduler plans the
+        first slots as of the same ``now``: the latest slot is run, the others are missed.
         """
-        now = self.clock()
+        now = self.clock() if now is None else now
         missed: dict[str, list[datetime]] = {}
         for name, check in self.checks.items():
             past = history.get(name)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from onwatch.config import Config
 from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import configure_logging
-from onwatch.model import RunStatus
+from onwatch.model import RunStatus, utcnow
 from onwatch.state.health import Health
 
 if TYPE_CHECKING:
@@ -145,8 +145,11 @@ def run_daemon(
     # then never counted as missed while down.
     scheduler.recover()
     # Before the web server starts: what was missed while down is measured from now, not from
-    # after the seconds that loading the dashboard takes.
-    _look_back(config, store, watchdog, health, scheduler.skips)
+    # after the seconds that loading the dashboard takes; the first slots are planned as of
+    # the same moment, so each slot is either run or recorded as missed.
+    looked_at = utcnow()
+    _look_back(config, store, watchdog, health, scheduler.skips, looked_at)
+    scheduler.plan(looked_at)
     web = _serve_http(config, health, store, trigger)
     scheduler_ready.append(scheduler)
     watches = _start_watches(config, runner, recorder, store, alerting, health)
@@ -176,15 +179,19 @@ def run_daemon(
 
 
 def _look_back(
-    config: Config, store: Store, watchdog: Watchdog, health: Health, skips: SkippedSlots
+    config: Config,
+    store: Store,
+    watchdog: Watchdog,
+    health: Health,
+    skips: SkippedSlots,
+    now: datetime,
 ) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
-    from onwatch.model import utcnow
     from onwatch.state.feed import HealthFeed
     from onwatch.state.service import StateService
 
     try:
-        history = store.runs.history(list(config.checks), utcnow())
+        history = store.runs.history(list(config.checks), now)
         watchdog.seed(history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
@@ -196,7 +203,7 @@ def _look_back(
     except StoreError as exc:
         log.warning("cannot read the latest runs, tests and open incidents: %s", exc)
     try:
-        watchdog.record_gap(skips, history)
+        watchdog.record_gap(skips, history, now)
     except StoreError as exc:
         log.warning("cannot record the slots missed while down: %s", exc)
 
