@@ -180,7 +180,10 @@ class Scheduler:
         now_wall, now = self.clock(), self.monotonic()
         for name, check in self.checks.items():
             last = history[name].last_slot if name in history else None
-            at = next_slot(check, last, min(as_of or now_wall, now_wall))
+            # A check never run starts now; the others from where the missed slots were counted.
+            at = next_slot(
+                check, last, now_wall if last is None else min(as_of or now_wall, now_wall)
+            )
             due = self._due(name, check, at, now_wall, now)
             self.slots[name] = Slot(at=at, due=due, missed=at < now_wall)
 
@@ -199,11 +202,15 @@ class Scheduler:
         # checks due in it may have taken a while.
         now_wall, now = self.clock(), self.monotonic()
         following = following_slot(check, slot.at, now_wall)
-        if slot.missed and check.every is not None:
-            # Slots that passed between the look at what was missed and this start: missed too.
+        if check.every is not None:
+            # The slots passed over are recorded: "down" when they passed while onwatch was
+            # starting after missing slots, "late" when the loop went round too late for them.
+            reason = "down" if slot.missed else "late"
             passed = slot.at + timedelta(seconds=check.every)
             while passed < following:
-                self.skips.record_skipped_slot(name, passed, "down")
+                self.skips.record_skipped_slot(name, passed, reason)
+                if reason == "late" and self.overload is not None:
+                    self.overload.skipped(name, reason)
                 passed += timedelta(seconds=check.every)
         slot.at = following
         slot.due = self._due(name, check, slot.at, now_wall, now)

@@ -369,7 +369,7 @@ class _Families:
         )
         self.skipped_slots = CounterMetricFamily(
             "onwatch_skipped_slots",
-            "Slots not run since onwatch started, by check and reason (overlap).",
+            "Slots not run since onwatch started, by check and reason (overlap, late).",
             labels=["check", "reason"],
         )
 
