@@ -150,6 +150,9 @@ def run_daemon(
     looked_at = utcnow()
     _look_back(config, store, watchdog, health, scheduler.skips, looked_at)
     scheduler.plan(looked_at)
+    # The catch-up runs start now, not after the web server: no slot passes meanwhile.
+    scheduler.start()
+    scheduler.cycle()
     web = _serve_http(config, health, store, trigger)
     scheduler_ready.append(scheduler)
     watches = _start_watches(config, runner, recorder, store, alerting, health)
