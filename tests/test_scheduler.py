@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from onwatch.config import Check
+from onwatch.daemon.overload import OverloadMonitor
 from onwatch.daemon.scheduler import REPLAY_EVERY, Scheduler
 from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import TextFormatter
@@ -457,6 +458,27 @@ def test_the_loop_never_waits_on_a_locked_database_to_record_a_skipped_slot(
     rig.runner.release.set()
     rig.settle()
     assert len(store.runs.skipped_slots("api")) == 20
+
+
+def test_slots_the_loop_went_round_too_late_for_are_recorded_and_count_as_skipped(
+    make_rig: MakeRig,
+) -> None:
+    sent: list[Any] = []
+    overload = OverloadMonitor(
+        skipped_share=0.2, lateness=10.0, window=300.0, notify=sent.append, monotonic=time.monotonic
+    )
+    rig = make_rig(EVERY_MINUTE, overload=overload)
+    rig.scheduler.start()
+    rig.cycle()
+    rig.advance(3.5 * MINUTE)  # the machine stalled the loop for three and a half minutes
+    assert rig.runner.slots("api") == [T0, T0 + timedelta(minutes=1)]  # one late run
+    assert rig.store.runs.skipped_slots("api") == [
+        (T0 + timedelta(minutes=3), "late"),
+        (T0 + timedelta(minutes=2), "late"),
+    ]
+    assert overload.figures().skipped == 2
+    rig.advance(0.5 * MINUTE)
+    assert rig.runner.slots("api")[-1] == T0 + timedelta(minutes=4)  # back on the grid
 
 
 def test_skip_warnings_are_at_most_one_line_per_check_a_minute_with_a_count(
