@@ -113,6 +113,12 @@ class SkipLog:
                         extra={"fields": {"skipped_slots": kept}},
                     )
                 return False
+            except Exception:  # noqa: BLE001 - a row the store refuses must not stop the rest
+                log.exception("skipped slot of %s at %s cannot be recorded; dropped", *row[:2])
+                with self._changed:
+                    self._writing = False
+                    self.dropped += 1
+                continue
             with self._changed:
                 self._writing = False
                 self.written += 1
