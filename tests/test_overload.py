@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -191,3 +192,29 @@ def test_beyond_its_limit_the_queue_drops_the_oldest_rows_and_counts_them() -> N
     runs.locked.clear()
     skips.stop(timeout=5)
     assert [row[1] for row in runs.rows] == [T0 + timedelta(seconds=i) for i in range(3, 8)]
+
+
+def test_rows_still_queued_at_a_stop_are_kept_on_disk_and_written_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    spill = tmp_path / "skipped-slots.json"
+    runs = LockedRuns()
+    runs.locked.set()
+    before = SkipLog(runs, retry=0.01, spill=spill)
+    before.start()
+    expected = [("api", T0 + timedelta(seconds=i), "overlap") for i in range(3)]
+    for row in expected:
+        before.record_skipped_slot(*row)
+    wait_until(lambda: runs.attempts >= 1, "the writer tried the locked database")
+    before.stop(timeout=5)  # the database is still locked
+    assert spill.exists() and runs.rows == []
+    runs.locked.clear()
+    after = SkipLog(runs, spill=spill)
+    after.record_skipped_slot("api", T0 + timedelta(seconds=3), "overlap")  # a new one
+    after.start()
+    try:
+        wait_until(lambda: not after.pending(), "the kept rows are written")
+    finally:
+        after.stop(timeout=5)
+    assert runs.rows == [*expected, ("api", T0 + timedelta(seconds=3), "overlap")]
+    assert not spill.exists()

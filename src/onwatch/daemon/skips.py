@@ -4,15 +4,20 @@ The loop only queues a row (``record_skipped_slot`` returns at once); a writer t
 queue in order. While the database is locked or down, a write may wait seconds and then fail:
 the row goes back to the head of the queue and the writer tries again a moment later, so the
 loop never waits and no row is lost. The queue is bounded: beyond ``limit`` rows the oldest is
-dropped and counted (``dropped``), and the count is logged.
+dropped and counted (``dropped``), and the count is logged. Rows still queued when onwatch
+stops (the database still down) are kept in a file (``spill``) and queued again at the next
+start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from onwatch.errors import StoreError
@@ -38,8 +43,10 @@ class SkipLog:
         *,
         limit: int = SKIP_QUEUE_LIMIT,
         retry: float = RETRY_SECONDS,
+        spill: Path | None = None,
     ) -> None:
         self.store = store
+        self.spill = spill
         self.limit = limit
         self.retry = retry
         self.written = 0
@@ -64,8 +71,9 @@ class SkipLog:
             return len(self._rows) + self._writing
 
     def start(self) -> None:
-        """Start the writer thread (once)."""
+        """Queue the rows a stopped onwatch kept, then start the writer thread (once)."""
         if self._thread is None:
+            self._load_spill()
             self._thread = threading.Thread(
                 target=self._work, name="onwatch-skipped-slots", daemon=True
             )
@@ -81,11 +89,48 @@ class SkipLog:
         else:
             self.flush()
         left = self.pending()
-        if left:
+        if left and not self._save_spill():
             log.warning(
                 "skipped slots not written: the database did not take them before the stop",
                 extra={"fields": {"skipped_slots": left}},
             )
+
+    def _save_spill(self) -> bool:
+        """Keep the queued rows in the spill file for the next start; return True if kept."""
+        if self.spill is None or (self._thread is not None and self._thread.is_alive()):
+            return False
+        with self._changed:
+            rows = [[check, at.isoformat(), reason] for check, at, reason in self._rows]
+        temporary = self.spill.with_name(f".{self.spill.name}.tmp")
+        try:
+            self.spill.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("w", encoding="utf-8") as out:
+                json.dump(rows, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.spill)
+        except OSError as exc:
+            log.warning("cannot keep the skipped slots not written in %s: %s", self.spill, exc)
+            return False
+        log.info(
+            "skipped slots not written yet are kept for the next start",
+            extra={"fields": {"skipped_slots": len(rows), "file": str(self.spill)}},
+        )
+        return True
+
+    def _load_spill(self) -> None:
+        if self.spill is None or not self.spill.exists():
+            return
+        try:
+            rows = json.loads(self.spill.read_text(encoding="utf-8"))
+            kept = [(str(c), datetime.fromisoformat(str(a)), str(r)) for c, a, r in rows]
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("cannot read the skipped slots kept in %s: %s", self.spill, exc)
+            return
+        with self._changed:
+            self._rows.extendleft(reversed(kept))
+            self._trim()
+        self.spill.unlink(missing_ok=True)
 
     def flush(self) -> bool:
         """Write the queued rows in order until one fails; return True if the queue emptied."""

@@ -56,6 +56,7 @@ def run_daemon(
     from onwatch.alerting.engine import Alerting
     from onwatch.daemon.overload import OverloadMonitor
     from onwatch.daemon.scheduler import Scheduler
+    from onwatch.daemon.skips import SkipLog
     from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog, default_channels
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
@@ -140,6 +141,7 @@ def run_daemon(
         review=lambda run: _review(runner, store, run),
         on_cycle=cycle,
         overload=overload,
+        skips=SkipLog(store.runs, spill=config.state_dir / "skipped-slots.json"),
     )
     # Runs left in flight and spooled runs are recorded first: a slot that was in fact run is
     # then never counted as missed while down.
