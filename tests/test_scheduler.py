@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,8 +21,9 @@ from typing import Any
 import pytest
 
 from onwatch.config import Check
+from onwatch.daemon.overload import OverloadMonitor
 from onwatch.daemon.scheduler import REPLAY_EVERY, Scheduler
-from onwatch.errors import TriggerRefused
+from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import TextFormatter
 from onwatch.model import Run, RunStatus, TestResult, Trigger
 from onwatch.store import open_store
@@ -173,6 +175,9 @@ class Rig:
             )
 
         wait_until(quiet, "the runs started are recorded")
+        if self.store.ping():
+            skips = self.scheduler.skips
+            wait_until(lambda: not skips.pending(), "the skipped slots are written")
 
     def stored(self, check: str) -> list[Run]:
         """Return the stored runs of ``check``, oldest first."""
@@ -238,6 +243,7 @@ def make_rig(tmp_path: Path) -> Iterator[MakeRig]:
     for rig in built:
         rig.kill.set()
         rig.scheduler.executor.shutdown(wait=True)
+        rig.scheduler.skips.stop(timeout=5)
 
 
 def memory_store() -> MemoryStore:
@@ -386,10 +392,11 @@ def test_a_check_still_running_is_not_started_again_and_its_slot_is_recorded_as_
     assert fields(warning) == {
         "check": "api",
         "scheduled_for": (T0 + timedelta(minutes=1)).isoformat(),
+        "skipped": 1,
     }
 
 
-def test_a_slot_skipped_while_the_database_is_down_is_logged_and_the_loop_goes_on(
+def test_a_slot_skipped_while_the_database_is_down_is_kept_and_written_when_it_is_back(
     make_rig: MakeRig, logs: Records
 ) -> None:
     rig = make_rig({**EVERY_MINUTE, "web": {"tests": ["t"], "every": "1m"}})
@@ -397,9 +404,94 @@ def test_a_slot_skipped_while_the_database_is_down_is_logged_and_the_loop_goes_o
     rig.scheduler.start()
     rig.cycle()
     rig.store.set_down(True)
-    rig.advance(MINUTE)
-    assert any(m.startswith("could not record a skipped slot") for m in logs.messages())
-    assert rig.runner.slots("web") == [T0, T0 + timedelta(minutes=1)]
+    for _ in range(3):
+        rig.advance(MINUTE)
+    wait_until(
+        lambda: any(m.startswith("could not record a skipped slot") for m in logs.messages()),
+        "the outage is logged",
+    )
+    assert rig.runner.slots("web")[:4] == [T0 + timedelta(minutes=i) for i in range(4)]
+    assert rig.scheduler.skips.pending() == 3
+    rig.store.set_down(False)
+    rig.runner.release.set()
+    rig.settle()
+    assert rig.store.runs.skipped_slots("api") == [
+        (T0 + timedelta(minutes=i), "overlap") for i in (3, 2, 1)
+    ]
+
+
+class LockedStore(MemoryStore):
+    """A store whose skipped-slot writes wait, as SQLite does on a database held locked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def hold(self) -> None:
+        """Make each skipped-slot write wait until ``release`` is set, then fail."""
+        store = self
+        plain = self.runs.record_skipped_slot
+
+        def locked(check: str, scheduled_for: datetime, reason: str) -> None:
+            if not store.release.wait(10):
+                raise StoreError("cannot record a skipped slot: database is locked")
+            plain(check, scheduled_for, reason)
+
+        self.runs.record_skipped_slot = locked  # type: ignore[method-assign]
+
+
+def test_the_loop_never_waits_on_a_locked_database_to_record_a_skipped_slot(
+    make_rig: MakeRig,
+) -> None:
+    store = LockedStore()
+    store.hold()
+    rig = make_rig({"api": {"tests": ["t"], "every": "1s"}}, store=store)
+    rig.runner.held.add("api")
+    rig.scheduler.start()
+    rig.scheduler.cycle()
+    started = time.monotonic()
+    for _ in range(20):
+        rig.time.advance(1.0)
+        rig.scheduler.cycle()  # each skips a slot
+    assert time.monotonic() - started < 1.0  # not 20 waits on the lock
+    store.release.set()
+    rig.runner.release.set()
+    rig.settle()
+    assert len(store.runs.skipped_slots("api")) == 20
+
+
+def test_slots_the_loop_went_round_too_late_for_are_recorded_and_count_as_skipped(
+    make_rig: MakeRig,
+) -> None:
+    sent: list[Any] = []
+    overload = OverloadMonitor(
+        skipped_share=0.2, lateness=10.0, window=300.0, notify=sent.append, monotonic=time.monotonic
+    )
+    rig = make_rig(EVERY_MINUTE, overload=overload)
+    rig.scheduler.start()
+    rig.cycle()
+    rig.advance(3.5 * MINUTE)  # the machine stalled the loop for three and a half minutes
+    assert rig.runner.slots("api") == [T0, T0 + timedelta(minutes=1)]  # one late run
+    assert rig.store.runs.skipped_slots("api") == [
+        (T0 + timedelta(minutes=3), "late"),
+        (T0 + timedelta(minutes=2), "late"),
+    ]
+    assert overload.figures().skipped == 2
+    rig.advance(0.5 * MINUTE)
+    assert rig.runner.slots("api")[-1] == T0 + timedelta(minutes=4)  # back on the grid
+
+
+def test_skip_warnings_are_at_most_one_line_per_check_a_minute_with_a_count(
+    make_rig: MakeRig, logs: Records
+) -> None:
+    rig = make_rig({"api": {"tests": ["t"], "every": "1s"}})
+    rig.runner.held.add("api")
+    rig.scheduler.start()
+    rig.cycle()
+    for _ in range(125):
+        rig.advance(1.0)
+    warnings = logs.named("previous run still going; slot skipped")
+    assert [fields(w)["skipped"] for w in warnings] == [1, 60, 60]
     rig.runner.release.set()
     rig.settle()
 
@@ -439,6 +531,42 @@ def test_after_a_long_outage_the_missed_slots_give_one_run_then_the_grid_goes_on
     ]
     # Each on time: a run starts when its slot says it did.
     assert [c.started_at for c in rig.runner.calls[1:]] == rig.runner.slots("api")[1:]
+
+
+class SlowStore(MemoryStore):
+    """A store whose history takes ``seconds`` to read, as a large or busy database's does."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.time: Time | None = None
+        plain = self.runs.history
+
+        def slow(names: list[str], now: datetime) -> dict[str, Any]:
+            if self.time is not None:
+                self.time.advance(seconds)
+            return plain(names, now)
+
+        self.runs.history = slow  # type: ignore[method-assign]
+
+
+def test_a_slow_start_shifts_no_later_slot(make_rig: MakeRig) -> None:
+    store = SlowStore(seconds=14.0)
+    store.runs.save_run(scheduled("api", T0 - timedelta(minutes=12)))  # missed two slots
+    store.runs.save_run(scheduled("web", T0 - timedelta(minutes=2)))  # missed none
+    five_minutes = {"tests": ["t"], "every": "5m"}
+    rig = make_rig({"api": five_minutes, "web": five_minutes}, store=store)
+    store.time = rig.time
+    rig.scheduler.start()
+    rig.cycle()
+    assert rig.runner.slots("api") == [T0 - timedelta(minutes=2)]  # the catch-up run
+    rig.advance(3 * MINUTE - 14)
+    for _ in range(2):
+        rig.advance(5 * MINUTE)
+    later = rig.runner.calls[1:]
+    expected = [T0 + timedelta(minutes=m) for m in (3, 8, 13)]
+    assert rig.runner.slots("api")[1:] == rig.runner.slots("web") == expected
+    # Each starts on its slot, not 14 s (the slow start) after it.
+    assert [c.started_at for c in later] == [c.scheduled_for for c in later]
 
 
 def test_checks_that_missed_slots_while_down_still_start_apart(make_rig: MakeRig) -> None:

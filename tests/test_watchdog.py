@@ -182,10 +182,11 @@ def test_a_hung_check_is_reported_overdue_by_the_daemon(
         channels={"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}},
     )
     with Daemon(config) as daemon:
-        [overdue] = receiver.wait_for(1, timeout=20)
+        # Every slot of the hung check is skipped: that is an overload too, told on its own.
+        overdue = receiver.wait_for_event("check.overdue", timeout=20)
         daemon.stop()
     body = overdue.json()
-    assert body["event"] == "check.overdue" and body["check"] == "slow"
+    assert body["check"] == "slow"
     assert body["summary"].startswith("slow is overdue")
 
 

@@ -27,6 +27,7 @@ ALERT_NAMES: dict[Event, str] = {
     Event.CHECK_OVERDUE: "OnwatchCheckOverdue",
     Event.CHANNEL_FAILING: "OnwatchChannelFailing",
     Event.MONITOR_DEGRADED: "OnwatchDegraded",
+    Event.MONITOR_RECOVERED: "OnwatchDegraded",
     Event.TEST: "OnwatchTest",
     Event.UPSTREAM_BREAKS: "OnwatchUpstreamBreaks",
     Event.UPSTREAM_POLL_FAILING: "OnwatchUpstreamPollFailing",
@@ -82,7 +83,7 @@ class Alertmanager:
         starts = as_utc(n.opened_at) if n.opened_at else now
         if n.event is Event.INCIDENT_RESOLVED:
             ends = as_utc(n.resolved_at) if n.resolved_at else now
-        elif n.event is Event.UPSTREAM_POLL_RECOVERED:
+        elif n.event in (Event.UPSTREAM_POLL_RECOVERED, Event.MONITOR_RECOVERED):
             ends = now
         else:
             ends = now + timedelta(seconds=self.hold)

@@ -26,6 +26,7 @@ class Event(StrEnum):
     CHECK_OVERDUE = "check.overdue"
     CHANNEL_FAILING = "channel.failing"
     MONITOR_DEGRADED = "monitor.degraded"  # onwatch's own trouble: downtime, database failing
+    MONITOR_RECOVERED = "monitor.recovered"  # such a trouble that lasts (overload) has ended
     UPSTREAM_BREAKS = "upstream.breaks"  # a new release of a watched package fails tests
     UPSTREAM_POLL_FAILING = "upstream.poll_failing"  # the index cannot be polled
     UPSTREAM_POLL_RECOVERED = "upstream.poll_recovered"

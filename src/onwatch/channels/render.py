@@ -55,6 +55,7 @@ _BATCH_WORDS: dict[Event, str] = {
     Event.CHECK_OVERDUE: "overdue",
     Event.CHANNEL_FAILING: "channel failing",
     Event.MONITOR_DEGRADED: "onwatch degraded",
+    Event.MONITOR_RECOVERED: "onwatch recovered",
     Event.TEST: "test",
     Event.UPSTREAM_BREAKS: "release breaks tests",
     Event.UPSTREAM_POLL_FAILING: "index poll failing",

@@ -88,6 +88,22 @@ class SettingsModel(BaseModel):
         description="Upper bound of the small, stable per-check delay that spreads checks due at "
         "the same moment (never more than 10% of a check's interval).",
     )
+    overload_skipped: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="onwatch is overloaded when more than this share of the slots in "
+        "overload_window were skipped because the check's previous run was still going.",
+    )
+    overload_lateness: Duration = Field(
+        default=10.0,
+        description="onwatch is overloaded when the 95th percentile of how late runs start after "
+        "their slot (jitter aside) exceeds this, over overload_window.",
+    )
+    overload_window: Duration = Field(
+        default=300.0,
+        description="The sliding window over which skipped slots and start lateness are judged.",
+    )
     notify: list[str] = Field(
         default_factory=list,
         description="Channels ([notify.NAME]) of checks that name none of their own.",

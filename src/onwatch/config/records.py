@@ -32,6 +32,9 @@ class Settings:
     max_parallel: int
     drain_timeout: float
     max_jitter: float
+    overload_skipped: float
+    overload_lateness: float
+    overload_window: float
     notify: list[str]
     base_url: str
     listen: str

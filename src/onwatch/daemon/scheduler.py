@@ -4,9 +4,12 @@ Timing is monotonic: an interval check keeps its rhythm when the wall clock jump
 follow the wall clock, as cron does; both clocks are passed in, and ``run`` is ``start``, then
 ``cycle`` until stopped, then ``drain``, so the loop can be driven one pass at a time. After a
 restart a check resumes from its last recorded slot; of the slots missed while onwatch was
-down, only the latest runs. A check whose previous run is still going is not started
-twice: the slot is recorded as skipped. On stop, runs in flight get ``drain_timeout`` to finish;
-then they are killed and recorded as interrupted, with the tests that finished.
+down, only the latest runs, and later slots keep the check's phase. A check whose previous
+run is still going is not started twice: the slot is recorded as skipped, off the loop
+(``SkipLog``: a locked or unreachable database never holds the loop, and no row is lost), and
+logged at most once a minute per check with a count. Each slot started or skipped goes to the
+overload monitor. On stop, runs in flight get ``drain_timeout`` to finish; then they are killed
+and recorded as interrupted, with the tests that finished.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from onwatch.config import Check, Config
+from onwatch.daemon.overload import OverloadMonitor
+from onwatch.daemon.skips import SkipLog
 from onwatch.errors import OnwatchError, StoreError, TriggerRefused
 from onwatch.model import Run, RunStatus, Trigger, utcnow
 from onwatch.schedule import following_slot, interval_of, jitter, next_slot
@@ -35,6 +40,9 @@ log = logging.getLogger("onwatch.scheduler")
 run_log = logging.getLogger("onwatch.run")
 MAX_SLEEP = 1.0
 REPLAY_EVERY = 5.0
+SKIP_WARNING_EVERY = 60.0
+# At a stop, how long the skipped slots still queued may take to be written.
+SKIPS_STOP_SECONDS = 10.0
 
 
 @dataclass
@@ -67,6 +75,8 @@ class Scheduler:
         on_cycle: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        skips: SkipLog | None = None,
+        overload: OverloadMonitor | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -88,6 +98,11 @@ class Scheduler:
         self.on_tick = on_tick  # alerting: reminders and silences that ended
         self.review = review  # selection drift: may turn a run into an error before it is kept
         self.on_cycle = on_cycle  # each loop pass: health for /healthz, the heartbeat
+        self.skips = skips if skips is not None else SkipLog(store)
+        self.overload = overload
+        self._recovered = False
+        # check -> (when its last skip warning was logged, skips since then)
+        self._skip_warned: dict[str, tuple[float, int]] = {}
 
     def run(self) -> None:
         """Schedule and run checks until ``stopping`` is set; then drain and return."""
@@ -97,10 +112,25 @@ class Scheduler:
         self.drain()
 
     def start(self) -> None:
-        """Record the runs a dead onwatch left in flight, then plan each check's first slot."""
-        self._recover()
-        self._plan_first_slots()
+        """Record what a dead onwatch left (unless done), then plan each check's first slot."""
+        self.recover()
+        self.skips.start()
+        if not self.slots:
+            self.plan()
         self._last_replay = self.monotonic()
+
+    def recover(self) -> None:
+        """Record the runs a dead onwatch left in flight, and write the spooled runs, once.
+
+        Called before the slots missed while down are counted, so a slot that was in fact
+        run is never taken for a missed one.
+        """
+        if self._recovered:
+            return
+        self._recovered = True
+        self._recover()
+        if self.recorder.pending():
+            self.recorder.replay()
 
     def cycle(self) -> float:
         """Go once round the loop: start what is due, replay, tick; return seconds to wait."""
@@ -112,6 +142,8 @@ class Scheduler:
             if slot.due <= now:
                 self._start_or_skip(name, slot)
                 self._advance(name, slot, now)
+        if self.overload is not None:
+            self.overload.evaluate()
         if now - self._last_replay >= REPLAY_EVERY:
             self._last_replay = now
             if self.recorder.pending():
@@ -129,19 +161,29 @@ class Scheduler:
             )
             self._record(run)
 
-    def _plan_first_slots(self) -> None:
-        now_wall = self.clock()
+    def plan(self, as_of: datetime | None = None) -> None:
+        """Plan each check's first slot from its history: the latest slot at or before ``as_of``
+        (default: now) that was not run runs at once.
+
+        The slots missed while down are counted as of the same moment (``Watchdog.record_gap``),
+        so that every slot is either run or recorded as missed, whatever passes in between.
+        """
         try:
-            history = self.store.history(list(self.checks), now_wall)
+            history = self.store.history(list(self.checks), self.clock())
             for name, check in self.checks.items():
                 self.store.upsert_check(name, check.digest(), check.schedule)
         except StoreError as exc:
             log.warning("database unreachable at start; scheduling from scratch: %s", exc)
             history = {}
-        now = self.monotonic()
+        # Both clocks read together, after the database: a slow start must not shift every
+        # later slot by the seconds it took.
+        now_wall, now = self.clock(), self.monotonic()
         for name, check in self.checks.items():
             last = history[name].last_slot if name in history else None
-            at = next_slot(check, last, now_wall)
+            # A check never run starts now; the others from where the missed slots were counted.
+            at = next_slot(
+                check, last, now_wall if last is None else min(as_of or now_wall, now_wall)
+            )
             due = self._due(name, check, at, now_wall, now)
             self.slots[name] = Slot(at=at, due=due, missed=at < now_wall)
 
@@ -156,8 +198,21 @@ class Scheduler:
             slot.at += timedelta(seconds=check.every)
             slot.due += check.every
             return
-        now_wall = self.clock()
-        slot.at = following_slot(check, slot.at, now_wall)
+        # Both clocks read together: ``now`` is when the loop pass began, and starting the
+        # checks due in it may have taken a while.
+        now_wall, now = self.clock(), self.monotonic()
+        following = following_slot(check, slot.at, now_wall)
+        if check.every is not None:
+            # The slots passed over are recorded: "down" when they passed while onwatch was
+            # starting after missing slots, "late" when the loop went round too late for them.
+            reason = "down" if slot.missed else "late"
+            passed = slot.at + timedelta(seconds=check.every)
+            while passed < following:
+                self.skips.record_skipped_slot(name, passed, reason)
+                if reason == "late" and self.overload is not None:
+                    self.overload.skipped(name, reason)
+                passed += timedelta(seconds=check.every)
+        slot.at = following
         slot.due = self._due(name, check, slot.at, now_wall, now)
         slot.missed = False
 
@@ -165,16 +220,28 @@ class Scheduler:
         with self._manual_lock:
             busy = slot.running is not None and not slot.running.done()
             if not busy:
-                slot.running = self.executor.submit(self._run_check, name, slot.at)
+                slot.running = self.executor.submit(
+                    self._run_check, name, slot.at, Trigger.SCHEDULE, slot.due
+                )
         if busy:
-            log.warning(
-                "previous run still going; slot skipped",
-                extra={"fields": {"check": name, "scheduled_for": slot.at.isoformat()}},
-            )
-            try:
-                self.store.record_skipped_slot(name, slot.at, "overlap")
-            except StoreError as exc:
-                log.warning("could not record a skipped slot: %s", exc)
+            self._warn_skipped(name, slot.at)
+            self.skips.record_skipped_slot(name, slot.at, "overlap")
+            if self.overload is not None:
+                self.overload.skipped(name)
+
+    def _warn_skipped(self, name: str, at: datetime) -> None:
+        """Log a skipped slot, at most one line per check a minute, with how many there were."""
+        now = self.monotonic()
+        last, count = self._skip_warned.get(name, (None, 0))
+        count += 1
+        if last is not None and now - last < SKIP_WARNING_EVERY:
+            self._skip_warned[name] = (last, count)
+            return
+        self._skip_warned[name] = (now, 0)
+        log.warning(
+            "previous run still going; slot skipped",
+            extra={"fields": {"check": name, "scheduled_for": at.isoformat(), "skipped": count}},
+        )
 
     def run_now(self, name: str) -> str:
         """Start a manual run of an enabled check at once; raise TriggerRefused if it cannot."""
@@ -194,9 +261,16 @@ class Scheduler:
         return f"a run of {name} has started"
 
     def _run_check(
-        self, name: str, scheduled_for: datetime | None, trigger: Trigger = Trigger.SCHEDULE
+        self,
+        name: str,
+        scheduled_for: datetime | None,
+        trigger: Trigger = Trigger.SCHEDULE,
+        due: float | None = None,
     ) -> None:
         check = self.checks[name]
+        if due is not None and self.overload is not None:
+            # A run that waited for a free worker starts late: that is what the figure shows.
+            self.overload.started(self.monotonic() - due)
         started = self.clock()
         try:
             run = self.runner.execute(name, check, trigger=trigger, scheduled_for=scheduled_for)
@@ -249,6 +323,7 @@ class Scheduler:
                 self.kill.set()
                 wait(pending)
         self.executor.shutdown(wait=True)
+        self.skips.stop(timeout=SKIPS_STOP_SECONDS)
 
 
 def log_run(run: Run, recorded: str) -> None:

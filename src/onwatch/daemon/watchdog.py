@@ -26,7 +26,8 @@ from onwatch.schedule import expected_by, missed_slots
 
 if TYPE_CHECKING:
     from onwatch.channels import Channel
-    from onwatch.store import CheckHistory, Runs
+    from onwatch.daemon.skips import SkippedSlots
+    from onwatch.store import CheckHistory
 
 # Named as before this module moved into daemon/: the name is in every JSON log line.
 log = logging.getLogger("onwatch.watchdog")
@@ -107,9 +108,20 @@ class Watchdog:
             )
         return [name for name, *_ in late]
 
-    def record_gap(self, store: Runs, history: dict[str, CheckHistory]) -> int:
-        """Record the slots missed while onwatch was down and notify the gap once."""
-        now = self.clock()
+    def record_gap(
+        self,
+        store: SkippedSlots,
+        history: dict[str, CheckHistory],
+        now: datetime | None = None,
+    ) -> int:
+        """Record the slots missed while onwatch was down and notify the gap once.
+
+        ``history`` is read after the runs left in flight and the spooled runs were recorded:
+        a slot that was run is not missed. ``store`` may queue the rows (``SkipLog``), so a
+        locked database neither loses them nor holds the start. The scheduler plans the
+        first slots as of the same ``now``: the latest slot is run, the others are missed.
+        """
+        now = self.clock() if now is None else now
         missed: dict[str, list[datetime]] = {}
         for name, check in self.checks.items():
             past = history.get(name)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from onwatch.config import Config
 from onwatch.errors import StoreError, TriggerRefused
 from onwatch.logs import configure_logging
-from onwatch.model import RunStatus
+from onwatch.model import RunStatus, utcnow
 from onwatch.state.health import Health
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox, OutboxWorker
     from onwatch.channels import Channel
     from onwatch.daemon.heartbeat import Heartbeat
+    from onwatch.daemon.skips import SkippedSlots
     from onwatch.daemon.watchdog import Watchdog
     from onwatch.model import Run
     from onwatch.runner.execute import Runner
@@ -53,8 +54,10 @@ def run_daemon(
 ) -> None:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
     from onwatch.alerting.engine import Alerting
+    from onwatch.daemon.overload import OverloadMonitor
     from onwatch.daemon.scheduler import Scheduler
-    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
+    from onwatch.daemon.skips import SkipLog
+    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog, default_channels
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
     from onwatch.store import open_store
@@ -90,10 +93,6 @@ def run_daemon(
     alerting = Alerting(config, store, outbox, on_enqueue=worker.wake)
     watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
-    # Before the web server starts: what was missed while down is measured from now, not from
-    # after the seconds that loading the dashboard takes.
-    _look_back(config, store, watchdog, health)
-    web = _serve_http(config, health, store, trigger)
 
     def recorded(run: Run, where: str) -> None:
         health.record(run)
@@ -122,6 +121,14 @@ def run_daemon(
         if heartbeat is not None:
             heartbeat.maybe_ping(lambda: heartbeat_status(health, recorder.pending()))
 
+    settings = config.settings
+    overload = OverloadMonitor(
+        skipped_share=settings.overload_skipped,
+        lateness=settings.overload_lateness,
+        window=settings.overload_window,
+        notify=lambda notification: alerting.send(notification, default_channels(config)),
+        load=health.load,
+    )
     scheduler = Scheduler(
         config,
         runner,
@@ -133,7 +140,22 @@ def run_daemon(
         on_tick=tick,
         review=lambda run: _review(runner, store, run),
         on_cycle=cycle,
+        overload=overload,
+        skips=SkipLog(store.runs, spill=config.state_dir / "skipped-slots.json"),
     )
+    # Runs left in flight and spooled runs are recorded first: a slot that was in fact run is
+    # then never counted as missed while down.
+    scheduler.recover()
+    # Before the web server starts: what was missed while down is measured from now, not from
+    # after the seconds that loading the dashboard takes; the first slots are planned as of
+    # the same moment, so each slot is either run or recorded as missed.
+    looked_at = utcnow()
+    _look_back(config, store, watchdog, health, scheduler.skips, looked_at)
+    scheduler.plan(looked_at)
+    # The catch-up runs start now, not after the web server: no slot passes meanwhile.
+    scheduler.start()
+    scheduler.cycle()
+    web = _serve_http(config, health, store, trigger)
     scheduler_ready.append(scheduler)
     watches = _start_watches(config, runner, recorder, store, alerting, health)
     # Everything loaded so far lives as long as the process: leave it out of every garbage
@@ -161,14 +183,20 @@ def run_daemon(
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
 
 
-def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health) -> None:
+def _look_back(
+    config: Config,
+    store: Store,
+    watchdog: Watchdog,
+    health: Health,
+    skips: SkippedSlots,
+    now: datetime,
+) -> None:
     """Seed the watchdog and health with the stored history; record what was missed while down."""
-    from onwatch.model import utcnow
     from onwatch.state.feed import HealthFeed
     from onwatch.state.service import StateService
 
     try:
-        history = store.runs.history(list(config.checks), utcnow())
+        history = store.runs.history(list(config.checks), now)
         watchdog.seed(history)
     except StoreError as exc:
         log.warning("cannot look back at the history: %s", exc)
@@ -180,7 +208,7 @@ def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health)
     except StoreError as exc:
         log.warning("cannot read the latest runs, tests and open incidents: %s", exc)
     try:
-        watchdog.record_gap(store.runs, history)
+        watchdog.record_gap(skips, history, now)
     except StoreError as exc:
         log.warning("cannot record the slots missed while down: %s", exc)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from onwatch.model import Run, RunStatus
+from onwatch.state.load import Load
 
 # Runs that went through the whole selection: their tests are the check's tests from now on.
 _COMPLETE = frozenset({RunStatus.PASSED, RunStatus.FAILED})
@@ -119,6 +120,8 @@ class Health:
         self._heartbeat_failures = 0
         self._heartbeat_last_ok_at: float | None = None
         self._polls: dict[tuple[str, str], PollState] = {}
+        # Skipped slots, start lateness and overload, as the scheduler reports them.
+        self.load = Load()
         # Bumped by every change to what the checks' series show (not by ticks or heartbeats),
         # so /metrics can reuse the text it rendered while nothing changed.
         self._version = 0

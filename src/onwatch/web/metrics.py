@@ -22,6 +22,10 @@
     onwatch_upstream_last_success_timestamp_seconds{watch,package}  its last good poll
     onwatch_upstream_poll_failures{watch,package}       polls that failed in a row
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
+    onwatch_overloaded                                  1 while onwatch cannot keep up
+    onwatch_scheduler_skipped_share                     share of slots skipped over the window
+    onwatch_scheduler_start_lateness_seconds            p95 of how late runs start, over it
+    onwatch_skipped_slots_total{check,reason}           slots not run since start, and why
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
 a zero timestamp would read as "last ran in 1970" and fire every staleness alert. Only
@@ -175,6 +179,7 @@ class HealthCollector:
             if last_tick_at is not None:
                 f.tick.add_metric([], last_tick_at)
             f.heartbeat_failures.add_metric([], float(heartbeat_failures))
+            self._add_load(f)
             yield from self._chosen(f)
             return
         snapshot = self.health.snapshot()
@@ -193,7 +198,16 @@ class HealthCollector:
                 f.upstream_last_ok.add_metric([watch, package], poll.last_ok_at)
             f.upstream_failures.add_metric([watch, package], float(poll.failures))
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
+        self._add_load(f)
         yield from self._chosen(f)
+
+    def _add_load(self, f: _Families) -> None:
+        load = self.health.load.snapshot()
+        f.overloaded.add_metric([], 1.0 if load.overloaded else 0.0)
+        f.skipped_share.add_metric([], load.skipped_share)
+        f.lateness.add_metric([], load.lateness_p95)
+        for (check, reason), count in sorted(load.skipped.items()):
+            f.skipped_slots.add_metric([check, reason], float(count))
 
     def _add_tests(self, f: _Families, snapshot: HealthSnapshot) -> None:
         room = self.test_limit
@@ -341,10 +355,35 @@ class _Families:
             "onwatch_heartbeat_failures",
             "Heartbeat pings that failed or were not answered with a 2xx status.",
         )
+        self.overloaded = GaugeMetricFamily(
+            "onwatch_overloaded",
+            "1 while onwatch cannot keep up with its schedule (skipped slots or late starts).",
+        )
+        self.skipped_share = GaugeMetricFamily(
+            "onwatch_scheduler_skipped_share",
+            "Share of the slots skipped over the overload window.",
+        )
+        self.lateness = GaugeMetricFamily(
+            "onwatch_scheduler_start_lateness_seconds",
+            "95th percentile of how late runs started after their slot, over the overload window.",
+        )
+        self.skipped_slots = CounterMetricFamily(
+            "onwatch_skipped_slots",
+            "Slots not run since onwatch started, by check and reason (overlap, late).",
+            labels=["check", "reason"],
+        )
 
     def live(self) -> list[Metric]:
         """Return the families that change without a run being recorded."""
-        return [self.up, self.tick, self.heartbeat_failures]
+        return [
+            self.up,
+            self.tick,
+            self.heartbeat_failures,
+            self.overloaded,
+            self.skipped_share,
+            self.lateness,
+            self.skipped_slots,
+        ]
 
     def all(self) -> list[Metric]:
         """Return every family."""
@@ -369,4 +408,8 @@ class _Families:
             self.upstream_last_ok,
             self.upstream_failures,
             self.heartbeat_failures,
+            self.overloaded,
+            self.skipped_share,
+            self.lateness,
+            self.skipped_slots,
         ]
