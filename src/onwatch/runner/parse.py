@@ -36,6 +36,7 @@ class RunAttempt:
     timed_out: bool = False
     interrupted: bool = False
     output: str = ""  # pytest's own stdout and stderr (tail)
+    killed: tuple[str, ...] = ()  # the processes it left running, killed after it ended
 
     @property
     def finished(self) -> bool:
@@ -242,8 +243,38 @@ def verdict(
 ) -> Verdict:
     """Decide the status of a run from all of its attempts (the first one is the full run).
 
-    ``patterns`` categorizes the failures: the built-in rules when None.
+    ``patterns`` categorizes the failures: the built-in rules when None. The processes the
+    attempts left running, which onwatch killed, are named in a last paragraph of the run's
+    error (whatever its status: a passed run that leaked says so).
     """
+    decided = _decide(attempts, selection, timeout_text, patterns)
+    killed = [process for attempt in attempts for process in attempt.killed]
+    if not killed:
+        return decided
+    note = describe_killed(killed)
+    error = f"{decided.error}\n\n{note}" if decided.error else note
+    return replace(decided, error=error)
+
+
+KILLED_LISTED = 10
+
+
+def describe_killed(killed: list[str]) -> str:
+    """Say which processes onwatch killed because the tests left them running."""
+    count = len(killed)
+    lines = [f"onwatch killed {count} process{'es' * (count != 1)} the tests left running:"]
+    lines += [f"- {process}" for process in killed[:KILLED_LISTED]]
+    if count > KILLED_LISTED:
+        lines.append(f"- and {count - KILLED_LISTED} more")
+    return "\n".join(lines)
+
+
+def _decide(
+    attempts: list[RunAttempt],
+    selection: str,
+    timeout_text: str,
+    patterns: Patterns | Callable[[], Patterns] | None,
+) -> Verdict:
     first = attempts[0]
     raw: list[TestResult] = []
     for attempt in attempts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from onwatch.runner import (
@@ -32,6 +33,7 @@ from onwatch.runner.parse import (
     verdict,
 )
 from onwatch.runner.process import run_pytest
+from onwatch.runner.sweep import sweep
 
 if TYPE_CHECKING:
     from onwatch.config.records import Check
@@ -114,6 +116,9 @@ class Pytest:
             )
         if not attempts:
             attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]
+        # What the dead onwatch never got to sweep: its start time is unknown, so read them all.
+        killed = tuple(sweep(leftover.run_id))
+        attempts[-1] = replace(attempts[-1], killed=killed)
         text = timeout_text(leftover.timeout)
         return verdict(attempts, leftover.selection, text, leftover.patterns)
 
