@@ -32,7 +32,8 @@ from typing import Any
 from onwatch.model import Artifact, Run, TestResult
 
 NODEID_LIMIT = 1_000
-NAME_LIMIT = 200  # exception type names, property keys, artifact names and kinds, phases
+NAME_LIMIT = 200  # exception type names, property keys, artifact names and kinds
+PHASE_LIMIT = 20  # the width of the results table's column
 MESSAGE_LIMIT = 2_000
 TRACEBACK_LIMIT = 32_000
 OUTPUT_LIMIT = 32_000
@@ -68,7 +69,7 @@ def storable_result(result: TestResult) -> TestResult:
     changed = replace(
         result,
         nodeid=storable_id(result.nodeid),
-        phase=storable_name(result.phase),
+        phase=storable_name(result.phase, PHASE_LIMIT),
         duration=result.duration if math.isfinite(result.duration) else 0.0,
         exception=_optional(result.exception, NAME_LIMIT, one_line=True),
         message=_optional(result.message, MESSAGE_LIMIT),
