@@ -230,3 +230,78 @@ def _get(server: subprocess.Popen[str], url: str) -> httpx.Response:
 
     wait_until(answers, "onwatch serve answers", timeout=30)
     return httpx.get(url, timeout=5)
+
+
+DEAD_PID = 999_999_999  # above any pid_max: no process has it
+
+
+def leftover(inflight: Path, run_id: str, meta: object, events: str | None = None) -> None:
+    """Write what an onwatch killed mid-run leaves in flight: its metadata, maybe events."""
+    inflight.mkdir(parents=True, exist_ok=True)
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    (inflight / f"{run_id}.json").write_text(text)
+    if events is not None:
+        (inflight / f"{run_id}.1.events").write_text(events)
+
+
+def meta_of(run_id: str, **changes: object) -> dict[str, object]:
+    return {
+        "id": run_id,
+        "check": "good",
+        "kind": "pytest",
+        "trigger": "schedule",
+        "scheduled_for": None,
+        "started_at": "2026-12-01T10:00:00+00:00",
+        "config_digest": "",
+        "timeout": 60,
+        "selection": "test_good.py",
+        "pid": DEAD_PID,
+        "detail": {},
+        **changes,
+    }
+
+
+def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path) -> None:
+    """Fault: leftovers in flight that cannot become runs (garbage, wrong shapes, bad events)."""
+    make_project(tmp_path, {"good": {"tests": ["test_good.py"], "every": "1m"}})
+    (tmp_path / "test_good.py").write_text("def test_good():\n    pass\n")
+    inflight = tmp_path / ".onwatch" / "inflight"
+    passed = {"event": "result", "nodeid": "test_good.py::test_good", "outcome": "passed"}
+    poisoned = {
+        "garbage": "{not json \udcff".encode("utf-8", "surrogateescape").decode("latin-1"),
+        "a-list": [1, 2],
+        "no-timeout": {k: v for k, v in meta_of("no-timeout").items() if k != "timeout"},
+        "bad-date": meta_of("bad-date", started_at="yesterday"),
+        "bad-count": meta_of("bad-count"),
+    }
+    for run_id, meta in poisoned.items():
+        leftover(inflight, run_id, meta)
+    (inflight / "bad-count.1.events").write_text('{"event": "collected", "count": "many"}\n')
+    good_id = "0b6d7a4e-0000-4000-8000-000000000001"
+    leftover(inflight, good_id, meta_of(good_id), json.dumps(passed) + "\n")
+
+    done = onwatch(tmp_path, "once", "--json", "good")
+    assert done.returncode == 0, done.stderr  # the check ran and passed
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["status"] == "passed" and run["recorded"] == "stored"
+    # The recoverable leftover was recovered and recorded next to it.
+    store = open_store(f"sqlite:///{tmp_path / 'onwatch.db'}")
+    try:
+        recovered = store.runs.get_run(good_id)
+    finally:
+        store.close()
+    assert recovered is not None and recovered.error is not None
+    assert recovered.error.startswith("interrupted")
+    # Each poisoned one is set aside once, with its reason; nothing is left in flight.
+    assert [p.name for p in inflight.iterdir()] == ["quarantine"]
+    folders = sorted((inflight / "quarantine").iterdir())
+    assert [f.name.rsplit("-", 1)[0] for f in folders] == sorted(poisoned)
+    for folder in folders:
+        reason = (folder / "reason.txt").read_text()
+        assert reason.startswith(f"onwatch set the run {folder.name.rsplit('-', 1)[0]} aside: ")
+    assert any((inflight / "quarantine").glob("bad-count-*/bad-count.1.events"))
+    assert done.stderr.count("aside") == len(poisoned)  # logged once each
+
+    again = onwatch(tmp_path, "once", "--json", "good")  # and the next run is quiet
+    assert again.returncode == 0, again.stderr
+    assert "aside" not in again.stderr
