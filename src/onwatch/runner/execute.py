@@ -35,7 +35,12 @@ from onwatch.runner.kinds import (
     Leftover,
     Verdict,
 )
-from onwatch.runner.storable import MESSAGE_LIMIT, storable_run, storable_text
+from onwatch.runner.storable import (
+    MESSAGE_LIMIT,
+    storable_id,
+    storable_run,
+    storable_text,
+)
 from onwatch.secrets import Keeper
 
 if TYPE_CHECKING:
@@ -158,7 +163,7 @@ class Runner:
             python=python,
             stop=self.stop,
             spawned=self.spawned,
-            on_event=on_event,
+            on_event=None if on_event is None else _shown(on_event),
             patterns=self.patterns,
         )
         try:
@@ -349,6 +354,27 @@ def mask_run(run: Run, masker: Masker) -> Run:
 
     results = tuple(masked(result) for result in run.results)
     return replace(run, error=masker.mask_optional(run.error), results=results)
+
+
+def _shown(on_event: EventHandler) -> EventHandler:
+    """Return a handler of live events that sees their text as it will be stored.
+
+    The events come straight from the test process: a terminal showing progress must not get
+    raw escape sequences, and a handler that fails on one must not cost the run.
+    """
+
+    def handle(event: dict[str, Any]) -> None:
+        shown = dict(event)
+        if isinstance(shown.get("nodeid"), str):
+            shown["nodeid"] = storable_id(shown["nodeid"])
+        if isinstance(shown.get("message"), str):
+            shown["message"] = storable_text(shown["message"], MESSAGE_LIMIT)
+        try:
+            on_event(shown)
+        except Exception:  # noqa: BLE001 - progress is for display; the run goes on
+            log.warning("cannot show the progress of a run", exc_info=True)
+
+    return handle
 
 
 def _cannot_start(reason: str) -> Verdict:
