@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from daemon import Daemon
 from needs import free_port
 from onwatch.store import open_store
+from receivers import HttpReceiver
 from suites import make_project
 from waiting import wait_until
 
@@ -94,6 +96,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def write_suites(root: Path, database: str) -> None:
     make_project(root, CHECKS, settings={"database": database})
+    write_tests(root)
+
+
+def write_tests(root: Path) -> None:
     (root / "pytest.ini").write_text(PYTEST_INI)
     (root / "test_hostile.py").write_text(HOSTILE)
     (root / "test_long.py").write_text(LONG)
@@ -305,3 +311,27 @@ def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path)
     again = onwatch(tmp_path, "once", "--json", "good")  # and the next run is quiet
     assert again.returncode == 0, again.stderr
     assert "aside" not in again.stderr
+
+
+def test_alerts_about_hostile_tests_carry_small_safe_webhook_bodies(tmp_path: Path) -> None:
+    """Fault: the hostile suites fail under ``onwatch run`` and alert through a webhook."""
+    with HttpReceiver() as receiver:
+        config = make_project(
+            tmp_path,
+            {name: {**check, "alert_after": 1} for name, check in CHECKS.items()},
+            settings={"notify": ["hook"]},
+            channels={"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}},
+        )
+        write_tests(tmp_path)
+        with Daemon(config) as daemon:
+            opened = receiver.wait_for(len(CHECKS), timeout=60)
+            assert daemon.stop() == 0
+    bodies = {r.json()["check"]: r for r in opened}
+    assert sorted(bodies) == sorted(CHECKS)  # every hostile check alerted
+    for name, request in bodies.items():
+        body = request.json()
+        assert body["event"] == "incident.opened", name
+        assert len(request.body) < 20_000, name  # was 1 MB for the long node id
+        assert [t for t in texts(body) if RAW.search(t)] == [], name
+    [long_test] = bodies["long"].json()["failing_tests"]
+    assert "characters cut, id" in long_test["nodeid"]
