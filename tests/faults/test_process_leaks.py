@@ -193,3 +193,27 @@ def test_a_sweep_leaves_processes_of_other_runs_alone(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_sweep_kills_a_child_that_was_given_an_empty_environment() -> None:
+    """Fault: a marked process starts a child with ``env -i``, which carries no run id."""
+    from onwatch.runner import RUN_ID_ENV
+    from onwatch.runner.sweep import sweep
+
+    since = time.time()
+    parent = subprocess.Popen(
+        ["sh", "-c", "env -i sleep 600 & wait"], env={**os.environ, RUN_ID_ENV: "bare-child"}
+    )
+    try:
+        wait_until(lambda: psutil.Process(parent.pid).children(), "the bare child started")
+        [child] = psutil.Process(parent.pid).children()
+        assert child.environ() == {}
+        killed = sweep("bare-child", since)
+        assert sorted(killed) == sorted(
+            [f"pid {parent.pid}: sh -c env -i sleep 600 & wait", f"pid {child.pid}: sleep 600"]
+        )
+        parent.wait(timeout=5)
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    finally:
+        parent.kill()
+        parent.wait()

@@ -5,8 +5,8 @@ Every process a run starts inherits ``ONWATCH_RUN_ID`` in its environment, and k
 environment in ``/proc/PID/environ``. After a run's pytest process has ended (finished, timed
 out or stopped), ``sweep`` finds the processes that still carry the run's id and kills them:
 SIGTERM, a short grace, then SIGKILL. Only processes started after the run began are read, so a
-sweep on a quiet host costs a few milliseconds. A process that empties its own environment
-(``env -i``) is out of its reach.
+sweep on a quiet host costs a few milliseconds. A process started with an empty environment
+(``env -i``) is found while a marked process is its parent or ancestor, not once it detached.
 """
 
 from __future__ import annotations
@@ -51,16 +51,21 @@ def marked(run_id: str, since: float = 0.0) -> list[psutil.Process]:
 
     me = os.getpid()
     after = since - START_SLACK_SECONDS
-    found = []
+    found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["create_time"]):
         if proc.pid == me or (proc.info["create_time"] or 0.0) < after:
             continue
         try:
             if proc.environ().get(RUN_ID_ENV) == run_id:
-                found.append(proc)
+                found[proc.pid] = proc
+                # A child that was given an environment of its own (``env -i``, a browser's
+                # helpers) is still found while its parent carries the id.
+                for child in proc.children(recursive=True):
+                    found.setdefault(child.pid, child)
         except psutil.Error:  # gone, a zombie, or another user's
             continue
-    return found
+    found.pop(me, None)
+    return list(found.values())
 
 
 def _describe(proc: psutil.Process) -> str:
