@@ -66,19 +66,27 @@ def storable_run(run: Run) -> Run:
 
 def storable_result(result: TestResult) -> TestResult:
     """Return ``result`` with every text bounded and cleaned; the same object when it was."""
-    changed = replace(
-        result,
-        nodeid=storable_id(result.nodeid),
-        phase=storable_name(result.phase, PHASE_LIMIT),
-        duration=result.duration if math.isfinite(result.duration) else 0.0,
-        exception=_optional(result.exception, NAME_LIMIT, one_line=True),
-        message=_optional(result.message, MESSAGE_LIMIT),
-        traceback=_optional(result.traceback, TRACEBACK_LIMIT),
-        output=_optional(result.output, OUTPUT_LIMIT),
-        properties=storable_properties(result.properties),
-        artifacts=tuple(_storable_artifact(a) for a in result.artifacts),
-    )
-    return result if changed == result else changed
+    fields: dict[str, Any] = {
+        "nodeid": storable_id(result.nodeid),
+        "phase": storable_name(result.phase, PHASE_LIMIT),
+        "exception": _optional(result.exception, NAME_LIMIT, one_line=True),
+        "message": _optional(result.message, MESSAGE_LIMIT),
+        "traceback": _optional(result.traceback, TRACEBACK_LIMIT),
+        "output": _optional(result.output, OUTPUT_LIMIT),
+    }
+    if result.properties:
+        fields["properties"] = storable_properties(result.properties)
+    if result.artifacts:
+        fields["artifacts"] = tuple(_storable_artifact(a) for a in result.artifacts)
+    if not math.isfinite(result.duration):
+        fields["duration"] = 0.0
+    # Each cleaner returns its text itself when it was fine: most results need no copy.
+    changed = {k: v for k, v in fields.items() if v is not getattr(result, k)}
+    if "properties" in changed and changed["properties"] == result.properties:
+        del changed["properties"]
+    if "artifacts" in changed and changed["artifacts"] == result.artifacts:
+        del changed["artifacts"]
+    return replace(result, **changed) if changed else result
 
 
 def storable_id(nodeid: str, limit: int = NODEID_LIMIT) -> str:
