@@ -217,3 +217,31 @@ def test_a_sweep_kills_a_child_that_was_given_an_empty_environment() -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_the_next_onwatch_kills_what_a_run_of_a_killed_onwatch_left_behind(
+    tmp_path: Path, marker: str
+) -> None:
+    """Fault: ``onwatch once`` is SIGKILLed while the leaking test hangs; its processes live on."""
+    leaky_project(tmp_path, marker, env={"HANG_SECONDS": "600"})
+    with once(tmp_path) as process:
+        wait_until(lambda: len(marked(marker)) >= STARTED + 1, "the test started", timeout=30)
+        process.kill()
+        process.communicate(timeout=30)
+    assert len(marked(marker)) == STARTED + 1  # pytest, the daemon and the child outlived it
+    (tmp_path / "test_quick.py").write_text("def test_quick():\n    pass\n")
+    with open(tmp_path / "onwatch.toml", "a") as config:
+        config.write('\n[checks.quick]\ntests = ["test_quick.py"]\nevery = "1m"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "onwatch", "once", "quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert marked(marker) == []  # leftover processes: 0 of 3
+    with sqlite3.connect(tmp_path / "onwatch.db") as db:
+        [(error,)] = db.execute("""select error from runs where "check" = 'leaky'""").fetchall()
+    assert error.startswith("interrupted")
+    assert error.count("sleep 600") == 1  # the daemon; the child died with pytest's tree
