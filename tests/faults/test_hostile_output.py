@@ -335,3 +335,15 @@ def test_alerts_about_hostile_tests_carry_small_safe_webhook_bodies(tmp_path: Pa
         assert [t for t in texts(body) if RAW.search(t)] == [], name
     [long_test] = bodies["long"].json()["failing_tests"]
     assert "characters cut, id" in long_test["nodeid"]
+
+
+def test_a_failed_test_too_long_to_retry_keeps_its_result(tmp_path: Path) -> None:
+    """Fault: a retry of a test whose node id cannot fit on a command line cannot start."""
+    make_project(tmp_path, {"long": {"tests": ["test_long.py"], "every": "1m", "retries": 1}})
+    write_tests(tmp_path)
+    done = onwatch(tmp_path, "once", "--json")
+    assert done.returncode == 1, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["status"] == "failed"  # the test's own outcome, not "could not start"
+    assert [r["outcome"] for r in run["results"]] == ["failed"]
+    assert run["error"].startswith("onwatch could not retry the failed tests: ")

@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from onwatch.errors import RunnerError
 from onwatch.runner import (
     ARTIFACTS_DIR_ENV,
     ARTIFACTS_MODE_ENV,
@@ -78,15 +79,28 @@ class Pytest:
         }
         attempts: list[RunAttempt] = []
         args = check.pytest_selection()
+        unretried = None
         for number in range(1, check.retries + 2):
-            attempts.append(self._attempt(job, args, number, env))
+            try:
+                attempts.append(self._attempt(job, args, number, env))
+            except RunnerError as exc:
+                if not attempts:
+                    raise
+                # A retry that cannot start (node ids too long for a command line) must not
+                # cost the run the results of the attempts before it.
+                unretried = f"onwatch could not retry the failed tests: {exc}"
+                break
             last = attempts[-1]
             if last.timed_out or last.interrupted or not last.finished:
                 break
             args = _retry_args(attempts, check)
             if not args:
                 break
-        return verdict(attempts, self.describe(check), job.timeout_text, job.patterns)
+        decided = verdict(attempts, self.describe(check), job.timeout_text, job.patterns)
+        if unretried is None:
+            return decided
+        error = f"{decided.error}\n\n{unretried}" if decided.error else unretried
+        return replace(decided, error=error)
 
     def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> RunAttempt:
         prefix = f"{job.run_id}.{number}"
