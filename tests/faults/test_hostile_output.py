@@ -347,3 +347,36 @@ def test_a_failed_test_too_long_to_retry_keeps_its_result(tmp_path: Path) -> Non
     assert run["status"] == "failed"  # the test's own outcome, not "could not start"
     assert [r["outcome"] for r in run["results"]] == ["failed"]
     assert run["error"].startswith("onwatch could not retry the failed tests: ")
+
+
+FORGER = """
+import json
+import os
+
+
+def test_writes_into_the_events_file():
+    with open(os.environ["ONWATCH_EVENTS"], "a") as events:
+        for line in (
+            {"event": "collected", "count": "many"},
+            {"event": "result", "nodeid": 5},
+            {"event": "result", "nodeid": "forged", "outcome": "passed", "duration": "slow",
+             "properties": "p", "artifacts": [{"path": "/", "name": "x", "size": "big"}]},
+        ):
+            events.write(json.dumps(line) + "\\n")
+        events.write("\\x00\\xff not json at all\\n")
+"""
+
+
+def test_a_test_that_writes_into_the_events_file_cannot_stop_recording(tmp_path: Path) -> None:
+    """Fault: a test appends lines of the wrong shape, and garbage, to onwatch's events file."""
+    make_project(tmp_path, {"forger": {"tests": ["test_forger.py"], "every": "1m"}})
+    (tmp_path / "test_forger.py").write_text(FORGER)
+    done = onwatch(tmp_path, "once", "--json")
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["recorded"] == "stored" and run["collected"] == 1
+    assert {r["nodeid"]: r["outcome"] for r in run["results"]} == {
+        "forged": "passed",  # what a test writes there, it reports
+        "test_forger.py::test_writes_into_the_events_file": "passed",
+    }
+    assert [p.name for p in (tmp_path / ".onwatch" / "inflight").iterdir()] == []

@@ -170,6 +170,11 @@ class Runner:
             decided = kind.run(job)
         except RunnerError as exc:
             decided = _cannot_start(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a run that broke onwatch is still recorded
+            log.exception("check %s: the run failed inside onwatch", name)
+            decided = Verdict(
+                RunStatus.ERROR, f"onwatch failed while running the check: {exc!r}", None
+            )
         run = _build_run(meta, decided, utcnow(), self.host)
         return self._finish(run, self.keeper.masker)
 
