@@ -268,7 +268,7 @@ def meta_of(run_id: str, **changes: object) -> dict[str, object]:
 
 
 def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path) -> None:
-    """Fault: leftovers in flight that cannot become runs (garbage, wrong shapes, bad events)."""
+    """Fault: leftovers in flight that cannot become runs (garbage, wrong shapes, bad values)."""
     make_project(tmp_path, {"good": {"tests": ["test_good.py"], "every": "1m"}})
     (tmp_path / "test_good.py").write_text("def test_good():\n    pass\n")
     inflight = tmp_path / ".onwatch" / "inflight"
@@ -278,11 +278,11 @@ def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path)
         "a-list": [1, 2],
         "no-timeout": {k: v for k, v in meta_of("no-timeout").items() if k != "timeout"},
         "bad-date": meta_of("bad-date", started_at="yesterday"),
-        "bad-count": meta_of("bad-count"),
+        "bad-trigger": meta_of("bad-trigger", trigger="bogus"),
     }
     for run_id, meta in poisoned.items():
         leftover(inflight, run_id, meta)
-    (inflight / "bad-count.1.events").write_text('{"event": "collected", "count": "many"}\n')
+    (inflight / "bad-trigger.1.events").write_text(json.dumps(passed) + "\n")
     good_id = "0b6d7a4e-0000-4000-8000-000000000001"
     leftover(inflight, good_id, meta_of(good_id), json.dumps(passed) + "\n")
 
@@ -305,7 +305,7 @@ def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path)
     for folder in folders:
         reason = (folder / "reason.txt").read_text()
         assert reason.startswith(f"onwatch set the run {folder.name.rsplit('-', 1)[0]} aside: ")
-    assert any((inflight / "quarantine").glob("bad-count-*/bad-count.1.events"))
+    assert any((inflight / "quarantine").glob("bad-trigger-*/bad-trigger.1.events"))
     assert done.stderr.count("aside") == len(poisoned)  # logged once each
 
     again = onwatch(tmp_path, "once", "--json", "good")  # and the next run is quiet
