@@ -11,6 +11,7 @@ sweep on a quiet host costs a few milliseconds. A process started with an empty 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from onwatch.runner import RUN_ID_ENV
 if TYPE_CHECKING:
     import psutil
 
+log = logging.getLogger("onwatch.runner")
 GRACE_SECONDS = 1.0
 # Process start times have clock-tick resolution; a process started with the run may read as
 # started a little before it.
@@ -33,7 +35,11 @@ def sweep(run_id: str, since: float = 0.0) -> list[str]:
 
     ``since`` is the run's start (``time.time()``): older processes cannot carry its id.
     """
-    found = marked(run_id, since)
+    try:
+        found = marked(run_id, since)
+    except Exception:  # noqa: BLE001 - no /proc, say: the run is recorded all the same
+        log.warning("cannot look for the processes run %s left behind", run_id, exc_info=True)
+        return []
     if not found:
         return []
     described = [_describe(proc) for proc in found]
