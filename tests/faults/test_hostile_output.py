@@ -326,6 +326,8 @@ def test_alerts_about_hostile_tests_carry_small_safe_webhook_bodies(tmp_path: Pa
         with Daemon(config) as daemon:
             opened = receiver.wait_for(len(CHECKS), timeout=60)
             assert daemon.stop() == 0
+    # Every run was recorded: nothing piles up in flight.
+    assert [p.name for p in (tmp_path / ".onwatch" / "inflight").iterdir()] == []
     bodies = {r.json()["check"]: r for r in opened}
     assert sorted(bodies) == sorted(CHECKS)  # every hostile check alerted
     for name, request in bodies.items():
