@@ -15,6 +15,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def _get(server: subprocess.Popen[str], url: str) -> httpx.Response:
 
 
 DEAD_PID = 999_999_999  # above any pid_max: no process has it
+POISONS = ("garbage", "a list", "no timeout", "bad date", "bad trigger", "huge check name")
 
 
 def leftover(inflight: Path, run_id: str, meta: object, events: str | None = None) -> None:
@@ -273,17 +275,21 @@ def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path)
     (tmp_path / "test_good.py").write_text("def test_good():\n    pass\n")
     inflight = tmp_path / ".onwatch" / "inflight"
     passed = {"event": "result", "nodeid": "test_good.py::test_good", "outcome": "passed"}
+    ids = {name: str(uuid.uuid4()) for name in POISONS}
     poisoned = {
         "garbage": "{not json \udcff".encode("utf-8", "surrogateescape").decode("latin-1"),
-        "a-list": [1, 2],
-        "no-timeout": {k: v for k, v in meta_of("no-timeout").items() if k != "timeout"},
-        "bad-date": meta_of("bad-date", started_at="yesterday"),
-        "bad-trigger": meta_of("bad-trigger", trigger="bogus"),
+        "a list": [1, 2],
+        "no timeout": {k: v for k, v in meta_of(ids["no timeout"]).items() if k != "timeout"},
+        "bad date": meta_of(ids["bad date"], started_at="yesterday"),
+        "bad trigger": meta_of(ids["bad trigger"], trigger="bogus"),
+        "huge check name": meta_of(ids["huge check name"], check="c" * 1_000_000),
+        "not a uuid": meta_of("not-a-uuid"),
     }
-    for run_id, meta in poisoned.items():
-        leftover(inflight, run_id, meta)
-    (inflight / "bad-trigger.1.events").write_text(json.dumps(passed) + "\n")
-    good_id = "0b6d7a4e-0000-4000-8000-000000000001"
+    stems = {**ids, "not a uuid": "not-a-uuid"}
+    for name, meta in poisoned.items():
+        leftover(inflight, stems[name], meta)
+    (inflight / f"{ids['bad trigger']}.1.events").write_text(json.dumps(passed) + "\n")
+    good_id = str(uuid.uuid4())
     leftover(inflight, good_id, meta_of(good_id), json.dumps(passed) + "\n")
 
     done = onwatch(tmp_path, "once", "--json", "good")
@@ -300,12 +306,13 @@ def test_poisoned_files_in_flight_are_set_aside_and_block_no_run(tmp_path: Path)
     assert recovered.error.startswith("interrupted")
     # Each poisoned one is set aside once, with its reason; nothing is left in flight.
     assert [p.name for p in inflight.iterdir()] == ["quarantine"]
-    folders = sorted((inflight / "quarantine").iterdir())
-    assert [f.name.rsplit("-", 1)[0] for f in folders] == sorted(poisoned)
-    for folder in folders:
+    folders = {f.name.rsplit("-", 1)[0]: f for f in (inflight / "quarantine").iterdir()}
+    assert sorted(folders) == sorted(stems.values())
+    for stem, folder in folders.items():
         reason = (folder / "reason.txt").read_text()
-        assert reason.startswith(f"onwatch set the run {folder.name.rsplit('-', 1)[0]} aside: ")
-    assert any((inflight / "quarantine").glob("bad-trigger-*/bad-trigger.1.events"))
+        assert reason.startswith(f"onwatch set the run {stem} aside: ")
+        assert (folder / f"{stem}.json").exists()
+    assert (folders[ids["bad trigger"]] / f"{ids['bad trigger']}.1.events").exists()
     assert done.stderr.count("aside") == len(poisoned)  # logged once each
 
     again = onwatch(tmp_path, "once", "--json", "good")  # and the next run is quiet

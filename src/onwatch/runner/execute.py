@@ -51,6 +51,7 @@ log = logging.getLogger("onwatch.runner")
 CHECK_ENV = "ONWATCH_CHECK"
 # Where leftovers that cannot be recovered are set aside, inside the in-flight folder.
 QUARANTINE = "quarantine"
+CHECK_NAME_LIMIT = 200
 
 
 class Runner:
@@ -298,6 +299,10 @@ class Runner:
         pid = int(meta.get("pid", 0))
         if psutil.pid_exists(pid) and _is_onwatch(pid):
             return None  # another onwatch process still owns it
+        # What the runs table holds: a UUID, and a check's name as the config allows it.
+        uuid.UUID(str(meta["id"]))
+        if not isinstance(meta["check"], str) or not 0 < len(meta["check"]) <= CHECK_NAME_LIMIT:
+            raise ValueError(f"not a check's name: {str(meta['check'])[:100]!r}")
         leftover = Leftover(
             run_id=meta["id"],
             inflight=self.inflight,
