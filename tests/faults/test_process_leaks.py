@@ -245,3 +245,22 @@ def test_the_next_onwatch_kills_what_a_run_of_a_killed_onwatch_left_behind(
         [(error,)] = db.execute("""select error from runs where "check" = 'leaky'""").fetchall()
     assert error.startswith("interrupted")
     assert error.count("sleep 600") == 1  # the daemon; the child died with pytest's tree
+
+
+def test_validate_kills_a_daemon_a_conftest_starts_while_collecting(
+    tmp_path: Path, marker: str
+) -> None:
+    """Fault: a conftest starts a setsid double-forked daemon at import, during collection."""
+    leaky_project(tmp_path, marker)
+    (tmp_path / "conftest.py").write_text(
+        SUITE.replace("def test_", "def unused_") + ("\nleave_processes_behind()\n")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "onwatch", "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert marked(marker) == []  # leftover processes: 0 of 2

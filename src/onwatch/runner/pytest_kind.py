@@ -62,6 +62,8 @@ class Pytest:
             deadline=job.deadline,
             python=job.python or sys.executable,
         )
+        # What collecting left running is killed; it does not make the selection invalid.
+        attempt = replace(attempt, killed=())
         decided = verdict([attempt], self.describe(job.check), "collection timed out")
         return Collection(decided.collected, decided.error)
 
