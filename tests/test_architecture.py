@@ -28,6 +28,7 @@ PURE = (
     "onwatch.channels.render",
     "onwatch.web.charts",
     "onwatch.runner.parse",
+    "onwatch.runner.storable",
 )
 ADAPTERS = ("onwatch.store", "onwatch.web", "onwatch.daemon", "onwatch.cli", "onwatch.upstream")
 

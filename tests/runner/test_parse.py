@@ -764,3 +764,46 @@ def test_the_live_reader_takes_a_line_only_once_it_is_complete(tmp_path: Path) -
     assert [e["event"] for e in seen] == ["start", "collected", "begin", "result", "finished"]
     assert tail.events == seen
     assert seen[3]["nodeid"] == T1
+
+
+def test_lines_of_the_wrong_shape_that_a_test_wrote_are_dropped_or_mended() -> None:
+    # The events file is named in the tests' environment: a test can write anything to it.
+    forged = [
+        {"event": "collected", "count": "many"},
+        {"event": 7},
+        {"event": "result", "nodeid": 5},
+        {"event": "begin", "nodeid": None},
+        result(
+            T2,
+            "failed",
+            duration="slow",
+            message={"not": "text"},
+            properties="p",
+            artifacts=[{"path": "/x", "name": "n", "size": "big"}],
+        ),
+    ]
+    decided = judge(ran(start(), collected(2), *forged, result(T1), finished(1), returncode=1))
+    assert decided.status is RunStatus.FAILED and decided.collected == 2
+    mended = only(decided, T2)
+    assert mended.duration == 0.0
+    assert mended.message == '{"not": "text"}'
+    assert mended.properties == ()
+    assert [a.size for a in mended.artifacts] == [0]
+    assert outcomes(decided) == {T1: Outcome.PASSED, T2: Outcome.FAILED}
+
+
+def test_processes_left_running_are_named_in_the_error_of_any_run() -> None:
+    killed = ("pid 10: sleep 600", "pid 11: chromium --headless")
+    passed = ran(start(), collected(1), result(T1), finished(0), returncode=0, killed=killed)
+    assert judge(passed).status is RunStatus.PASSED
+    assert judge(passed).error == (
+        "onwatch killed 2 processes the tests left running:\n"
+        "- pid 10: sleep 600\n- pid 11: chromium --headless"
+    )
+    stopped = ran(start(), collected(1), begin(T1), returncode=-15, interrupted=True, killed=killed)
+    error = judge(stopped).error or ""
+    assert error.startswith("interrupted: onwatch stopped while running")
+    assert error.endswith(
+        "\n\nonwatch killed 2 processes the tests left running:\n"
+        "- pid 10: sleep 600\n- pid 11: chromium --headless"
+    )

@@ -10,6 +10,8 @@ pytest), ``parse`` (what pytest left behind, as results) and, inside the pytest 
 # does not import pytest into onwatch itself.
 EVENTS_ENV = "ONWATCH_EVENTS"
 ATTEMPT_ENV = "ONWATCH_ATTEMPT"
+# Every process a run starts inherits its run id: how the processes it left behind are found.
+RUN_ID_ENV = "ONWATCH_RUN_ID"
 # Browser tests: where the plugin writes captured files, when it keeps them, whether it
 # records Playwright traces, and the Chromium onwatch found (for suites that want it).
 ARTIFACTS_DIR_ENV = "ONWATCH_ARTIFACTS_DIR"

@@ -10,6 +10,7 @@ flight is never lost. How a check is collected, run and parsed is its kind's (``
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from onwatch import __version__
 from onwatch.config import BROWSER_FIX, Check, Config
 from onwatch.errors import ConfigError, RunnerError, SecretError
 from onwatch.model import Run, RunStatus, TestResult, Trigger, as_utc, iso, parse_iso, utcnow
+from onwatch.runner import RUN_ID_ENV
 from onwatch.runner.kinds import (
     Collection,
     EventHandler,
@@ -33,6 +35,12 @@ from onwatch.runner.kinds import (
     Leftover,
     Verdict,
 )
+from onwatch.runner.storable import (
+    MESSAGE_LIMIT,
+    storable_id,
+    storable_run,
+    storable_text,
+)
 from onwatch.secrets import Keeper
 
 if TYPE_CHECKING:
@@ -40,8 +48,10 @@ if TYPE_CHECKING:
     from onwatch.masking import Masker
 
 log = logging.getLogger("onwatch.runner")
-RUN_ID_ENV = "ONWATCH_RUN_ID"
 CHECK_ENV = "ONWATCH_CHECK"
+# Where leftovers that cannot be recovered are set aside, inside the in-flight folder.
+QUARANTINE = "quarantine"
+CHECK_NAME_LIMIT = 200
 
 
 class Runner:
@@ -140,7 +150,7 @@ class Runner:
             refuse = f"a check of kind {check.kind!r} cannot run in another Python environment"
         if refuse is not None:
             run = _build_run(meta, _cannot_start(refuse), utcnow(), self.host)
-            return mask_run(run, self.keeper.masker)
+            return storable_run(mask_run(run, self.keeper.masker))
         job = Job(
             run_id=run_id,
             name=name,
@@ -154,13 +164,18 @@ class Runner:
             python=python,
             stop=self.stop,
             spawned=self.spawned,
-            on_event=on_event,
+            on_event=None if on_event is None else _shown(on_event),
             patterns=self.patterns,
         )
         try:
             decided = kind.run(job)
         except RunnerError as exc:
             decided = _cannot_start(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a run that broke onwatch is still recorded
+            log.exception("check %s: the run failed inside onwatch", name)
+            decided = Verdict(
+                RunStatus.ERROR, f"onwatch failed while running the check: {exc!r}", None
+            )
         run = _build_run(meta, decided, utcnow(), self.host)
         return self._finish(run, self.keeper.masker)
 
@@ -175,12 +190,14 @@ class Runner:
         except SecretError as exc:
             return Collection(None, "; ".join(exc.problems))
         with tempfile.TemporaryDirectory(prefix="onwatch-validate-") as folder:
+            run_id = str(uuid.uuid4())
             job = Job(
-                run_id=str(uuid.uuid4()),
+                run_id=run_id,
                 name=name,
                 check=check,
                 base_dir=self.config.base_dir,
-                env={**os.environ, **check.env, **secrets},
+                # A conftest that starts a process at import leaves nothing behind either.
+                env={**os.environ, **check.env, **secrets, RUN_ID_ENV: run_id},
                 secrets=tuple(secrets),
                 deadline=time.monotonic() + check.timeout,
                 inflight=Path(folder),
@@ -201,8 +218,8 @@ class Runner:
         return self.kind_of(run.check, check).review(run, check, recent_collected)
 
     def _finish(self, run: Run, masker: Masker) -> Run:
-        """Mask the run's text, then its captured files, and move them into the store."""
-        return self._store_artifacts(mask_run(run, masker), masker)
+        """Mask the run's text and make it storable, then mask and store its captured files."""
+        return self._store_artifacts(storable_run(mask_run(run, masker)), masker)
 
     def _store_artifacts(self, run: Run, masker: Masker) -> Run:
         """Move the files the tests captured into the artifact store, named by content."""
@@ -242,47 +259,89 @@ class Runner:
                 path.unlink(missing_ok=True)
 
     def recover(self) -> list[Run]:
-        """Return the runs that a dead onwatch process left in flight, marked as interrupted."""
+        """Return the runs that a dead onwatch process left in flight, marked as interrupted.
+
+        A leftover that cannot be turned into a run, whatever the reason, is moved with its
+        files to ``inflight/quarantine`` with a ``reason.txt``; the others are recovered still.
+        """
         recovered: list[Run] = []
         left = []
         for meta_path in sorted(self.inflight.glob("*.json")):
             try:
                 meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
+                pid = int(meta.get("pid", 0))
+            except FileNotFoundError:
+                continue  # recorded and discarded meanwhile
+            except Exception as exc:  # noqa: BLE001 - any unreadable leftover is set aside
+                self._quarantine(meta_path.stem, "its metadata cannot be read", exc)
                 continue
-            if int(meta.get("pid", 0)) != os.getpid():  # this process's runs are not lost
+            if pid != os.getpid():  # this process's runs are not lost
                 left.append((meta_path, meta))
         if not left:
             return recovered
-        import psutil
-
         # The secrets as they are now: a run of a dead process is masked before it is kept.
         for problem in self.keeper.preload(self.config.all_secrets()):
             log.warning("cannot look up a secret to mask a recovered run: %s", problem)
         for meta_path, meta in left:
-            pid = int(meta.get("pid", 0))
-            if psutil.pid_exists(pid) and _is_onwatch(pid):
-                continue  # another onwatch process still owns it
-            leftover = Leftover(
-                run_id=meta["id"],
-                inflight=self.inflight,
-                selection=str(meta.get("selection", "")),
-                timeout=float(meta["timeout"]),
-                patterns=self.patterns,
-            )
-            # Runs written before kinds existed were all pytest runs.
-            kind = self.kinds.get(str(meta.get("kind", "pytest")))
-            if kind is None:
-                decided = Verdict(RunStatus.ERROR, "interrupted: onwatch stopped", None)
-            else:
-                decided = kind.recover(leftover)
-            finished = max(
-                datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-                for path in [meta_path, *self.inflight.glob(f"{meta['id']}.*")]
-            )
-            run = _build_run(meta, decided, as_utc(finished), self.host)
-            recovered.append(self._finish(run, self.keeper.masker))
+            try:
+                run = self._recover_one(meta_path, meta)
+            except Exception as exc:  # noqa: BLE001 - one bad leftover never blocks the others
+                self._quarantine(meta_path.stem, "it cannot be turned into a run", exc)
+                continue
+            if run is not None:
+                recovered.append(run)
         return recovered
+
+    def _recover_one(self, meta_path: Path, meta: dict[str, Any]) -> Run | None:
+        """Return the run one leftover stands for, or None while an onwatch process owns it."""
+        import psutil
+
+        pid = int(meta.get("pid", 0))
+        if psutil.pid_exists(pid) and _is_onwatch(pid):
+            return None  # another onwatch process still owns it
+        # What the runs table holds: a UUID, and a check's name as the config allows it.
+        uuid.UUID(str(meta["id"]))
+        if not isinstance(meta["check"], str) or not 0 < len(meta["check"]) <= CHECK_NAME_LIMIT:
+            raise ValueError(f"not a check's name: {str(meta['check'])[:100]!r}")
+        leftover = Leftover(
+            run_id=meta["id"],
+            inflight=self.inflight,
+            selection=str(meta.get("selection", "")),
+            timeout=float(meta["timeout"]),
+            patterns=self.patterns,
+        )
+        # Runs written before kinds existed were all pytest runs.
+        kind = self.kinds.get(str(meta.get("kind", "pytest")))
+        if kind is None:
+            decided = Verdict(RunStatus.ERROR, "interrupted: onwatch stopped", None)
+        else:
+            decided = kind.recover(leftover)
+        finished = max(
+            datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+            for path in [meta_path, *self.inflight.glob(f"{glob.escape(meta['id'])}.*")]
+        )
+        run = _build_run(meta, decided, as_utc(finished), self.host)
+        return self._finish(run, self.keeper.masker)
+
+    def _quarantine(self, stem: str, why: str, exc: BaseException) -> None:
+        """Move the files of one leftover out of the way, with the reason beside them."""
+        import traceback
+
+        folder = self.inflight / QUARANTINE / f"{stem}-{int(time.time())}"
+        text = storable_text(f"{type(exc).__name__}: {exc}", MESSAGE_LIMIT)
+        reason = f"onwatch set the run {stem} aside: {why}: {text}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in self.inflight.glob(f"{glob.escape(stem)}.*"):
+                os.replace(path, folder / path.name)
+            details = "".join(traceback.format_exception(exc))
+            (folder / "reason.txt").write_text(
+                f"{reason}\n\n{details}", encoding="utf-8", errors="backslashreplace"
+            )
+        except OSError as error:
+            log.error("%s; and it cannot be moved to %s: %s", reason, folder, error)
+            return
+        log.error("%s; its files are in %s", reason, folder)
 
 
 def mask_run(run: Run, masker: Masker) -> Run:
@@ -305,6 +364,27 @@ def mask_run(run: Run, masker: Masker) -> Run:
 
     results = tuple(masked(result) for result in run.results)
     return replace(run, error=masker.mask_optional(run.error), results=results)
+
+
+def _shown(on_event: EventHandler) -> EventHandler:
+    """Return a handler of live events that sees their text as it will be stored.
+
+    The events come straight from the test process: a terminal showing progress must not get
+    raw escape sequences, and a handler that fails on one must not cost the run.
+    """
+
+    def handle(event: dict[str, Any]) -> None:
+        shown = dict(event)
+        if isinstance(shown.get("nodeid"), str):
+            shown["nodeid"] = storable_id(shown["nodeid"])
+        if isinstance(shown.get("message"), str):
+            shown["message"] = storable_text(shown["message"], MESSAGE_LIMIT)
+        try:
+            on_event(shown)
+        except Exception:  # noqa: BLE001 - progress is for display; the run goes on
+            log.warning("cannot show the progress of a run", exc_info=True)
+
+    return handle
 
 
 def _cannot_start(reason: str) -> Verdict:

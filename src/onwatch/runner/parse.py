@@ -11,6 +11,7 @@ database and the alerts all carry the same one.
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ class RunAttempt:
     timed_out: bool = False
     interrupted: bool = False
     output: str = ""  # pytest's own stdout and stderr (tail)
+    killed: tuple[str, ...] = ()  # the processes it left running, killed after it ended
 
     @property
     def finished(self) -> bool:
@@ -88,8 +90,47 @@ def parse_events(data: bytes) -> list[dict[str, Any]]:
             # Only an escaped surrogate can produce one; a valid pair decodes to one character.
             if _SURROGATE_ESCAPE.search(line):
                 event = _without_surrogates(event)
-            events.append(event)
+            event = _well_formed(event)
+            if event is not None:
+                events.append(event)
     return events
+
+
+# The fields that are text (or null) in every event that has them.
+_TEXTS = ("nodeid", "outcome", "phase", "exception", "message", "traceback", "output", "rootdir")
+
+
+def _well_formed(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Return ``event`` with the types the parser relies on, or None to drop it.
+
+    The events file is named in the tests' environment, so a test can write to it too: a
+    line of the wrong shape must not stop a run from being recorded.
+    """
+    kind = event.get("event")
+    if not isinstance(kind, str):
+        return None
+    if kind in ("begin", "result") and not isinstance(event.get("nodeid"), str):
+        return None
+    count = event.get("count")
+    if kind == "collected" and (type(count) is not int or count < 0):
+        return None
+    for key in _TEXTS:
+        value = event.get(key)
+        if value is not None and not isinstance(value, str):
+            event[key] = json.dumps(value, default=repr)
+    if kind == "result":
+        duration = event.get("duration")
+        if not isinstance(duration, int | float) or not math.isfinite(duration):
+            event["duration"] = 0.0
+        properties = event.get("properties")
+        event["properties"] = (
+            [p for p in properties if isinstance(p, list) and len(p) == 2]
+            if isinstance(properties, list)
+            else []
+        )
+        if not isinstance(event.get("artifact_errors"), list | None):
+            event["artifact_errors"] = [str(event["artifact_errors"])]
+    return event
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -182,10 +223,11 @@ def _captured(raw: object) -> Iterator[Artifact]:
         return
     for item in raw:
         if isinstance(item, dict) and item.get("path") and item.get("name"):
+            size = item.get("size")
             yield Artifact(
                 kind=str(item.get("kind") or "file"),
                 name=str(item["name"]),
-                size=int(item.get("size") or 0),
+                size=size if type(size) is int else 0,
                 source=str(item["path"]),
             )
 
@@ -242,8 +284,38 @@ def verdict(
 ) -> Verdict:
     """Decide the status of a run from all of its attempts (the first one is the full run).
 
-    ``patterns`` categorizes the failures: the built-in rules when None.
+    ``patterns`` categorizes the failures: the built-in rules when None. The processes the
+    attempts left running, which onwatch killed, are named in a last paragraph of the run's
+    error (whatever its status: a passed run that leaked says so).
     """
+    decided = _decide(attempts, selection, timeout_text, patterns)
+    killed = [process for attempt in attempts for process in attempt.killed]
+    if not killed:
+        return decided
+    note = describe_killed(killed)
+    error = f"{decided.error}\n\n{note}" if decided.error else note
+    return replace(decided, error=error)
+
+
+KILLED_LISTED = 10
+
+
+def describe_killed(killed: list[str]) -> str:
+    """Say which processes onwatch killed because the tests left them running."""
+    count = len(killed)
+    lines = [f"onwatch killed {count} process{'es' * (count != 1)} the tests left running:"]
+    lines += [f"- {process}" for process in killed[:KILLED_LISTED]]
+    if count > KILLED_LISTED:
+        lines.append(f"- and {count - KILLED_LISTED} more")
+    return "\n".join(lines)
+
+
+def _decide(
+    attempts: list[RunAttempt],
+    selection: str,
+    timeout_text: str,
+    patterns: Patterns | Callable[[], Patterns] | None,
+) -> Verdict:
     first = attempts[0]
     raw: list[TestResult] = []
     for attempt in attempts:

@@ -2,7 +2,8 @@
 
 The process gets its own session (and so its own process group): at the timeout, or when onwatch
 must stop, the group and every descendant found beforehand (a browser that moved to a group of
-its own included) get SIGTERM, then SIGKILL after a short grace.
+its own included) get SIGTERM, then SIGKILL after a short grace. However the process ended,
+``sweep`` then kills what detached from it and still carries the run's id.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from onwatch.errors import RunnerError
-from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
+from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV, RUN_ID_ENV
 from onwatch.runner.parse import RunAttempt, parse_events
+from onwatch.runner.sweep import sweep
 
 POLL_SECONDS = 0.2
 LIVE_POLL_SECONDS = 0.05
@@ -52,6 +54,7 @@ def run_pytest(
     if child_env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         command[3:3] = ["-p", "onwatch"]
     events_path.touch()
+    started = time.time()
     with output_path.open("wb") as output:
         try:
             process = subprocess.Popen(
@@ -85,6 +88,9 @@ def run_pytest(
                 kill_tree(process)
                 break
         exited.close()
+    # What detached from the run (setsid, a double fork, a child left running) goes with it.
+    run_id = child_env.get(RUN_ID_ENV)
+    killed = sweep(run_id, started) if run_id else []
     tail.read()
     return RunAttempt(
         number=number,
@@ -93,6 +99,7 @@ def run_pytest(
         timed_out=timed_out,
         interrupted=interrupted,
         output=_read_tail(output_path),
+        killed=tuple(killed),
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from onwatch.errors import RunnerError
 from onwatch.runner import (
     ARTIFACTS_DIR_ENV,
     ARTIFACTS_MODE_ENV,
@@ -32,6 +34,7 @@ from onwatch.runner.parse import (
     verdict,
 )
 from onwatch.runner.process import run_pytest
+from onwatch.runner.sweep import sweep
 
 if TYPE_CHECKING:
     from onwatch.config.records import Check
@@ -59,6 +62,8 @@ class Pytest:
             deadline=job.deadline,
             python=job.python or sys.executable,
         )
+        # What collecting left running is killed; it does not make the selection invalid.
+        attempt = replace(attempt, killed=())
         decided = verdict([attempt], self.describe(job.check), "collection timed out")
         return Collection(decided.collected, decided.error)
 
@@ -76,15 +81,28 @@ class Pytest:
         }
         attempts: list[RunAttempt] = []
         args = check.pytest_selection()
+        unretried = None
         for number in range(1, check.retries + 2):
-            attempts.append(self._attempt(job, args, number, env))
+            try:
+                attempts.append(self._attempt(job, args, number, env))
+            except RunnerError as exc:
+                if not attempts:
+                    raise
+                # A retry that cannot start (node ids too long for a command line) must not
+                # cost the run the results of the attempts before it.
+                unretried = f"onwatch could not retry the failed tests: {exc}"
+                break
             last = attempts[-1]
             if last.timed_out or last.interrupted or not last.finished:
                 break
             args = _retry_args(attempts, check)
             if not args:
                 break
-        return verdict(attempts, self.describe(check), job.timeout_text, job.patterns)
+        decided = verdict(attempts, self.describe(check), job.timeout_text, job.patterns)
+        if unretried is None:
+            return decided
+        error = f"{decided.error}\n\n{unretried}" if decided.error else unretried
+        return replace(decided, error=error)
 
     def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> RunAttempt:
         prefix = f"{job.run_id}.{number}"
@@ -114,6 +132,9 @@ class Pytest:
             )
         if not attempts:
             attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]
+        # What the dead onwatch never got to sweep: its start time is unknown, so read them all.
+        killed = tuple(sweep(leftover.run_id))
+        attempts[-1] = replace(attempts[-1], killed=killed)
         text = timeout_text(leftover.timeout)
         return verdict(attempts, leftover.selection, text, leftover.patterns)
 
