@@ -3,10 +3,15 @@
 The process gets its own session (and so its own process group): at the timeout, or when onwatch
 must stop, the group and every descendant found beforehand (a browser that moved to a group of
 its own included) get SIGTERM, then SIGKILL after a short grace.
+
+Its events and output go to files in the run's in-flight folder; when that folder cannot be
+written (a full or read-only disk), to anonymous memory files (``memfd``) that the child
+inherits, so that a full disk never stops a check from running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -15,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,31 +49,43 @@ def run_pytest(
     on_event: EventHandler | None = None,
     spawned: threading.Event | None = None,
     python: str = sys.executable,
+    in_memory: bool = False,
 ) -> RunAttempt:
-    """Run ``python -m pytest ARGS`` until it ends, ``deadline`` (monotonic) passes or ``stop``."""
+    """Run ``python -m pytest ARGS`` until it ends, ``deadline`` (monotonic) passes or ``stop``.
+
+    With ``in_memory`` (or when the files cannot be created) the events and the output go to
+    anonymous memory files instead of ``events_path`` and ``output_path``.
+    """
     child_env = dict(env)
-    child_env[EVENTS_ENV] = str(events_path)
     child_env[ATTEMPT_ENV] = str(number)
     command = [python, "-m", "pytest", "-p", "no:cacheprovider", *args]
     if child_env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         command[3:3] = ["-p", "onwatch"]
-    events_path.touch()
-    with output_path.open("wb") as output:
+    with contextlib.ExitStack() as files:
+        streams = None if in_memory else _disk_streams(events_path, output_path)
+        if streams is None:
+            streams = _memory_streams()
+            for fd in streams.fds:
+                files.callback(os.close, fd)
+        else:
+            files.callback(os.close, streams.output_fd)
+        child_env[EVENTS_ENV] = str(streams.events)
         try:
             process = subprocess.Popen(
                 command,
                 cwd=cwd,
                 env=child_env,
                 stdin=subprocess.DEVNULL,
-                stdout=output,
+                stdout=streams.output_fd,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=streams.fds,
             )
         except OSError as exc:
             raise RunnerError(f"cannot start {python} -m pytest in {cwd}: {exc}") from exc
         if spawned is not None:
             spawned.set()
-        tail = EventTail(events_path, on_event)
+        tail = EventTail(streams.events, on_event)
         exited = ExitWatch(process)
         # Live progress wants fresh events; otherwise wake only to check the deadline and stop.
         interval = LIVE_POLL_SECONDS if on_event is not None else POLL_SECONDS
@@ -85,14 +103,49 @@ def run_pytest(
                 kill_tree(process)
                 break
         exited.close()
-    tail.read()
+        tail.read()
+        output = _read_tail(streams.output)
     return RunAttempt(
         number=number,
         events=tail.events,
         returncode=process.returncode,
         timed_out=timed_out,
         interrupted=interrupted,
-        output=_read_tail(output_path),
+        output=output,
+    )
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """Where one pytest process writes its events and its output, and how to read them back."""
+
+    events: Path
+    output: Path
+    output_fd: int
+    fds: tuple[int, ...] = ()  # descriptors the child inherits under the same numbers
+
+
+def _disk_streams(events_path: Path, output_path: Path) -> _Streams | None:
+    """Create the in-flight files, or return None when the disk refuses them."""
+    try:
+        events_path.touch()
+        output_fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return None
+    return _Streams(events_path, output_path, output_fd)
+
+
+def _memory_streams() -> _Streams:
+    """Return memory files for a run whose in-flight folder cannot be written."""
+    events_fd = os.memfd_create("onwatch-events")
+    output_fd = os.memfd_create("onwatch-output")
+    # The child inherits both under the same numbers, so the same /proc path names them in
+    # both processes; the plugin opens the events path as it would a file.
+    return _Streams(
+        events=Path(f"/proc/self/fd/{events_fd}"),
+        output=Path(f"/proc/self/fd/{output_fd}"),
+        output_fd=output_fd,
+        fds=(events_fd, output_fd),
     )
 
 
