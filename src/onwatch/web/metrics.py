@@ -22,6 +22,8 @@
     onwatch_upstream_last_success_timestamp_seconds{watch,package}  its last good poll
     onwatch_upstream_poll_failures{watch,package}       polls that failed in a row
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
+    onwatch_runs_waiting{where}                         runs not yet in the database: spool, memory
+    onwatch_runs_dropped_total                          runs lost: memory full, no disk took them
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
 a zero timestamp would read as "last ran in 1970" and fire every staleness alert. Only
@@ -93,6 +95,15 @@ class Exposition:
                 self._cached = (version, render_text(self.summary.collect()))
             summary = self._cached[1]
         return generate_latest(self.live) + summary
+
+
+def _add_recording(f: _Families, health: Health) -> None:
+    recording = health.recording()
+    if recording is None:  # nothing records runs in this process (`onwatch serve`)
+        return
+    f.waiting.add_metric(["spool"], float(recording.spooled))
+    f.waiting.add_metric(["memory"], float(recording.in_memory))
+    f.dropped.add_metric([], float(recording.dropped))
 
 
 # prometheus_client's own formatting of a sample value (Go's float syntax), typed.
@@ -175,6 +186,7 @@ class HealthCollector:
             if last_tick_at is not None:
                 f.tick.add_metric([], last_tick_at)
             f.heartbeat_failures.add_metric([], float(heartbeat_failures))
+            _add_recording(f, self.health)
             yield from self._chosen(f)
             return
         snapshot = self.health.snapshot()
@@ -193,6 +205,8 @@ class HealthCollector:
                 f.upstream_last_ok.add_metric([watch, package], poll.last_ok_at)
             f.upstream_failures.add_metric([watch, package], float(poll.failures))
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
+        if self.part == "all":
+            _add_recording(f, self.health)
         yield from self._chosen(f)
 
     def _add_tests(self, f: _Families, snapshot: HealthSnapshot) -> None:
@@ -342,9 +356,19 @@ class _Families:
             "Heartbeat pings that failed or were not answered with a 2xx status.",
         )
 
+        self.waiting = GaugeMetricFamily(
+            "onwatch_runs_waiting",
+            "Runs not yet in the database: in the spool on disk, or in memory (disk full).",
+            labels=["where"],
+        )
+        self.dropped = CounterMetricFamily(
+            "onwatch_runs_dropped",
+            "Runs lost because neither the database nor the disk took them and memory was full.",
+        )
+
     def live(self) -> list[Metric]:
         """Return the families that change without a run being recorded."""
-        return [self.up, self.tick, self.heartbeat_failures]
+        return [self.up, self.tick, self.heartbeat_failures, self.waiting, self.dropped]
 
     def all(self) -> list[Metric]:
         """Return every family."""
@@ -369,4 +393,6 @@ class _Families:
             self.upstream_last_ok,
             self.upstream_failures,
             self.heartbeat_failures,
+            self.waiting,
+            self.dropped,
         ]
