@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +25,7 @@ from daemon import Daemon
 from onwatch.config import load_config
 from onwatch.model import RunStatus
 from onwatch.runner.execute import Runner
+from onwatch.store import open_store
 from receivers import HttpReceiver
 from suites import make_project
 from waiting import wait_until
@@ -99,6 +102,32 @@ def test_a_run_whose_in_flight_folder_is_on_a_full_disk_runs_in_memory(
     assert [r.nodeid for r in run.final_results()] == ["suite/test_app.py::test_it_answers"]
     assert "cannot be recovered if onwatch crashes" in caplog.text
     assert list(runner.inflight.iterdir()) == []
+    assert leftovers(tmpfs.path) == []
+
+
+def test_once_on_a_full_disk_runs_the_check_and_says_the_run_is_not_kept(
+    tmp_path: Path, tmpfs: Tmpfs
+) -> None:
+    """Fault: `onwatch once` with its database and state folder on a disk already full."""
+    config = project(tmp_path / "project", tmpfs.path)
+    made = open_store(f"sqlite:///{tmpfs.path / 'onwatch.db'}")
+    made.ensure_schema()
+    made.close()
+    tmpfs.keep_full()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "onwatch", "-c", str(config), "once", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["status"] == "passed"
+    assert run["recorded"] == "in memory"
+    assert "could be written neither to the database nor to" in done.stderr
     assert leftovers(tmpfs.path) == []
 
 
