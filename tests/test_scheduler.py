@@ -212,7 +212,7 @@ def build_rig(
     scheduler = Scheduler(
         config,
         runner,  # type: ignore[arg-type]  # the seam: recover, execute and discard
-        Recorder(store, spool),
+        Recorder(store, spool, on_kept=runner.discard),  # as `onwatch run` wires it
         store.runs,
         stopping=stopping,
         kill=kill,
@@ -654,6 +654,7 @@ def test_a_run_that_can_be_neither_stored_nor_spooled_is_held_in_memory_and_stay
     rig.spool.directory.unlink()
     rig.advance(MINUTE)
     assert len(rig.stored("api")) == 3
+    assert len(rig.runner.discarded) == 3  # once a disk or the database has them
 
 
 def test_a_runner_that_fails_gives_a_run_error_and_the_other_checks_run(make_rig: MakeRig) -> None:

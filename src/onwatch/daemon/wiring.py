@@ -94,7 +94,9 @@ def run_daemon(
         health.set_recording(state)
         alarm.on_recording(state)
 
-    recorder = Recorder(store, Spool(config.state_dir / "spool"), on_change=recording)
+    recorder = Recorder(
+        store, Spool(config.state_dir / "spool"), on_change=recording, on_kept=runner.discard
+    )
     health.set_recording(recorder.state())
     # Before the web server starts: what was missed while down is measured from now, not from
     # after the seconds that loading the dashboard takes.

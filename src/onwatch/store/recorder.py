@@ -78,12 +78,16 @@ class Recorder:
         *,
         memory_limit: int = MEMORY_LIMIT,
         on_change: Callable[[Recording], None] | None = None,
+        on_kept: Callable[[str], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.spool = spool
         self.memory_limit = memory_limit
         self.on_change = on_change
+        # Told the id of each run held in memory once a disk or the database has it at last,
+        # so that the runner can drop the files it kept in flight for it.
+        self.on_kept = on_kept
         self.clock = clock
         # Several checks finish at once in the daemon; one lock keeps replay and spool
         # operations from interleaving and keeps the outage bookkeeping consistent.
@@ -236,6 +240,11 @@ class Recorder:
             elif not self._to_spool(run):
                 break
             self._memory.popleft()
+            if self.on_kept is not None:
+                try:
+                    self.on_kept(run.id)
+                except Exception:  # noqa: BLE001 - the run is kept; tidying up may fail
+                    _logger().exception("could not tidy up after run %s", run.id)
         return stored
 
     # -- bookkeeping -------------------------------------------------------------------------
