@@ -142,10 +142,15 @@ def test_the_alarm_is_raised_again_when_runs_can_only_be_held_in_memory(
     full = Recording(problem="disk_full", error="spool: [Errno 28] No space", in_memory=3)
     db_alarm.on_recording(full)
     db_alarm.on_recording(replace(full, in_memory=4))  # no new problem: told already
+    dropping = replace(full, in_memory=10_000, dropped=2, dropped_now=2)
+    db_alarm.on_recording(dropping)
+    db_alarm.on_recording(replace(dropping, dropped=3, dropped_now=3))
     with caplog.at_level(logging.INFO, logger="onwatch.watchdog"):
         db_alarm.on_recording(STORED)
 
-    spooled, held = sent_by(hook)
+    spooled, held, lost = sent_by(hook)
+    assert lost.details["dropped"] == 2
+    assert "2 dropped" in lost.summary
     assert (spooled.details["problem"], spooled.severity) == ("database", "warning")
     assert (held.details["problem"], held.severity) == ("disk_full", "critical")
     assert held.details["in_memory"] == 3

@@ -184,28 +184,28 @@ class DatabaseAlarm:
 
     def on_recording(self, state: Recording) -> None:
         """Raise the alarm when runs stop reaching the database, or reach less far."""
-        with self._lock:
-            if state.problem is None:
+        if state.problem is None:
+            with self._lock:
                 back, self.failing_since = self.failing_since, None
                 self._told.clear()
-            else:
-                back = None
-                if self.failing_since is None:
-                    self.failing_since = state.since or self.clock()
-                if state.problem in self._told:
-                    return  # this problem has been told already in this episode
-                self._told.add(state.problem)
-                since = self.failing_since
-        if state.problem is None:
             if back is not None:
                 log.info(
                     "recording back to normal: every run is in the database again",
                     extra={"fields": {"since": back.isoformat(), "dropped": state.dropped}},
                 )
             return
+        # Runs starting to be lost is worse news than the problem itself: told too.
+        stage = f"{state.problem}.dropping" if state.dropped_now else state.problem
+        with self._lock:
+            if self.failing_since is None:
+                self.failing_since = state.since or self.clock()
+            if stage in self._told:
+                return  # told already in this episode
+            self._told.add(stage)
+            since = self.failing_since
         notification = Notification(
             event=Event.MONITOR_DEGRADED,
-            key=f"monitor.{state.problem}|{since.isoformat()}",
+            key=f"monitor.{stage}|{since.isoformat()}",
             summary=_summary(state),
             severity="critical" if state.losing else "warning",
             details={
