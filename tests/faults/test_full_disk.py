@@ -105,6 +105,48 @@ def test_a_run_whose_in_flight_folder_is_on_a_full_disk_runs_in_memory(
     assert leftovers(tmpfs.path) == []
 
 
+FILLING = """import os
+
+
+def test_a_fills_the_disk():
+    fd = os.open(os.environ["FILL_PATH"], os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, bytes(65536))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_b_passes_after():
+    print("y" * 200_000)
+
+
+def test_c_fails_after():
+    assert False, "x" * 5000
+"""
+
+
+def test_a_disk_that_fills_during_a_run_costs_it_none_of_its_results(
+    tmp_path: Path, tmpfs: Tmpfs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: the disk holding the run's event file fills up while its tests run."""
+    config = load_config(project(tmp_path / "project", tmpfs.path))
+    (tmp_path / "project" / "suite" / "test_app.py").write_text(FILLING)
+    monkeypatch.setenv("FILL_PATH", str(tmpfs.path / "fill"))
+
+    run = Runner(config).execute("api", config.checks["api"])
+
+    outcomes = {r.nodeid.rpartition("::")[2]: r.outcome.value for r in run.final_results()}
+    assert outcomes == {
+        "test_a_fills_the_disk": "passed",
+        "test_b_passes_after": "passed",
+        "test_c_fails_after": "failed",
+    }
+    assert run.status is RunStatus.FAILED, run.error
+
+
 def test_once_on_a_full_disk_runs_the_check_and_says_the_run_is_not_kept(
     tmp_path: Path, tmpfs: Tmpfs
 ) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from onwatch.errors import RunnerError
-from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV
+from onwatch.runner import ATTEMPT_ENV, EVENTS_ENV, EVENTS_SPARE_ENV
 from onwatch.runner.parse import RunAttempt, parse_events
 
 POLL_SECONDS = 0.2
@@ -69,7 +69,10 @@ def run_pytest(
                 files.callback(os.close, fd)
         else:
             files.callback(os.close, streams.output_fd)
+            files.callback(os.close, streams.fds[0])
         child_env[EVENTS_ENV] = str(streams.events)
+        if streams.spare is not None:
+            child_env[EVENTS_SPARE_ENV] = str(streams.spare)
         try:
             process = subprocess.Popen(
                 command,
@@ -85,7 +88,7 @@ def run_pytest(
             raise RunnerError(f"cannot start {python} -m pytest in {cwd}: {exc}") from exc
         if spawned is not None:
             spawned.set()
-        tail = EventTail(streams.events, on_event)
+        tail = EventTail(streams.events, on_event, streams.spare)
         exited = ExitWatch(process)
         # Live progress wants fresh events; otherwise wake only to check the deadline and stop.
         interval = LIVE_POLL_SECONDS if on_event is not None else POLL_SECONDS
@@ -123,6 +126,7 @@ class _Streams:
     output: Path
     output_fd: int
     fds: tuple[int, ...] = ()  # descriptors the child inherits under the same numbers
+    spare: Path | None = None  # where events go once the events file refuses a write
 
 
 def _disk_streams(events_path: Path, output_path: Path) -> _Streams | None:
@@ -132,7 +136,15 @@ def _disk_streams(events_path: Path, output_path: Path) -> _Streams | None:
         output_fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError:
         return None
-    return _Streams(events_path, output_path, output_fd)
+    # Should the disk fill up during the run, the events that follow still reach us.
+    spare_fd = os.memfd_create("onwatch-events-spare")
+    return _Streams(
+        events_path,
+        output_path,
+        output_fd,
+        fds=(spare_fd,),
+        spare=Path(f"/proc/self/fd/{spare_fd}"),
+    )
 
 
 def _memory_streams() -> _Streams:
@@ -182,23 +194,33 @@ class ExitWatch:
 
 
 class EventTail:
-    """Reads the events a running pytest process appends to its file."""
+    """Reads the events a running pytest process appends to its file (then to its spare)."""
 
-    def __init__(self, path: Path, on_event: EventHandler | None) -> None:
+    def __init__(
+        self, path: Path, on_event: EventHandler | None, spare: Path | None = None
+    ) -> None:
         self.path = path
         self.on_event = on_event
-        self.offset = 0
+        self.spare = spare
+        self.offsets = [0, 0]
         self.events: list[dict[str, Any]] = []
 
     def read(self) -> None:
         """Take in the complete lines written since the last read."""
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
+        # The plugin moves to the spare for good on the first write the file refuses: every
+        # complete line of the file comes before every line of the spare.
+        self._read(0, self.path)
+        if self.spare is not None:
+            self._read(1, self.spare)
+
+    def _read(self, index: int, path: Path) -> None:
+        with path.open("rb") as handle:
+            handle.seek(self.offsets[index])
             data = handle.read()
         end = data.rfind(b"\n") + 1
         if not end:
             return
-        self.offset += end
+        self.offsets[index] += end
         fresh = parse_events(data[:end])
         self.events += fresh
         if self.on_event is not None:
