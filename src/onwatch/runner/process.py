@@ -62,14 +62,15 @@ def run_pytest(
     if child_env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         command[3:3] = ["-p", "onwatch"]
     with contextlib.ExitStack() as files:
-        streams = None if in_memory else _disk_streams(events_path, output_path)
+        streams = None if in_memory and _HAS_MEMFD else _disk_streams(events_path, output_path)
         if streams is None:
+            if not _HAS_MEMFD:
+                raise RunnerError(f"cannot write the in-flight files {events_path} of this run")
             streams = _memory_streams()
-            for fd in streams.fds:
-                files.callback(os.close, fd)
         else:
             files.callback(os.close, streams.output_fd)
-            files.callback(os.close, streams.fds[0])
+        for fd in streams.fds:
+            files.callback(os.close, fd)
         child_env[EVENTS_ENV] = str(streams.events)
         if streams.spare is not None:
             child_env[EVENTS_SPARE_ENV] = str(streams.spare)
@@ -129,6 +130,10 @@ class _Streams:
     spare: Path | None = None  # where events go once the events file refuses a write
 
 
+# Anonymous memory files are Linux's; elsewhere a run needs its in-flight folder.
+_HAS_MEMFD = hasattr(os, "memfd_create")
+
+
 def _disk_streams(events_path: Path, output_path: Path) -> _Streams | None:
     """Create the in-flight files, or return None when the disk refuses them."""
     try:
@@ -136,6 +141,8 @@ def _disk_streams(events_path: Path, output_path: Path) -> _Streams | None:
         output_fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError:
         return None
+    if not _HAS_MEMFD:
+        return _Streams(events_path, output_path, output_fd)
     # Should the disk fill up during the run, the events that follow still reach us.
     spare_fd = os.memfd_create("onwatch-events-spare")
     return _Streams(
