@@ -109,8 +109,8 @@ class Recorder:
             before = self._state
             self._flush()
             where = self._keep(run)
-            after = self._update()
-        self._tell(before, after)
+            # Told under the lock, so that listeners hear the states in the order they came.
+            self._tell(before, self._update())
         return where
 
     def replay(self) -> int:
@@ -118,8 +118,7 @@ class Recorder:
         with self._lock:
             before = self._state
             stored = self._flush()
-            after = self._update()
-        self._tell(before, after)
+            self._tell(before, self._update())
         return stored
 
     def pending(self) -> int:
