@@ -217,7 +217,7 @@ def build_rig(
     scheduler = Scheduler(
         config,
         runner,  # type: ignore[arg-type]  # the seam: recover, execute and discard
-        Recorder(store, spool),
+        Recorder(store, spool, on_kept=runner.discard),  # as `onwatch run` wires it
         store.runs,
         stopping=stopping,
         kill=kill,
@@ -766,8 +766,8 @@ def test_runs_finished_while_the_database_is_down_are_spooled_then_stored_when_i
     assert len(rig.runner.discarded) == 3  # spooled runs are kept: their files can go
 
 
-def test_a_run_that_cannot_be_recorded_nor_spooled_stays_in_flight_and_the_loop_goes_on(
-    make_rig: MakeRig, logs: Records
+def test_a_run_that_can_be_neither_stored_nor_spooled_is_held_in_memory_and_stays_in_flight(
+    make_rig: MakeRig,
 ) -> None:
     rig = make_rig(EVERY_MINUTE)
     rig.spool.directory.write_text("a file where the spool folder should be")
@@ -775,9 +775,14 @@ def test_a_run_that_cannot_be_recorded_nor_spooled_stays_in_flight_and_the_loop_
     rig.scheduler.start()
     rig.cycle()
     rig.advance(MINUTE)
-    assert len(rig.runner.calls) == 2 and rig.recorded == []
+    assert len(rig.runner.calls) == 2
+    assert [where for _, where in rig.recorded] == ["in memory", "in memory"]
     assert rig.runner.discarded == []  # its files stay for the next start to recover
-    assert sum(m.startswith("could not record run") for m in logs.messages()) == 2
+    rig.store.set_down(False)
+    rig.spool.directory.unlink()
+    rig.advance(MINUTE)
+    assert len(rig.stored("api")) == 3
+    assert len(rig.runner.discarded) == 3  # once a disk or the database has them
 
 
 def test_a_runner_that_fails_gives_a_run_error_and_the_other_checks_run(make_rig: MakeRig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from onwatch.config import load_config
 from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
 from onwatch.model import utcnow
 from onwatch.store import CheckHistory, open_store
+from onwatch.store.recorder import Recording
 from receivers import HttpReceiver
 from recording import Hook
 from records import make_run
@@ -97,29 +99,63 @@ def sent_by(hook: Hook) -> list[Notification]:
         return list(hook.sent)
 
 
+STORED = Recording(last_write_ok=True)
+SPOOLING = Recording(problem="database", error="database is locked", spooled=1)
+
+
 def test_the_database_alarm_goes_out_once_an_outage_stamped_with_its_clock(
     tmp_path: Path,
 ) -> None:
     clock = FakeClock(T0)
     db_alarm, hook = alarm(tmp_path, clock)
-    run = make_run()
-    db_alarm.on_recorded(run, "stored")
+    db_alarm.on_recording(STORED)
     clock.now = T0 + timedelta(minutes=1)
-    db_alarm.on_recorded(run, "spooled")
+    db_alarm.on_recording(SPOOLING)
     clock.now = T0 + timedelta(minutes=2)
-    db_alarm.on_recorded(run, "spooled")  # the same outage: nobody is told again
+    db_alarm.on_recording(replace(SPOOLING, spooled=2))  # the same outage: nobody is told again
     [first] = sent_by(hook)
     assert first.event is Event.MONITOR_DEGRADED
-    assert first.details == {"problem": "database", "since": "2026-11-24T10:01:00+00:00"}
+    assert first.details == {
+        "problem": "database",
+        "since": "2026-11-24T10:01:00+00:00",
+        "error": "database is locked",
+        "spooled": 1,
+        "in_memory": 0,
+        "dropped": 0,
+    }
     assert first.key == "monitor.database|2026-11-24T10:01:00+00:00"
-    db_alarm.on_recorded(run, "stored")
+    db_alarm.on_recording(STORED)
     assert db_alarm.failing_since is None
     clock.now = T0 + timedelta(minutes=5)
-    db_alarm.on_recorded(run, "spooled")  # a new outage
+    db_alarm.on_recording(SPOOLING)  # a new outage
     assert [n.details["since"] for n in sent_by(hook)] == [
         "2026-11-24T10:01:00+00:00",
         "2026-11-24T10:05:00+00:00",
     ]
+
+
+def test_the_alarm_is_raised_again_when_runs_can_only_be_held_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_alarm, hook = alarm(tmp_path, FakeClock(T0))
+    db_alarm.on_recording(SPOOLING)
+    full = Recording(problem="disk_full", error="spool: [Errno 28] No space", in_memory=3)
+    db_alarm.on_recording(full)
+    db_alarm.on_recording(replace(full, in_memory=4))  # no new problem: told already
+    dropping = replace(full, in_memory=10_000, dropped=2, dropped_now=2)
+    db_alarm.on_recording(dropping)
+    db_alarm.on_recording(replace(dropping, dropped=3, dropped_now=3))
+    with caplog.at_level(logging.INFO, logger="onwatch.watchdog"):
+        db_alarm.on_recording(STORED)
+
+    spooled, held, lost = sent_by(hook)
+    assert lost.details["dropped"] == 2
+    assert "2 dropped" in lost.summary
+    assert (spooled.details["problem"], spooled.severity) == ("database", "warning")
+    assert (held.details["problem"], held.severity) == ("disk_full", "critical")
+    assert held.details["in_memory"] == 3
+    assert "3 run(s) held in memory" in held.summary
+    assert "recording back to normal" in caplog.text
 
 
 def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
@@ -132,7 +168,6 @@ def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
         return clock()
 
     db_alarm, hook = alarm(tmp_path, yielding_clock)
-    run = make_run()
     threads, outages = 16, 5
     for outage in range(outages):
         clock.now = T0 + timedelta(minutes=outage)
@@ -141,14 +176,14 @@ def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
         def spool(start: threading.Barrier = start) -> None:
             start.wait()
             for _ in range(50):
-                db_alarm.on_recorded(run, "spooled")
+                db_alarm.on_recording(SPOOLING)
 
         workers = [threading.Thread(target=spool) for _ in range(threads)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
-        db_alarm.on_recorded(run, "stored")
+        db_alarm.on_recording(STORED)
     sent = sent_by(hook)
     assert [n.details["since"] for n in sent] == [
         (T0 + timedelta(minutes=outage)).isoformat() for outage in range(outages)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
 from onwatch.store import open_store
-from onwatch.store.recorder import Recorder
+from onwatch.store.recorder import MEMORY_LIMIT, Recorder, Recording
 from onwatch.store.schema import results, runs
 from onwatch.store.spool import Spool
 from onwatch.store.sql import SqlStore
 from pgserver import PgServer, fresh_database
-from records import make_run, passed_results
+from records import T0, make_run, passed_results
 
 
 def count(url: str) -> tuple[int, int]:
@@ -142,3 +144,113 @@ def test_it_spools_while_postgresql_is_down_and_replays_each_run_once_when_it_is
     # Spooled runs went in oldest first, and before the run that found the database back.
     assert insertion_order(url) == [run.id for run in made]
     store.close()
+
+
+def unwritable_spool(tmp_path: Path) -> tuple[Spool, Path]:
+    """Return a spool whose folder cannot be made (a file stands in its path), and that file."""
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state folder should be")
+    return Spool(blocker / "spool"), blocker
+
+
+def test_it_holds_runs_in_memory_when_neither_the_database_nor_the_spool_takes_them(
+    tmp_path: Path,
+) -> None:
+    store = open_store("memory://")
+    store.set_down(True)  # type: ignore[attr-defined]
+    spool, blocker = unwritable_spool(tmp_path)
+    seen: list[Recording] = []
+    recorder = Recorder(store, spool, on_change=seen.append)
+    runs = [make_run(minute=minute) for minute in range(3)]
+
+    assert [recorder.record(run) for run in runs] == ["in memory"] * 3
+
+    state = recorder.state()
+    assert (state.problem, state.in_memory, state.spooled, state.dropped) == ("unwritable", 3, 0, 0)
+    assert recorder.pending() == 3
+    assert seen[-1] == state
+    store.set_down(False)  # type: ignore[attr-defined]
+    assert recorder.replay() == 3
+    assert [store.runs.get_run(run.id) for run in runs] == runs
+    assert recorder.state().problem is None
+    assert recorder.pending() == 0
+
+
+def test_it_keeps_ten_thousand_runs_in_memory_and_drops_the_oldest_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store("memory://")
+    store.set_down(True)  # type: ignore[attr-defined]
+    spool, _ = unwritable_spool(tmp_path)
+    recorder = Recorder(store, spool)
+    runs = [make_run(started_at=T0 + timedelta(seconds=n)) for n in range(MEMORY_LIMIT + 5)]
+
+    with caplog.at_level(logging.ERROR, logger="onwatch.store"):
+        for run in runs:
+            recorder.record(run)
+
+    state = recorder.state()
+    assert MEMORY_LIMIT == 10_000
+    assert (state.in_memory, state.dropped, state.dropped_now) == (10_000, 5, 5)
+    dropped = [r.id for r in runs[:5]]
+    assert sum("dropped" in line for line in caplog.messages) == 5
+    assert all(any(run_id in line for line in caplog.messages) for run_id in dropped)
+    store.set_down(False)  # type: ignore[attr-defined]
+    recorder.replay()
+    assert store.runs.get_run(runs[4].id) is None
+    assert store.runs.get_run(runs[5].id) == runs[5]
+    assert store.runs.get_run(runs[-1].id) == runs[-1]
+    assert (recorder.state().in_memory, recorder.state().dropped) == (0, 5)
+
+
+def test_runs_in_memory_go_to_the_spool_when_the_disk_is_back_before_the_database(
+    tmp_path: Path,
+) -> None:
+    store = open_store("memory://")
+    store.set_down(True)  # type: ignore[attr-defined]
+    spool, blocker = unwritable_spool(tmp_path)
+    recorder = Recorder(store, spool)
+    held = make_run(minute=0)
+    assert recorder.record(held) == "in memory"
+
+    blocker.unlink()
+    later = make_run(minute=1)
+    assert recorder.record(later) == "spooled"
+
+    assert [run.id for run in spool.pending()] == [held.id, later.id]
+    assert (recorder.state().problem, recorder.state().spooled) == ("database", 2)
+
+
+def test_a_run_the_database_refuses_for_its_content_is_spooled_and_blocks_no_other(
+    store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate in a message makes the SQLite driver raise UnicodeEncodeError."""
+    spool = Spool(tmp_path / "spool")
+    seen: list[Recording] = []
+    recorder = Recorder(store, spool, on_change=seen.append)
+    run = make_run(results=passed_results(1))
+    poisoned = run.with_results((replace(run.results[0], message="bad \udcff"),))
+
+    with caplog.at_level(logging.ERROR, logger="onwatch.store"):
+        assert recorder.record(poisoned) == "spooled"
+        after = make_run(minute=1)
+        assert recorder.record(after) == "stored"
+        recorder.replay()
+
+    assert store.runs.get_run(after.id) == after
+    assert [r.id for r in spool.pending()] == [poisoned.id]
+    assert seen[0].problem == "unstorable"
+    assert "UnicodeEncodeError" in (seen[0].error or "")
+    tracebacks = [r for r in caplog.records if r.exc_info and poisoned.id in r.getMessage()]
+    assert len(tracebacks) == 1  # once, not at every replay
+
+
+def test_it_never_raises_whatever_fails(tmp_path: Path) -> None:
+    store = open_store("memory://")
+    spool, _ = unwritable_spool(tmp_path)
+    recorder = Recorder(store, spool)
+    run = make_run()
+    poisoned = replace(run, id="../escape")  # not even a valid spool file name
+
+    store.set_down(True)  # type: ignore[attr-defined]
+    assert recorder.record(poisoned) == "in memory"

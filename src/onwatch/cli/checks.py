@@ -119,9 +119,16 @@ def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) ->
     for run in [*runner.recover(), *runs]:
         recorded[run.id] = opened.record(run)
         runner.discard(run.id)
-    if any(where != "stored" for where in recorded.values()):
+    unkept = sum(where not in ("stored", "spooled") for where in recorded.values())
+    if unkept:
         print(
-            f"onwatch: database unreachable ({opened.error}); runs kept in "
+            f"onwatch: {unkept} run(s) could be written neither to the database nor to "
+            f"{config.state_dir / 'spool'} (disk full or read-only?): they are not kept",
+            file=sys.stderr,
+        )
+    elif any(where != "stored" for where in recorded.values()):
+        print(
+            f"onwatch: database unreachable ({opened.reason()}); runs kept in "
             f"{config.state_dir / 'spool'} and written when it is back",
             file=sys.stderr,
         )
@@ -232,11 +239,21 @@ class StoreOpener:
         self.thread.join()
         spool = Spool(self.config.state_dir / "spool")
         if self.store is None:
-            spool.put(run)
+            try:
+                spool.put(run)
+            except OSError as exc:  # a full or read-only disk: say so, never crash
+                self.error = f"{self.error}; the spool cannot be written either: {exc}"
+                return "lost"
             return "spooled"
         if self._recorder is None:
             self._recorder = Recorder(self.store, spool)
         return self._recorder.record(run)
+
+    def reason(self) -> str | None:
+        """Say why runs were not stored: the database did not open, or refused a write."""
+        if self.error is None and self._recorder is not None:
+            return self._recorder.state().error
+        return self.error
 
     def close(self) -> None:
         """Close the store."""

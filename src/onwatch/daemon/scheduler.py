@@ -301,7 +301,10 @@ class Scheduler:
         except Exception:  # noqa: BLE001 - keep the loop alive; the run stays in flight on disk
             log.exception("could not record run %s of %s", run.id, run.check)
             return
-        self.runner.discard(run.id)
+        if where in ("stored", "spooled"):
+            # A run held in memory (no disk took it) keeps whatever it has on disk in flight:
+            # if onwatch dies before a disk takes it, the next start recovers it from there.
+            self.runner.discard(run.id)
         log_run(run, where)
         if self.on_recorded is not None:
             try:

@@ -5,8 +5,9 @@
   onwatch down.
 - After downtime, every slot missed is recorded (reason ``down``) and ONE ``monitor.degraded``
   notification summarises the gap: no storm of alerts, no storm of catch-up runs.
-- When the database cannot be written, runs are spooled; the outbox lives in that database, so
-  this one alarm is sent straight through the channels, best effort.
+- When the database cannot be written, runs are spooled (held in memory when the disk is full
+  too); the outbox lives in that database, so this alarm is sent straight through the
+  channels, best effort.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from onwatch.channels import Channel
     from onwatch.daemon.skips import SkippedSlots
     from onwatch.store import CheckHistory
+    from onwatch.store.recorder import Recording
 
 # Named as before this module moved into daemon/: the name is in every JSON log line.
 log = logging.getLogger("onwatch.watchdog")
@@ -170,7 +172,12 @@ def default_channels(config: Config) -> list[str]:
 
 
 class DatabaseAlarm:
-    """Tells people, straight through the channels, when runs must be spooled."""
+    """Tells people, straight through the channels, when runs cannot reach the database.
+
+    It follows the recorder's ``Recording``: the first problem of an episode raises
+    ``monitor.degraded``, and so does each worse one (runs spooled, then held in memory because
+    the disk is full); the end of the episode is logged with what was written out.
+    """
 
     def __init__(
         self,
@@ -183,35 +190,74 @@ class DatabaseAlarm:
         self.channels = channels
         self.clock = clock
         self.failing_since: datetime | None = None
+        self._told: set[str] = set()  # the problems told during this episode
         # Runs of several checks are recorded at once: one of them raises the alarm.
         self._lock = threading.Lock()
 
-    def on_recorded(self, run: Run, where: str) -> None:
-        """Raise the alarm on the first spooled run of an outage."""
-        if where == "stored":
+    def on_recording(self, state: Recording) -> None:
+        """Raise the alarm when runs stop reaching the database, or reach less far."""
+        if state.problem is None:
             with self._lock:
-                back, self.failing_since = self.failing_since is not None, None
-            if back:
-                log.info("database is back; spooled runs are being written")
+                back, self.failing_since = self.failing_since, None
+                self._told.clear()
+            if back is not None:
+                log.info(
+                    "recording back to normal: every run is in the database again",
+                    extra={"fields": {"since": back.isoformat(), "dropped": state.dropped}},
+                )
             return
+        # Runs starting to be lost is worse news than the problem itself: told too.
+        stage = f"{state.problem}.dropping" if state.dropped_now else state.problem
         with self._lock:
-            if self.failing_since is not None:
-                return  # this outage has been told already
-            since = self.failing_since = self.clock()
+            if self.failing_since is None:
+                self.failing_since = state.since or self.clock()
+            if stage in self._told:
+                return  # told already in this episode
+            self._told.add(stage)
+            since = self.failing_since
         notification = Notification(
             event=Event.MONITOR_DEGRADED,
-            key=f"monitor.database|{since.isoformat()}",
-            summary=(
-                "onwatch cannot write to its database: runs are kept on disk and written "
-                "when it is back; alerts about checks wait until then"
-            ),
-            severity="warning",
-            details={"problem": "database", "since": since.isoformat()},
+            key=f"monitor.{stage}|{since.isoformat()}",
+            summary=_summary(state),
+            severity="critical" if state.losing else "warning",
+            details={
+                "problem": state.problem,
+                "since": since.isoformat(),
+                "error": state.error,
+                "spooled": state.spooled,
+                "in_memory": state.in_memory,
+                "dropped": state.dropped,
+            },
+        )
+        log.warning(
+            "recording degraded: %s",
+            notification.summary,
+            extra={"fields": {"problem": state.problem}},
         )
         targets = [self.channels[n] for n in default_channels(self.config) if n in self.channels]
         threading.Thread(
             target=_send_all, args=(targets, notification), name="onwatch-db-alarm", daemon=True
         ).start()
+
+
+def _summary(state: Recording) -> str:
+    if state.problem == "unstorable":
+        return (
+            f"onwatch's database refused a run ({state.error}): it is kept on disk in the spool "
+            "and retried; the log has its traceback"
+        )
+    if state.losing:
+        why = "the disk is full" if state.problem == "disk_full" else "the disk is not writable"
+        dropped = f", {state.dropped} dropped" if state.dropped else ""
+        return (
+            f"onwatch can write neither its database nor its spool ({why}): "
+            f"{state.in_memory} run(s) held in memory{dropped}; they are written out as soon "
+            "as a disk takes them, and lost if onwatch stops first"
+        )
+    return (
+        "onwatch cannot write to its database: runs are kept on disk and written "
+        "when it is back; alerts about checks wait until then"
+    )
 
 
 def _send_all(channels: list[Channel], notification: Notification) -> None:

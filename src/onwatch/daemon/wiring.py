@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
     from onwatch.store import Store
-    from onwatch.store.recorder import Recorder
+    from onwatch.store.recorder import Recorder, Recording
     from onwatch.upstream.loop import WatchLoop
     from onwatch.web.server import WebServer
 
@@ -77,7 +77,6 @@ def run_daemon(
         store.ensure_schema()
     except StoreError as exc:
         log.warning("database unreachable; runs are spooled until it is back: %s", exc)
-    recorder = Recorder(store, Spool(config.state_dir / "spool"))
     runner = Runner(config, stop=kill, keeper=keeper)
     enabled = [name for name, check in config.checks.items() if check.enabled]
     health = Health(enabled)
@@ -94,9 +93,17 @@ def run_daemon(
     watchdog = Watchdog(config, notify=alerting.send, on_overdue=health.set_overdue)
     alarm = DatabaseAlarm(config, channels)
 
+    def recording(state: Recording) -> None:
+        health.set_recording(state)
+        alarm.on_recording(state)
+
+    recorder = Recorder(
+        store, Spool(config.state_dir / "spool"), on_change=recording, on_kept=runner.discard
+    )
+    health.set_recording(recorder.state())
+
     def recorded(run: Run, where: str) -> None:
         health.record(run)
-        alarm.on_recorded(run, where)
         watchdog.on_run(run)
         alerting.on_run(run)
         if run.check in config.checks:
@@ -180,6 +187,9 @@ def run_daemon(
         if web is not None:
             web.stop()
         store.close()
+    lost = recorder.state().in_memory
+    if lost:
+        log.error("%d run(s) held in memory could be written nowhere and are lost", lost)
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
 
 

@@ -9,6 +9,9 @@ pytest), ``parse`` (what pytest left behind, as results) and, inside the pytest 
 # The environment that connects onwatch to its pytest plugin; kept here so that starting a run
 # does not import pytest into onwatch itself.
 EVENTS_ENV = "ONWATCH_EVENTS"
+# Where the plugin goes on writing events when the events file refuses a write (the disk
+# filled up during the run): a memory file of the parent's.
+EVENTS_SPARE_ENV = "ONWATCH_EVENTS_SPARE"
 ATTEMPT_ENV = "ONWATCH_ATTEMPT"
 # Every process a run starts inherits its run id: how the processes it left behind are found.
 RUN_ID_ENV = "ONWATCH_RUN_ID"

@@ -121,7 +121,6 @@ class Runner:
         run_id = str(uuid.uuid4())
         started_at = utcnow()
         deadline = time.monotonic() + check.timeout
-        self.inflight.mkdir(parents=True, exist_ok=True)
         meta = {
             "id": run_id,
             "check": name,
@@ -135,7 +134,21 @@ class Runner:
             "pid": os.getpid(),
             "detail": detail or {},
         }
-        _write_json(self.inflight / f"{run_id}.json", meta)
+        in_memory = False
+        try:
+            self.inflight.mkdir(parents=True, exist_ok=True)
+            _write_json(self.inflight / f"{run_id}.json", meta)
+        except OSError as exc:
+            in_memory = True
+            # A full or read-only disk must not stop monitoring: the run goes ahead with its
+            # events and output in memory (see process.py), only a crash would lose it.
+            log.warning(
+                "cannot write the in-flight file of run %s (%s); it runs in memory and "
+                "cannot be recovered if onwatch crashes before it is recorded",
+                run_id,
+                exc,
+                extra={"fields": {"check": name, "run_id": run_id}},
+            )
         try:
             secrets = self.keeper.resolve(self.config.secrets_of(name))
         except SecretError as exc:
@@ -166,6 +179,7 @@ class Runner:
             spawned=self.spawned,
             on_event=None if on_event is None else _shown(on_event),
             patterns=self.patterns,
+            in_memory=in_memory,
         )
         try:
             decided = kind.run(job)
@@ -412,11 +426,16 @@ def _build_run(meta: dict[str, Any], decided: Verdict, finished: datetime, host:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
-    with temporary.open("w") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk creates the file and then fails to fill it: leave no empty file behind.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _is_onwatch(pid: int) -> bool:

@@ -55,6 +55,9 @@ class Job:
     spawned: threading.Event | None = None  # the kind sets it once its process has started
     on_event: EventHandler | None = None
     patterns: Callable[[], Patterns] | None = None  # failure categories; None: the built-in
+    # The in-flight folder cannot be written (full or read-only disk): keep what the run
+    # produces in memory, so that monitoring goes on; nothing is left to recover after a crash.
+    in_memory: bool = False
 
     @property
     def timeout_text(self) -> str:

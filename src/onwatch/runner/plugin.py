@@ -4,7 +4,9 @@ Registered through the ``pytest11`` entry point, so it loads in every pytest pro
 environment, and stays inert unless ``ONWATCH_EVENTS`` names a file: a team's own pytest runs
 are untouched. It imports nothing beyond the standard library and pytest, and writes each line
 with one ``write`` call so that a process killed at any moment leaves every finished test on disk
-(at worst a truncated last line, which the reader ignores).
+(at worst a truncated last line, which the reader ignores). Should the file refuse a write (the
+disk filled up during the run), that line and every later one go to ``ONWATCH_EVENTS_SPARE``, a
+memory file of onwatch's, so that a full disk costs the run none of its results.
 
 Events, in order: ``start`` (rootdir, attempt), ``collect_error`` (per broken module),
 ``collected`` (count), then per test ``begin`` and ``result``, then ``finished`` (exit status).
@@ -41,6 +43,7 @@ from onwatch.runner import (
     ATTEMPT_ENV,
     BROWSER_ENV,
     EVENTS_ENV,
+    EVENTS_SPARE_ENV,
     SCREENSHOTS_ENV,
     SECRETS_ENV,
     TRACING_ENV,
@@ -101,6 +104,8 @@ class EventWriter:
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.spare = os.environ.get(EVENTS_SPARE_ENV) or None
+        self.spare_fd: int | None = None
         self.attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
         self.reports: dict[str, list[pytest.TestReport]] = {}
         root = os.environ.get(ARTIFACTS_DIR_ENV, "")
@@ -122,7 +127,22 @@ class EventWriter:
         if self.masker is not None:
             event = self.masker.mask_value(json.loads(json.dumps(event, default=repr)))
         line = json.dumps(event, separators=(",", ":"), default=repr) + "\n"
-        os.write(self.fd, line.encode("utf-8", "replace"))
+        self._write(line.encode("utf-8", "replace"))
+
+    def _write(self, data: bytes) -> None:
+        if self.spare_fd is None:
+            try:
+                if os.write(self.fd, data) == len(data):
+                    return
+            except OSError:
+                if self.spare is None:
+                    raise
+            if self.spare is None:
+                raise OSError(f"short write of an event to {os.environ.get(EVENTS_ENV)}")
+            # The disk filled up: the rest of the stream goes to the parent's memory file, from
+            # this whole line on (the parent ignores the unfinished one left in the file).
+            self.spare_fd = os.open(self.spare, os.O_WRONLY | os.O_APPEND)
+        os.write(self.spare_fd, data)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -249,6 +269,8 @@ class EventWriter:
 
     def pytest_unconfigure(self) -> None:
         os.close(self.fd)
+        if self.spare_fd is not None:
+            os.close(self.spare_fd)
 
 
 def _masker() -> Masker | None:

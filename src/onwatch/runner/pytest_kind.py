@@ -118,6 +118,7 @@ class Pytest:
             on_event=job.on_event,
             spawned=job.spawned,
             python=job.python or sys.executable,
+            in_memory=job.in_memory,
         )
 
     def recover(self, leftover: Leftover) -> Verdict:

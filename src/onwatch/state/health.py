@@ -1,12 +1,12 @@
 """What ``onwatch run`` knows about itself now: an in-memory summary for /healthz and /metrics.
 
 The daemon writes to one ``Health`` as things happen (each scheduler cycle, each recorded run,
-each heartbeat); the web side reads ``snapshot()`` on every scrape. ``feed.py`` seeds it from
-the database: once at the start of ``onwatch run``, every few seconds in ``onwatch serve``.
-Keeping this in memory means a scrape never touches the database, so metrics stay available
-while the database is down, which is exactly when they matter. Every method takes a lock:
-writers are the scheduler loop, the run threads, the heartbeat thread and the feed; readers
-are the web server's threads.
+each heartbeat, each change of where runs are recorded); the web side reads ``snapshot()`` on
+every scrape. ``feed.py`` seeds it from the database: once at the start of ``onwatch run``,
+every few seconds in ``onwatch serve``. Keeping this in memory means a scrape never touches the
+database, so metrics stay available while the database is down, which is exactly when they
+matter. Every method takes a lock: writers are the scheduler loop, the run threads, the
+heartbeat thread and the feed; readers are the web server's threads.
 
 Timestamps are wall-clock seconds since the epoch (what Prometheus compares with ``time()``);
 the age of the last scheduler tick is measured on the monotonic clock, so a wall-clock jump
@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from onwatch.model import Run, RunStatus
 from onwatch.state.load import Load
+from onwatch.store.recorder import Recording
 
 # Runs that went through the whole selection: their tests are the check's tests from now on.
 _COMPLETE = frozenset({RunStatus.PASSED, RunStatus.FAILED})
@@ -122,6 +123,8 @@ class Health:
         self._polls: dict[tuple[str, str], PollState] = {}
         # Skipped slots, start lateness and overload, as the scheduler reports them.
         self.load = Load()
+        # Where runs go, as the recorder last said; None where no recorder reports (serve).
+        self._recording: Recording | None = None
         # Bumped by every change to what the checks' series show (not by ticks or heartbeats),
         # so /metrics can reuse the text it rendered while nothing changed.
         self._version = 0
@@ -223,6 +226,11 @@ class Health:
                 self._polls[(watch, package)] = state
                 self._version += 1
 
+    def set_recording(self, state: Recording) -> None:
+        """Note where runs go now: the database, the spool, memory; what waits and was lost."""
+        with self._lock:
+            self._recording = state
+
     def heartbeat_failed(self) -> None:
         """Count one heartbeat ping that did not get a 2xx answer."""
         with self._lock:
@@ -302,6 +310,11 @@ class Health:
         with self._lock:
             return self._last_tick_at, self._heartbeat_failures
 
+    def recording(self) -> Recording | None:
+        """Return where runs go now, or None when nothing records runs in this process."""
+        with self._lock:
+            return self._recording
+
     def snapshot(self) -> HealthSnapshot:
         """Return a consistent, immutable copy of everything known."""
         with self._lock:
@@ -321,6 +334,51 @@ class Health:
                 heartbeat_last_ok_at=self._heartbeat_last_ok_at,
                 polls=MappingProxyType(dict(self._polls)),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteHealth:
+    """What /healthz says about recording: the ``database`` word, the problem, the details."""
+
+    database: str  # "ok", "spooling", "in memory: N runs" (", dropped: N")
+    problem: str | None  # one sentence for /healthz's problems; None while runs are stored
+    details: Mapping[str, object]
+
+
+def write_health(recording: Recording) -> WriteHealth:
+    """Judge the recorder's state: runs not reaching the database make /healthz fail.
+
+    Spooled runs are safe on disk, but the alerts about checks wait for the database, so a
+    spool in use is a problem too, only a milder one to read.
+    """
+    details: dict[str, object] = {
+        "to": "database",
+        "spooled": recording.spooled,
+        "in_memory": recording.in_memory,
+        "dropped": recording.dropped,
+    }
+    if recording.problem is None:
+        return WriteHealth("ok", None, MappingProxyType(details))
+    details["problem"] = recording.problem
+    details["since"] = recording.since.isoformat() if recording.since else None
+    details["error"] = recording.error
+    if recording.in_memory or recording.dropped_now:
+        details["to"] = "memory"
+        database = f"in memory: {recording.in_memory} runs"
+        if recording.dropped_now:
+            database += f", dropped: {recording.dropped_now}"
+        problem = (
+            f"neither the database nor the spool can be written ({recording.problem}: "
+            f"{recording.error}): {recording.in_memory} run(s) held in memory, "
+            f"{recording.dropped_now} dropped"
+        )
+        return WriteHealth(database, problem, MappingProxyType(details))
+    details["to"] = "spool"
+    problem = (
+        f"runs are not reaching the database ({recording.error}): "
+        f"{recording.spooled} waiting in the spool"
+    )
+    return WriteHealth("spooling", problem, MappingProxyType(details))
 
 
 def _latest(current: float | None, new: float) -> float:

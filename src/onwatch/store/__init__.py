@@ -13,9 +13,9 @@ stored files). Consumers are typed against those Protocols, never against an imp
   Nothing outside this package imports SQLAlchemy or writes SQL.
 - ``memory/`` (``MemoryStore``) keeps everything in plain Python for tests
   (``open_store("memory://")``); the two pass one contract suite (tests/store/contract/).
-- While the database cannot be reached, ``Recorder`` (``recorder.py``) keeps runs in a
+- While the database cannot be written, ``Recorder`` (``recorder.py``) keeps runs in a
   ``Spool`` (``spool.py``) of fsynced JSON files and replays them, idempotently by run id, once
-  it is back.
+  it is back; while the spool cannot be written either, it holds them in memory.
 
 Every method of a store raises ``onwatch.errors.StoreError`` when the database cannot be reached
 or written, never a driver's or SQLAlchemy's exception. Importing this package stays cheap:

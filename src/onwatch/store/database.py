@@ -4,6 +4,8 @@ Every SQL module of the store (runs, incidents, outbox, dashboard, upstream, the
 the doctor's scan) opens its connections through ``Database.read`` or ``Database.write``, which
 turn any failure to reach or write the database into ``StoreError`` with a one-line message that
 names the database without its password. Callers spool the run, defer the alert, and try again.
+A failed write drops the pooled connections, so the next one reaches the database as it is now
+(writable again after a read-only spell) without a restart.
 """
 
 from __future__ import annotations
@@ -141,9 +143,19 @@ class Database:
     @contextmanager
     def write(self, action: str) -> Iterator[Connection]:
         """Yield a connection in a transaction, committed at the end of the block, rolled back
-        on any error; failures leave as StoreError("action: reason")."""
-        with self.translated(action), self._engine.begin() as conn:
-            yield conn
+        on any error; failures leave as StoreError("action: reason").
+
+        A failed write drops every pooled connection: SQLite keeps a connection opened on a
+        read-only file read-only, and a PostgreSQL session may sit on a server that became a
+        standby, so only new connections see the repaired database.
+        """
+        try:
+            with self.translated(action), self._engine.begin() as conn:
+                yield conn
+        except StoreError as exc:
+            if not is_conflict(exc):
+                self._engine.dispose()
+            raise
 
     @contextmanager
     def translated(self, action: str) -> Iterator[None]:

@@ -6,8 +6,9 @@ With a ``Site`` it serves the dashboard pages (``pages.py``), the JSON API under
 style and nothing from another origin: the pages need none, and a name that slipped through
 escaping could not run.
 
-``/healthz`` answers 200 only while the scheduler loop keeps cycling and the database answers;
-otherwise 503 with every reason, so a liveness probe or an uptime checker restarts or pages.
+``/healthz`` answers 200 only while the scheduler loop keeps cycling, the database answers and
+(in ``onwatch run``) runs reach it; otherwise 503 with every reason, so a liveness probe or an
+uptime checker restarts or pages.
 ``/metrics`` is the Prometheus text format of ``onwatch.web.metrics``. Both read memory only, apart
 from the database probe, whose answer is cached briefly so frequent probes stay cheap.
 """
@@ -29,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from onwatch.errors import PageError
-from onwatch.state.health import Health
+from onwatch.state.health import Health, write_health
 from onwatch.web.auth import COOKIE, Role
 from onwatch.web.hosts import LOOPBACK_NAMES, HostCheck, HostPolicy
 from onwatch.web.metrics import Exposition
@@ -107,11 +108,18 @@ def create_app(
             )
         if not db:
             problems.append("database unreachable")
+        # Where runs are recorded (`onwatch run` only): the last write, not only a read.
+        recording = health.recording()
+        written = None if recording is None else write_health(recording)
+        if written is not None and written.problem is not None:
+            problems.append(written.problem)
         body: dict[str, object] = {
             "status": "unhealthy" if problems else "ok",
             "last_tick_age": round(age, 3),
-            "database": "ok" if db else "unreachable",
+            "database": "unreachable" if not db else written.database if written else "ok",
         }
+        if written is not None:
+            body["recording"] = dict(written.details)
         if problems:
             body["problems"] = problems
         return JSONResponse(

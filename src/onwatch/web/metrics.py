@@ -26,6 +26,8 @@
     onwatch_scheduler_skipped_share                     share of slots skipped over the window
     onwatch_scheduler_start_lateness_seconds            p95 of how late runs start, over it
     onwatch_skipped_slots_total{check,reason}           slots not run since start, and why
+    onwatch_runs_waiting{where}                         runs not yet in the database: spool, memory
+    onwatch_runs_dropped_total                          runs lost: memory full, no disk took them
 
 A series with no known value yet (a check that never ran) is left out rather than shown as 0:
 a zero timestamp would read as "last ran in 1970" and fire every staleness alert. Only
@@ -97,6 +99,15 @@ class Exposition:
                 self._cached = (version, render_text(self.summary.collect()))
             summary = self._cached[1]
         return generate_latest(self.live) + summary
+
+
+def _add_recording(f: _Families, health: Health) -> None:
+    recording = health.recording()
+    if recording is None:  # nothing records runs in this process (`onwatch serve`)
+        return
+    f.waiting.add_metric(["spool"], float(recording.spooled))
+    f.waiting.add_metric(["memory"], float(recording.in_memory))
+    f.dropped.add_metric([], float(recording.dropped))
 
 
 # prometheus_client's own formatting of a sample value (Go's float syntax), typed.
@@ -180,6 +191,7 @@ class HealthCollector:
                 f.tick.add_metric([], last_tick_at)
             f.heartbeat_failures.add_metric([], float(heartbeat_failures))
             self._add_load(f)
+            _add_recording(f, self.health)
             yield from self._chosen(f)
             return
         snapshot = self.health.snapshot()
@@ -198,7 +210,9 @@ class HealthCollector:
                 f.upstream_last_ok.add_metric([watch, package], poll.last_ok_at)
             f.upstream_failures.add_metric([watch, package], float(poll.failures))
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
-        self._add_load(f)
+        if self.part == "all":
+            self._add_load(f)
+            _add_recording(f, self.health)
         yield from self._chosen(f)
 
     def _add_load(self, f: _Families) -> None:
@@ -373,6 +387,16 @@ class _Families:
             labels=["check", "reason"],
         )
 
+        self.waiting = GaugeMetricFamily(
+            "onwatch_runs_waiting",
+            "Runs not yet in the database: in the spool on disk, or in memory (disk full).",
+            labels=["where"],
+        )
+        self.dropped = CounterMetricFamily(
+            "onwatch_runs_dropped",
+            "Runs lost because neither the database nor the disk took them and memory was full.",
+        )
+
     def live(self) -> list[Metric]:
         """Return the families that change without a run being recorded."""
         return [
@@ -383,6 +407,8 @@ class _Families:
             self.skipped_share,
             self.lateness,
             self.skipped_slots,
+            self.waiting,
+            self.dropped,
         ]
 
     def all(self) -> list[Metric]:
@@ -412,4 +438,6 @@ class _Families:
             self.skipped_share,
             self.lateness,
             self.skipped_slots,
+            self.waiting,
+            self.dropped,
         ]
