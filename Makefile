@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/browser_journeys.py
 	$(BIN)/python bench/secret_masking.py
+	$(BIN)/python bench/process_sweep.py
 
 setup: $(STAMP)
 

@@ -4,7 +4,6 @@ does is in the contract suite (tests/store/contract/)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -118,19 +117,15 @@ def test_it_answers_history_for_hundreds_of_checks(store: SqlStore) -> None:
 # -- volume ------------------------------------------------------------------------------------
 
 
-def test_it_saves_a_run_of_50000_results_whole_and_quickly(tmp_path: Path) -> None:
+def test_it_saves_a_run_of_50000_results_whole(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'big.db'}"
     store = open_store(url)
     store.ensure_schema()
     run = make_run(results=passed_results(50_000))
-
-    started = time.perf_counter()
-    store.runs.save_run(run)
-    elapsed = time.perf_counter() - started
+    store.runs.save_run(run)  # how fast: bench/large_run.py
     store.close()
 
     assert count_rows(url, select(func.count()).select_from(results)) == 50_000
-    assert elapsed < 5, f"50,000 results took {elapsed:.1f} s"
 
 
 # -- SQLite specifics --------------------------------------------------------------------------
