@@ -28,6 +28,7 @@ from onwatch.runner.parse import (
     attempt_results,
     merge_attempts,
     parse_events,
+    ran_to_the_end,
     retry_candidates,
     verdict,
 )
@@ -103,14 +104,19 @@ class Pytest:
         )
 
     def recover(self, leftover: Leftover) -> Verdict:
-        """Kill the pytest processes a dead onwatch left; judge what they wrote as interrupted."""
+        """Kill the pytest processes a dead onwatch left; judge what they wrote.
+
+        An attempt whose tests all reported before onwatch died keeps its real outcome; one
+        cut short is interrupted.
+        """
         attempts = []
         for events_path in sorted(leftover.inflight.glob(f"{leftover.run_id}.*.events")):
             number = int(events_path.name.split(".")[-2])
             events = parse_events(events_path.read_bytes())
             _kill_orphan(events)
             attempts.append(
-                RunAttempt(number=number, events=events, returncode=None, interrupted=True)
+                ran_to_the_end(number, events)
+                or RunAttempt(number=number, events=events, returncode=None, interrupted=True)
             )
         if not attempts:
             attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]
