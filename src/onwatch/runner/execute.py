@@ -162,6 +162,8 @@ class Runner:
         except RunnerError as exc:
             decided = _cannot_start(str(exc))
         run = _build_run(meta, decided, utcnow(), self.host)
+        if self.stop is not None and self.stop.is_set() and _interrupted(decided):
+            run = run.as_stopped()  # onwatch was stopped: the product was not at fault
         return self._finish(run, self.keeper.masker)
 
     def collect(self, name: str, check: Check) -> Collection:
@@ -305,6 +307,10 @@ def mask_run(run: Run, masker: Masker) -> Run:
 
     results = tuple(masked(result) for result in run.results)
     return replace(run, error=masker.mask_optional(run.error), results=results)
+
+
+def _interrupted(decided: Verdict) -> bool:
+    return decided.status is RunStatus.ERROR and (decided.error or "").startswith("interrupted")
 
 
 def _cannot_start(reason: str) -> Verdict:

@@ -27,7 +27,17 @@ from sqlalchemy import (
 )
 
 from onwatch.errors import StoreError
-from onwatch.model import CheckHistory, Run, RunFacts, RunStatus, TestResult, Trigger, utcnow
+from onwatch.model import (
+    BY_STOP,
+    INTERRUPTED,
+    CheckHistory,
+    Run,
+    RunFacts,
+    RunStatus,
+    TestResult,
+    Trigger,
+    utcnow,
+)
 from onwatch.store.database import Database, is_conflict
 from onwatch.store.rollup import add_run
 from onwatch.store.rows import result_from_row, result_row, run_from_row, run_row
@@ -206,7 +216,14 @@ class SqlRuns:
     def recent_facts(self, check: str, limit: int) -> list[RunFacts]:
         """Return the check's latest runs, newest first, as the alerting rules see them."""
         query = (
-            select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.finished_at, runs.c.counts)
+            select(
+                runs.c.id,
+                runs.c.status,
+                runs.c.started_at,
+                runs.c.finished_at,
+                runs.c.counts,
+                runs.c.trigger_detail,
+            )
             .where(runs.c.check == check, MONITORING)
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
@@ -219,6 +236,7 @@ class SqlRuns:
                     started_at=row.started_at,
                     finished_at=row.finished_at,
                     flaky=int((row.counts or {}).get("flaky", 0)),
+                    stopped=(row.trigger_detail or {}).get(INTERRUPTED) == BY_STOP,
                 )
                 for row in conn.execute(query)
             ]

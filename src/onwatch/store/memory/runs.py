@@ -123,6 +123,7 @@ class MemoryRuns:
                 started_at=run.started_at,
                 finished_at=run.finished_at,
                 flaky=run.counts()["flaky"],
+                stopped=run.stopped,
             )
             for run in newest_first(run for run in mine if monitoring(run))[:limit]
         ]

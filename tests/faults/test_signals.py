@@ -1,0 +1,91 @@
+"""Signals reach onwatch however it was started: Ctrl-C, stop and reload.
+
+A shell's background job and ``nohup`` start a program with SIGINT ignored; these tests start
+the real process that way, send real signals and read what was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from suites import make_project
+from waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+STOP_WITHIN = 10.0
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _slow_project(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {"slow": {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "60"}}},
+        suites=("slow",),
+    )
+
+
+def _pytest_processes_of(run_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            if process.info["cwd"] == str(run_dir) and "pytest" in " ".join(
+                process.info["cmdline"] or []
+            ):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_once_started_with_sigint_ignored_stops_kills_its_tests_and_records_the_run(
+    tmp_path: Path, number: signal.Signals
+) -> None:
+    """Fault: `onwatch once` started from a background shell (SIGINT ignored) gets Ctrl-C or a
+    stop (SIGTERM) while a test hangs."""
+    _slow_project(tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-m", "onwatch", "once", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint,
+    ) as process:
+        inflight = tmp_path / ".onwatch" / "inflight"
+        wait_until(
+            lambda: any("test_slow" in p.read_text() for p in inflight.glob("*.events")),
+            "the slow test started",
+            timeout=30,
+        )
+        sent = time.monotonic()
+        process.send_signal(number)
+        try:
+            out, err = process.communicate(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+        took = time.monotonic() - sent
+    assert process.returncode == 130, err
+    assert took < STOP_WITHIN
+    [run] = json.loads(out)["runs"]
+    assert run["status"] == "error" and run["error"].startswith("interrupted")
+    # Recorded as cut short by a stop: it says nothing about the product.
+    assert run["trigger_detail"] == {"interrupted": "stop"}
+    with sqlite3.connect(tmp_path / "onwatch.db") as db:
+        assert db.execute("select status from runs").fetchall() == [("error",)]
+    assert _pytest_processes_of(tmp_path) == []
