@@ -17,6 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from daemon import Daemon
+from receivers import HttpReceiver
 from suites import make_project
 from waiting import wait_until
 
@@ -89,3 +91,69 @@ def test_once_started_with_sigint_ignored_stops_kills_its_tests_and_records_the_
     with sqlite3.connect(tmp_path / "onwatch.db") as db:
         assert db.execute("select status from runs").fetchall() == [("error",)]
     assert _pytest_processes_of(tmp_path) == []
+
+
+def _reload_project(tmp_path: Path, receiver: HttpReceiver, checks: list[str]) -> Path:
+    hook = {"hook": {"type": "webhook", "url": f"{receiver.url}/hook"}}
+    return make_project(
+        tmp_path,
+        {name: {"tests": ["many"], "every": "1h", "notify": ["hook"]} for name in checks},
+        settings={"max_jitter": "1ms", "drain_timeout": "5s"},
+        suites=("many",),
+        channels=hook,
+    )
+
+
+def _ran(daemon: Daemon, check: str) -> int:
+    return sum(1 for line in daemon.runs() if line.get("check") == check)
+
+
+def _logged(daemon: Daemon, message: str) -> int:
+    return sum(1 for line in daemon.lines() if line.get("message") == message)
+
+
+RELOADS = 3
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid(
+    tmp_path: Path,
+) -> None:
+    """Fault: SIGHUP, again and again, alternately with a valid new config (a check added)
+    and with an invalid one (a key misspelt)."""
+    with HttpReceiver() as receiver:
+        config = _reload_project(tmp_path, receiver, ["first"])
+        survived = 0
+        with Daemon(config) as daemon:
+            daemon.wait_for(lambda d: _ran(d, "first") == 1)
+            for number in range(1, RELOADS + 1):
+                # Invalid: refused, reported, the process and its config carry on.
+                config.write_text(config.read_text() + "\n[checks.broken]\neverry = 1\n")
+                daemon.process.send_signal(signal.SIGHUP)
+                daemon.wait_for(
+                    lambda d, n=number: (
+                        _logged(d, "config not reloaded; still running the previous one") == n
+                    )
+                )
+                alert = json.loads(receiver.wait_for(number, timeout=20)[-1].body)
+                assert alert["event"] == "monitor.degraded"
+                assert alert["details"]["problem"] == "config"
+                assert "checks.broken" in alert["details"]["error"]
+                assert daemon.process.poll() is None
+                survived += 1
+                # Valid: a new check, which runs at once under the new config.
+                name = f"added{number}"
+                config = _reload_project(
+                    tmp_path, receiver, ["first", *(f"added{i}" for i in range(1, number + 1))]
+                )
+                daemon.process.send_signal(signal.SIGHUP)
+                daemon.wait_for(lambda d, n=name: _ran(d, n) == 1)
+                assert _logged(daemon, "config reloaded") == number
+                assert daemon.process.poll() is None
+                survived += 1
+            assert daemon.stop() == 0
+        assert survived == 2 * RELOADS
+        # The old check was not run again by the reloads: it keeps its schedule.
+        assert _ran(daemon, "first") == 1
+        with sqlite3.connect(tmp_path / "onwatch.db") as db:
+            checks = sorted(row[0] for row in db.execute('select "check" from runs'))
+        assert checks == sorted(["first", *(f"added{i}" for i in range(1, RELOADS + 1))])

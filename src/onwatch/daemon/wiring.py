@@ -2,6 +2,10 @@
 
 SIGINT or SIGTERM stops scheduling and lets runs in flight finish (up to ``drain_timeout``);
 a second signal kills them at once. Either way each run is recorded, interrupted ones included.
+SIGHUP reads the config file again: a valid one replaces the running one (runs in flight are
+drained as for a stop, then everything starts again from the new config, in the same process);
+an invalid one is refused with its reason logged and sent as ``monitor.degraded``, and the
+running config carries on untouched.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from onwatch.channels.notification import Event, Notification
 from onwatch.config import Config
-from onwatch.errors import StoreError, TriggerRefused
+from onwatch.errors import OnwatchError, StoreError, TriggerRefused
 from onwatch.logs import configure_logging
 from onwatch.model import RunStatus
 from onwatch.state.health import Health
@@ -44,6 +49,82 @@ OUTBOX_GRACE_SECONDS = 5.0
 HEALTHY_TICK_SECONDS = 60.0
 
 
+class Control:
+    """What the signals asked for: stop, kill the runs in flight, read the config again."""
+
+    def __init__(self, stopping: threading.Event | None = None) -> None:
+        self.stopping = stopping or threading.Event()
+        self.kill = threading.Event()
+        self.reload_asked = threading.Event()  # SIGHUP: read the config at the next loop pass
+        self.next_config: Config | None = None  # valid and read: serve it once drained
+
+    def stop(self, name: str) -> None:
+        """Stop (a first signal), or kill the runs in flight (a second one)."""
+        if self.next_config is not None:
+            # A reload was draining: the operator wants out, not the new config.
+            self.next_config = None
+            log.info("%s: stopping instead of reloading", name)
+        elif self.stopping.is_set():
+            log.warning("second %s: killing runs in flight", name)
+            self.kill.set()
+        else:
+            log.info("%s: finishing runs in flight, then stopping", name)
+            self.stopping.set()
+
+    def ask_reload(self) -> None:
+        """Note a SIGHUP; the scheduler loop reads the config at its next pass."""
+        if self.stopping.is_set():
+            log.info("SIGHUP ignored: onwatch is stopping")
+            return
+        self.reload_asked.set()
+
+    def reload(self, config: Config, alert: Callable[[Notification], None]) -> None:
+        """Read the config again if asked: drain towards a valid one, refuse an invalid one."""
+        if not self.reload_asked.is_set():
+            return
+        self.reload_asked.clear()
+        from onwatch.config import load_config
+
+        try:
+            fresh = load_config(config.path)
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong, the running config stays
+            reason = str(exc) if isinstance(exc, OnwatchError) else f"{type(exc).__name__}: {exc}"
+            log.error(
+                "config not reloaded; still running the previous one",
+                extra={"fields": {"config": str(config.path), "error": reason}},
+            )
+            alert(_config_refused(config, reason))
+            return
+        log.info(
+            "reloading the config: finishing runs in flight first",
+            extra={"fields": {"config": str(config.path)}},
+        )
+        self.next_config = fresh
+        self.stopping.set()
+
+    def take_next(self) -> Config | None:
+        """Return the config to serve next (None: stop), ready to start again."""
+        fresh, self.next_config = self.next_config, None
+        if fresh is not None:
+            self.stopping.clear()
+            self.kill.clear()
+        return fresh
+
+
+def _config_refused(config: Config, reason: str) -> Notification:
+    from onwatch.model import utcnow
+
+    now = utcnow()
+    first = reason.splitlines()[0] if reason else "invalid config"
+    return Notification(
+        event=Event.MONITOR_DEGRADED,
+        key=f"monitor.config|{now.isoformat()}",
+        summary=f"onwatch kept its running config: the new {config.path.name} is invalid: {first}",
+        severity="warning",
+        details={"problem": "config", "config": str(config.path), "error": reason},
+    )
+
+
 def run_daemon(
     config: Config,
     *,
@@ -52,9 +133,22 @@ def run_daemon(
     stopping: threading.Event | None = None,
 ) -> None:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
+    # First thing: no signal may find Python's defaults (SIGHUP would end the process).
+    control = Control(stopping)
+    _handle_signals(control)
+    serving: Config | None = config
+    while serving is not None:
+        _serve(serving, control, log_level=log_level, log_format=log_format)
+        serving = control.take_next()
+        if serving is not None:
+            log.info("config reloaded", extra={"fields": {"config": str(serving.path)}})
+
+
+def _serve(config: Config, control: Control, *, log_level: str, log_format: str) -> None:
+    """Serve one config until ``control`` says stop (or reload); drain and close everything."""
     from onwatch.alerting.engine import Alerting
     from onwatch.daemon.scheduler import Scheduler
-    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog
+    from onwatch.daemon.watchdog import DatabaseAlarm, Watchdog, default_channels
     from onwatch.runner.execute import Runner
     from onwatch.secrets import Keeper
     from onwatch.store import open_store
@@ -66,9 +160,7 @@ def run_daemon(
     # Known from the start, so that logs and alerts mask them before any run looks them up.
     for problem in keeper.preload(config.all_secrets()):
         log.warning("%s; runs of the checks that use it are run errors until it is fixed", problem)
-    stopping = stopping or threading.Event()
-    kill = threading.Event()
-    _handle_signals(stopping, kill)
+    stopping, kill = control.stopping, control.kill
     store = open_store(config.database_url)
     try:
         store.ensure_schema()
@@ -118,6 +210,7 @@ def run_daemon(
         prune()
 
     def cycle() -> None:
+        control.reload(config, lambda note: alerting.send(note, default_channels(config)))
         health.tick(time.time())
         if heartbeat is not None:
             heartbeat.maybe_ping(lambda: heartbeat_status(health, recorder.pending()))
@@ -312,17 +405,16 @@ def _start_outbox(
     return channels, outbox, worker
 
 
-def _handle_signals(stopping: threading.Event, kill: threading.Event) -> None:
+def _handle_signals(control: Control) -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signals can only be handled in the main thread (tests run the daemon in one)
 
-    def on_signal(number: int, frame: FrameType | None) -> None:
-        if stopping.is_set():
-            log.warning("second %s: killing runs in flight", signal.Signals(number).name)
-            kill.set()
-        else:
-            log.info("%s: finishing runs in flight, then stopping", signal.Signals(number).name)
-            stopping.set()
+    def on_stop(number: int, frame: FrameType | None) -> None:
+        control.stop(signal.Signals(number).name)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    def on_hangup(number: int, frame: FrameType | None) -> None:
+        control.ask_reload()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_hangup)
