@@ -391,3 +391,6 @@ class CheckHistory:
     runs_24h: int = 0
     passed_24h: int = 0
     consecutive_failures: int = 0  # latest runs, newest first, not passed; 0 after a pass
+    # When ``onwatch run`` first scheduled the check as it is configured now (or its first run
+    # was stored): what its first run is late against (``state.overdue``).
+    registered_at: datetime | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -229,3 +231,73 @@ def test_routine_restarts_with_runs_in_flight_open_no_incident(tmp_path: Path) -
     assert incidents == 0
     assert _pytest_left(tmp_path) == []
     assert os.listdir(tmp_path / ".onwatch" / "inflight") == []
+
+
+def _overdue_everywhere(tmp_path: Path, url: str) -> dict[str, dict[str, bool]]:
+    """Return whether each check is overdue, as each surface shows it."""
+    api = httpx.get(f"{url}/api/v1/checks", timeout=10).json()["checks"]
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    status = json.loads(_onwatch(tmp_path, "status", "--json").stdout)["checks"]
+    seen: dict[str, dict[str, bool]] = {
+        "api": {c["name"]: c["overdue"] for c in api},
+        "status": {c["name"]: c["overdue"] for c in status},
+        "metrics": {
+            name: value == "1.0"
+            for name, value in re.findall(
+                r'^onwatch_check_overdue\{check="([^"]+)"\} (\S+)$', metrics, re.M
+            )
+        },
+    }
+    page = {}
+    for name in seen["api"]:
+        html = httpx.get(f"{url}/checks/{name}", timeout=10).text
+        page[name] = '<span class="tag o-timeout">overdue</span>' in html
+    seen["check page"] = page
+    overview = httpx.get(f"{url}/", timeout=10).text
+    count = re.search(r'id="count-overdue"><b>(\d+)</b>', overview)
+    assert count is not None
+    seen["overview count"] = {"count": int(count.group(1)) == sum(page.values())}
+    return seen
+
+
+def test_a_check_that_never_completed_a_run_is_overdue_on_every_surface(
+    tmp_path: Path,
+) -> None:
+    """Fault: a check's first run hangs, so it never completes one; its deadline passes."""
+    config = make_project(
+        tmp_path,
+        {
+            "hung": {
+                "tests": ["slow"],
+                "every": "2s",
+                "timeout": "60s",
+                "grace": "1s",
+                "env": {"SLOW_SECONDS": "60"},
+            },
+            "fine": {"tests": ["many"], "every": "1h"},
+        },
+        settings={"max_jitter": "1ms", "drain_timeout": "1s"},
+        suites=("slow", "many"),
+    )
+    with Daemon(config) as daemon:
+        url = daemon.served_url()
+        daemon.wait_for(lambda d: any(line.get("check") == "fine" for line in d.runs()))
+        # The watchdog looks every few seconds; the readers compute it at each request.
+        wait_until(
+            lambda: (
+                'onwatch_check_overdue{check="hung"} 1.0'
+                in __import__("httpx").get(f"{url}/metrics", timeout=10).text
+            ),
+            "the watchdog marked hung overdue",
+            timeout=30,
+        )
+        seen = _overdue_everywhere(tmp_path, url)
+        assert daemon.stop() == 0
+    expected = {"hung": True, "fine": False}
+    assert seen == {
+        "api": expected,
+        "status": expected,
+        "metrics": expected,
+        "check page": expected,
+        "overview count": {"count": True},
+    }

@@ -261,6 +261,11 @@ def _look_back(config: Config, store: Store, watchdog: Watchdog, health: Health)
     from onwatch.state.service import StateService
 
     try:
+        # Registered before the watchdog reads them: a check that never ran is late against
+        # this moment, in this process and in every one that reads the database.
+        for name, check in config.checks.items():
+            if check.enabled:
+                store.runs.upsert_check(name, check.digest(), check.schedule)
         history = store.runs.history(list(config.checks), utcnow())
         watchdog.seed(history)
     except StoreError as exc:

@@ -199,6 +199,7 @@ class SqlRuns:
                 runs_24h=runs_24h,
                 passed_24h=passed_24h,
                 consecutive_failures=failing.get(name, 0),
+                registered_at=row.registered_at,
             )
         return found
 
@@ -323,12 +324,16 @@ def _latest_query(names: Sequence[str]) -> Select[Any]:
         .where(skipped_slots.c.check == named.c.name)
         .scalar_subquery()
     )
+    registered_at = (
+        select(checks.c.updated_at).where(checks.c.name == named.c.name).scalar_subquery()
+    )
     per_check = select(
         named.c.name,
         latest_id.label("latest_id"),
         last_pass.label("last_pass"),
         run_slot.label("run_slot"),
         skipped_slot.label("skipped_slot"),
+        registered_at.label("registered_at"),
     ).subquery("per_check")
     latest = runs.alias("latest")
     return select(
@@ -336,6 +341,7 @@ def _latest_query(names: Sequence[str]) -> Select[Any]:
         per_check.c.last_pass,
         per_check.c.run_slot,
         per_check.c.skipped_slot,
+        per_check.c.registered_at,
         latest.c.status,
         latest.c.finished_at,
     ).select_from(per_check.outerjoin(latest, latest.c.id == per_check.c.latest_id))
