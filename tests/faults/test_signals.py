@@ -157,3 +157,49 @@ def test_sighup_applies_a_valid_config_and_keeps_the_running_one_when_invalid(
         with sqlite3.connect(tmp_path / "onwatch.db") as db:
             checks = sorted(row[0] for row in db.execute('select "check" from runs'))
         assert checks == sorted(["first", *(f"added{i}" for i in range(1, RELOADS + 1))])
+
+
+def test_the_demo_started_with_sigint_ignored_stops_within_10_s_of_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """Fault: `onwatch demo` started from a background shell (SIGINT ignored) gets Ctrl-C
+    while it runs its checks."""
+    log_path = tmp_path / "demo.log"
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "onwatch",
+                "demo",
+                "--dir",
+                "demo",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_ignore_sigint,
+        ) as process,
+    ):
+        wait_until(
+            lambda: '"message": "run finished"' in log_path.read_text(),
+            "the demo recorded a run",
+            timeout=60,
+        )
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+        took = time.monotonic() - sent
+    assert process.returncode == 0, log_path.read_text()[-2000:]
+    assert took < STOP_WITHIN
+    assert '"message": "onwatch stopped"' in log_path.read_text()
