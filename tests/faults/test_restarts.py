@@ -301,3 +301,27 @@ def test_a_check_that_never_completed_a_run_is_overdue_on_every_surface(
         "check page": expected,
         "overview count": {"count": True},
     }
+
+
+def test_a_run_stopped_after_its_last_test_keeps_its_real_outcome(tmp_path: Path) -> None:
+    """Fault: Ctrl-C reaches `onwatch once` after every test reported, while pytest hangs
+    in its last hook."""
+    _project(tmp_path, "fail", "sessionfinish")
+    with subprocess.Popen(
+        [sys.executable, "-m", "onwatch", "once", "ends", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        wait_until(
+            lambda: sum(e.get("event") == "result" for e in _events(tmp_path)) >= 2,
+            "every test reported",
+            timeout=30,
+        )
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    [run] = json.loads(out)["runs"]
+    assert (run["status"], run["error"], run["collected"]) == ("failed", None, 2)
+    assert run["trigger_detail"] == {}
+    assert _pytest_left(tmp_path) == []

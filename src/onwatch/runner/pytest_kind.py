@@ -89,7 +89,7 @@ class Pytest:
 
     def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> RunAttempt:
         prefix = f"{job.run_id}.{number}"
-        return run_pytest(
+        attempt = run_pytest(
             args,
             number=number,
             cwd=job.base_dir,
@@ -102,6 +102,13 @@ class Pytest:
             spawned=job.spawned,
             python=job.python or sys.executable,
         )
+        if attempt.interrupted:
+            # Stopped while pytest only ended its session: every test had its result.
+            ended = ran_to_the_end(number, attempt.events)
+            if ended is not None:
+                ended.output = attempt.output
+                return ended
+        return attempt
 
     def recover(self, leftover: Leftover) -> Verdict:
         """Kill the pytest processes a dead onwatch left; judge what they wrote.
