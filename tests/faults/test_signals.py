@@ -203,3 +203,24 @@ def test_the_demo_started_with_sigint_ignored_stops_within_10_s_of_ctrl_c(
     assert process.returncode == 0, log_path.read_text()[-2000:]
     assert took < STOP_WITHIN
     assert '"message": "onwatch stopped"' in log_path.read_text()
+
+
+def test_sighup_refuses_a_config_whose_listen_address_is_taken(tmp_path: Path) -> None:
+    """Fault: SIGHUP with a valid config whose new listen address another process holds."""
+    import socket
+
+    with HttpReceiver() as receiver, socket.create_server(("127.0.0.1", 0)) as taken:
+        config = _reload_project(tmp_path, receiver, ["first"])
+        with Daemon(config) as daemon:
+            daemon.wait_for(lambda d: _ran(d, "first") == 1)
+            port = taken.getsockname()[1]
+            config.write_text(
+                config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
+            )
+            daemon.process.send_signal(signal.SIGHUP)
+            alert = json.loads(receiver.wait_for(1, timeout=20)[0].body)
+            assert daemon.process.poll() is None
+            assert daemon.stop() == 0
+    assert alert["details"]["problem"] == "config"
+    assert f"cannot listen on 127.0.0.1:{port}" in alert["details"]["error"]
+    assert _logged(daemon, "config reloaded") == 0

@@ -74,7 +74,7 @@ class Control:
     def ask_reload(self) -> None:
         """Note a SIGHUP; the scheduler loop reads the config at its next pass."""
         if self.stopping.is_set():
-            log.info("SIGHUP ignored: onwatch is stopping")
+            log.info("SIGHUP ignored: onwatch is stopping, or reloading already")
             return
         self.reload_asked.set()
 
@@ -87,6 +87,7 @@ class Control:
 
         try:
             fresh = load_config(config.path)
+            _can_start(fresh, config)
         except Exception as exc:  # noqa: BLE001 - whatever is wrong, the running config stays
             reason = str(exc) if isinstance(exc, OnwatchError) else f"{type(exc).__name__}: {exc}"
             log.error(
@@ -109,6 +110,24 @@ class Control:
             self.stopping.clear()
             self.kill.clear()
         return fresh
+
+
+def _can_start(fresh: Config, running: Config) -> None:
+    """Raise OnwatchError for what would stop ``fresh`` from starting once the old one is gone."""
+    fresh.database_url  # noqa: B018 - a secret in the URL that cannot be looked up raises
+    listen = fresh.settings.listen
+    if not listen or listen == running.settings.listen:
+        return  # the running server's own address: free once it stops
+    import socket
+
+    from onwatch.web.server import parse_listen
+
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise OnwatchError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
 
 
 def _config_refused(config: Config, reason: str) -> Notification:
