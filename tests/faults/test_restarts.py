@@ -117,6 +117,8 @@ def test_a_run_whose_tests_all_finished_before_sigkill_keeps_its_real_outcome(
     """Fault: onwatch is killed with SIGKILL after every test of a run reported, while pytest
     is still ending its session (before or after it wrote that the session finished)."""
     _project(tmp_path, outcome, hang)
+    # The database exists before the kill: this test is about the run, not a half-made schema.
+    assert _onwatch(tmp_path, "once", "other").returncode == 0
     with subprocess.Popen(
         [sys.executable, "-m", "onwatch", "once", "ends"],
         cwd=tmp_path,
@@ -137,7 +139,8 @@ def test_a_run_whose_tests_all_finished_before_sigkill_keeps_its_real_outcome(
     assert _pytest_left(tmp_path)  # the orphaned pytest still hangs in its last hook
 
     # The next onwatch process recovers the run that was left in flight.
-    assert _onwatch(tmp_path, "once", "other").returncode == 0
+    done = _onwatch(tmp_path, "once", "other")
+    assert done.returncode == 0 and "spool" not in done.stderr, done.stderr
     with sqlite3.connect(tmp_path / "onwatch.db") as db:
         [(run_status, error, collected)] = db.execute(
             "select status, error, collected from runs where \"check\" = 'ends'"
@@ -165,6 +168,7 @@ def test_a_run_killed_mid_test_by_sigkill_is_still_recorded_as_interrupted(
         },
         suites=("slow", "many"),
     )
+    assert _onwatch(tmp_path, "once", "other").returncode == 0
     with subprocess.Popen(
         [sys.executable, "-m", "onwatch", "once", "slow"],
         cwd=tmp_path,
