@@ -270,6 +270,7 @@ def _serve(config: Config, control: Control, *, log_level: str, log_format: str)
         if web is not None:
             web.stop()
         store.close()
+        gc.unfreeze()  # a reload starts afresh: what this config loaded may be collected
     log.info("onwatch stopped", extra={"fields": {"spooled": recorder.pending()}})
 
 
