@@ -277,12 +277,14 @@ def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -
         {"slow": {"tests": ["slow"], "every": "1m", "env": {"SLOW_SECONDS": "60"}}},
         suites=("slow",),
     )
+    # Started with SIGINT ignored, as a background job or nohup starts it: Ctrl-C still works.
     with subprocess.Popen(
         [sys.executable, "-m", "onwatch", "once", "--json"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     ) as process:
         inflight = tmp_path / ".onwatch" / "inflight"
         wait_until(
@@ -291,7 +293,12 @@ def test_ctrl_c_stops_once_kills_its_tests_and_records_the_run(tmp_path: Path) -
             timeout=30,
         )
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
     assert process.returncode == 130, err
     [run] = json.loads(out)["runs"]
     assert run["status"] == "error" and run["error"].startswith("interrupted")

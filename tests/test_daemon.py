@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from daemon import Daemon
 from onwatch.cli import build_parser
 from onwatch.config import load_config
 from onwatch.daemon.scheduler import log_run
-from onwatch.daemon.wiring import _handle_signals
+from onwatch.daemon.wiring import Control, _handle_signals
 from onwatch.logs import configure_logging
 from onwatch.model import Trigger, utcnow
 from onwatch.store import open_store
@@ -144,8 +143,9 @@ def test_a_restart_resumes_each_schedule_and_reports_the_slots_missed_while_down
 
 @pytest.fixture
 def signals() -> Iterator[None]:
-    """Give back SIGINT and SIGTERM to the handlers they had before the test."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    """Give back SIGINT, SIGTERM and SIGHUP to the handlers they had before the test."""
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {number: signal.getsignal(number) for number in numbers}
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
@@ -155,12 +155,19 @@ def signals() -> Iterator[None]:
 def test_a_first_signal_stops_scheduling_and_a_second_kills_the_runs_in_flight(
     number: signal.Signals, signals: None
 ) -> None:
-    stopping, kill = threading.Event(), threading.Event()
-    _handle_signals(stopping, kill)
+    control = Control()
+    _handle_signals(control)
     signal.raise_signal(number)
-    assert stopping.is_set() and not kill.is_set()  # runs in flight get drain_timeout
+    assert control.stopping.is_set() and not control.kill.is_set()  # drain_timeout to finish
     signal.raise_signal(number)
-    assert kill.is_set()  # no more waiting: they are killed and recorded as interrupted
+    assert control.kill.is_set()  # no more waiting: they are killed and recorded as interrupted
+
+
+def test_sighup_asks_for_a_reload_and_never_stops(signals: None) -> None:
+    control = Control()
+    _handle_signals(control)
+    signal.raise_signal(signal.SIGHUP)
+    assert control.reload_asked.is_set() and not control.stopping.is_set()
 
 
 def test_onwatch_run_logs_one_key_value_line_per_run_by_default(

@@ -272,3 +272,39 @@ def test_status_shows_a_check_overdue_when_its_last_run_is_too_old(tmp_path: Pat
     checks = {c["name"]: c for c in json.loads(onwatch("status", "--json").stdout)["checks"]}
     assert checks["fast"]["overdue"] is True and checks["slow"]["overdue"] is False
     assert "(overdue)" in onwatch("status").stdout
+
+
+def test_after_a_restart_a_late_check_is_overdue_at_once_but_told_only_if_still_late(
+    tmp_path: Path,
+) -> None:
+    clock, sent = FakeClock(T0), []
+    marked: list[tuple[str, bool]] = []
+    path = watchdog_project(tmp_path)
+    dog = Watchdog(
+        load_config(path),
+        notify=lambda n, c: sent.append((n, c)),
+        clock=clock,
+        on_overdue=lambda name, late: marked.append((name, late)),
+    )
+    # Its last run ended an hour before this start: late on every surface at once...
+    dog.seed({"api": CheckHistory(last_run_at=T0 - timedelta(hours=1), registered_at=T0)})
+    assert dog.check() == [] and marked == [("api", True)]
+    # ...told only when the catch-up run had its interval plus grace and did not complete.
+    clock.now = T0 + timedelta(minutes=2, seconds=31)
+    assert dog.check() == ["api"] and len(sent) == 1
+    assert sent[0][0].summary.endswith("last run completed 2026-11-24 09:00:00 UTC")
+    dog.on_run(replace(make_run(check="api"), finished_at=clock.now))
+    assert marked[-1] == ("api", False)
+
+
+def test_a_catch_up_run_that_completes_in_time_clears_the_overdue_check_untold(
+    tmp_path: Path,
+) -> None:
+    clock, sent = FakeClock(T0), []
+    dog = watchdog(tmp_path, clock, sent)
+    dog.seed({"api": CheckHistory(last_run_at=T0 - timedelta(hours=1), registered_at=T0)})
+    dog.check()
+    assert dog.overdue
+    dog.on_run(replace(make_run(check="api"), finished_at=T0 + timedelta(seconds=20)))
+    clock.now = T0 + timedelta(minutes=2, seconds=31)
+    assert dog.check() == [] and sent == [] and not dog.overdue

@@ -175,6 +175,12 @@ class TestResult:
         )
 
 
+# trigger_detail["interrupted"] = "stop": onwatch was stopped (SIGINT, SIGTERM, Ctrl-C, a
+# reload) while the run was in flight, and killed its tests.
+INTERRUPTED = "interrupted"
+BY_STOP = "stop"
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """One run of one check: every attempt of every test, and how the run ended."""
@@ -198,6 +204,18 @@ class Run:
     def duration(self) -> float:
         """Seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def stopped(self) -> bool:
+        """Tell whether a normal stop of onwatch cut this run short.
+
+        Such a run says nothing about the product: it never counts toward ``alert_after``.
+        """
+        return self.trigger_detail.get(INTERRUPTED) == BY_STOP
+
+    def as_stopped(self) -> Run:
+        """Return a copy marked as cut short by a normal stop of onwatch."""
+        return replace(self, trigger_detail={**self.trigger_detail, INTERRUPTED: BY_STOP})
 
     def final_results(self) -> list[TestResult]:
         """Return the last attempt of each test."""
@@ -318,11 +336,12 @@ class RunFacts:
     summary: str = ""  # what went wrong, one line (empty for a passing run)
     failing_tests: tuple[FailingTest, ...] = ()
     category: str | None = None
+    stopped: bool = False  # cut short by a normal stop of onwatch: neither fails nor passes
 
     @property
     def failing(self) -> bool:
         """Tell whether this run counts as failing."""
-        return self.status in FAILING_STATUSES
+        return self.status in FAILING_STATUSES and not self.stopped
 
 
 @dataclass(frozen=True)
@@ -372,3 +391,6 @@ class CheckHistory:
     runs_24h: int = 0
     passed_24h: int = 0
     consecutive_failures: int = 0  # latest runs, newest first, not passed; 0 after a pass
+    # When ``onwatch run`` first scheduled the check as it is configured now (or its first run
+    # was stored): what its first run is late against (``state.overdue``).
+    registered_at: datetime | None = None

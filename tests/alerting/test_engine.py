@@ -515,3 +515,25 @@ def test_a_notification_about_onwatch_itself_is_queued_or_logged_when_it_cannot_
     desk.alerting.send(replace(overdue, key="overdue.api.2"), ["hook"])  # no exception
     [warning] = logs.at(logging.WARNING)
     assert warning.startswith("notification not queued: api is late")
+
+
+def test_runs_cut_short_by_stops_of_onwatch_open_no_incident(make_desk: MakeDesk) -> None:
+    desk = make_desk()
+    desk.fail()  # one failing run: alert_after is 2
+    for _ in range(3):  # three routine restarts, each with a run in flight
+        run = Run(
+            id=str(uuid.uuid4()),
+            check="api",
+            status=RunStatus.ERROR,
+            started_at=desk.clock(),
+            finished_at=desk.clock() + timedelta(seconds=5),
+            error="interrupted: onwatch stopped while running t::pay (1 of 2 tests finished)",
+            trigger=Trigger.SCHEDULE,
+        ).as_stopped()
+        desk.store.runs.save_run(run)
+        desk.alerting.on_run(run)
+        desk.clock.advance(60)
+    assert desk.store.incidents.open_incident("api") is None and desk.new() == []
+    # The stops neither count nor break the streak: the next failing run is the second.
+    desk.fail()
+    assert desk.store.incidents.open_incident("api") is not None

@@ -99,3 +99,29 @@ def test_reminders_come_every_remind_every_while_open_and_notified() -> None:
     assert not reminder_due(policy, reminded, T0 + timedelta(minutes=90))
     assert not reminder_due(Policy(), incident, T0 + timedelta(days=1))
     assert not reminder_due(policy, replace(incident, notified_at=None), T0 + timedelta(days=1))
+
+
+def stopped(runs: list[RunFacts], *indexes: int) -> list[RunFacts]:
+    """Mark the runs at ``indexes`` (oldest first) as cut short by a stop of onwatch."""
+    oldest_first = runs[::-1]
+    for index in indexes:
+        oldest_first[index] = replace(oldest_first[index], stopped=True)
+    return oldest_first[::-1]
+
+
+def test_runs_cut_short_by_stops_never_open_an_incident() -> None:
+    runs = stopped(history("passed", "error", "error", "error"), 1, 2, 3)
+    assert on_run("c", Policy(alert_after=1), None, runs) is None
+
+
+def test_a_stop_between_two_failing_runs_does_not_break_the_streak() -> None:
+    runs = stopped(history("passed", "failed", "error", "failed"), 2)
+    transition = on_run("c", Policy(alert_after=2), None, runs)
+    assert transition is not None and transition.change is Change.OPENED
+    assert (transition.incident.opened_run_id, transition.incident.failing_runs) == ("run-1", 2)
+
+
+def test_a_run_cut_short_by_a_stop_neither_resolves_nor_counts_on_an_incident() -> None:
+    incident = open_incident()
+    runs = stopped(history("failed", "error"), 1)
+    assert on_run("c", Policy(alert_after=1), incident, runs) is None

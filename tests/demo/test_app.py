@@ -497,10 +497,17 @@ def test_importing_the_demo_package_does_not_load_the_web_stack() -> None:
     assert result.stdout.split() == ["False", "False"]
 
 
+def _ignore_sigint() -> None:
+    """Start as a shell's background job or nohup starts a program: with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.e2e
 def test_it_runs_in_the_foreground_from_the_command_line() -> None:
     command = [sys.executable, "-m", "onwatch.demo.app", "--port", "0", "--faults", "chat=slow"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, preexec_fn=_ignore_sigint
+    ) as process:
         try:
             assert process.stdout is not None
             banner = process.stdout.readline()
@@ -508,7 +515,12 @@ def test_it_runs_in_the_foreground_from_the_command_line() -> None:
             assert httpx.get(f"{url}/admin/faults").json()["faults"]["chat"] == "slow"
         finally:
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()  # never leave a server behind to trouble the next tests
+                process.wait()
+                raise
     assert process.returncode == 0
 
 

@@ -254,3 +254,26 @@ def test_it_never_raises_whatever_fails(tmp_path: Path) -> None:
 
     store.set_down(True)  # type: ignore[attr-defined]
     assert recorder.record(poisoned) == "in memory"
+
+
+def test_runs_held_in_memory_go_on_to_the_recorder_of_a_reloaded_config(tmp_path: Path) -> None:
+    """A reload (SIGHUP) during a full disk replaces the recorder: no held run is lost."""
+    store = open_store("memory://")
+    store.set_down(True)  # type: ignore[attr-defined]
+    spool, _ = unwritable_spool(tmp_path)
+    old = Recorder(store, spool)
+    runs = [make_run(minute=n) for n in range(3)]
+    for run in runs:
+        assert old.record(run) == "in memory"
+
+    held = old.hand_over()
+    assert held == runs
+    assert old.state().in_memory == 0
+
+    new = Recorder(store, spool)
+    new.adopt(held)
+    assert new.state().in_memory == 3  # still nowhere to write them
+    store.set_down(False)  # type: ignore[attr-defined]
+    new.replay()
+    assert [store.runs.get_run(run.id) for run in runs] == runs
+    assert new.pending() == 0

@@ -27,6 +27,8 @@ from onwatch.store import Store
 
 log = logging.getLogger("onwatch.alerting")
 MAX_FAILING_TESTS = 20
+# Runs cut short by a stop are read too but not counted: read a few more than the thresholds.
+STOPPED_SLACK = 10
 
 
 def policy_of(config: Config, check: str) -> Policy:
@@ -54,6 +56,7 @@ def facts_of(run: Run) -> RunFacts:
         summary=describe_failure(run, len(bad), headline),
         failing_tests=failing,
         category=None if category is None else category.value,
+        stopped=run.stopped,
     )
 
 
@@ -151,7 +154,8 @@ class Alerting:
     def _evaluate(self, check: str, facts: RunFacts) -> None:
         policy = policy_of(self.config, check)
         incident = self.incidents.open_incident(check)
-        recent = self.runs.recent_facts(check, max(policy.alert_after, policy.recover_after))
+        needed = max(policy.alert_after, policy.recover_after) + STOPPED_SLACK
+        recent = self.runs.recent_facts(check, needed)
         if not recent or recent[0].id != facts.id:
             return  # an older run recorded late: the newest one decides
         recent[0] = facts

@@ -2,7 +2,9 @@
 
 An incident opens after ``alert_after`` failing runs in a row (status failed, error or timeout)
 and resolves after ``recover_after`` passing runs in a row. A run that passed only thanks to a
-retry (a flaky test) passes, but is counted on the open incident. Nothing here does I/O: the
+retry (a flaky test) passes, but is counted on the open incident. A run cut short by a normal
+stop of onwatch (``stopped``) neither fails nor passes: routine restarts open no incident,
+and the runs either side of one still count as in a row. Nothing here does I/O: the
 caller passes the open incident (from the database), the recent runs and the time.
 """
 
@@ -56,8 +58,9 @@ def on_run(
     check: str, policy: Policy, incident: Incident | None, recent: list[RunFacts]
 ) -> Transition | None:
     """Return what the newest run (``recent[0]``; newest first) does to the check's incident."""
-    if not recent:
+    if not recent or recent[0].stopped:
         return None
+    recent = [run for run in recent if not run.stopped]
     latest = recent[0]
     if incident is None or not incident.open:
         streak = _streak(recent, failing=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -136,12 +137,25 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
 
 def run() -> None:
     """Run the command line as the ``onwatch`` program, and exit."""
+    take_stop_signals()
     code = main()
     # Everything is closed, flushed or fsynced by now; skipping the interpreter's teardown of
     # SQLAlchemy and friends saves tens of milliseconds on every run from cron.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def take_stop_signals() -> None:
+    """Make SIGINT and SIGTERM stop this process, whatever it inherited.
+
+    A shell's background job or ``nohup`` starts a program with SIGINT ignored, and Python then
+    never raises KeyboardInterrupt: Ctrl-C and ``kill -INT`` would do nothing. Both signals
+    raise KeyboardInterrupt instead, so each command stops the way Ctrl-C stops it (runs
+    killed and recorded); ``onwatch run`` replaces them with its own drain.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

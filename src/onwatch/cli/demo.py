@@ -19,6 +19,8 @@ CONFIG_TEMPLATE = """\
 database = "sqlite:///onwatch.db"
 listen = "{listen}"
 notify = ["inbox"]
+# Ctrl-C gives runs in flight this long to finish, then kills them: the demo stops quickly.
+drain_timeout = "5s"
 
 # Alerts go to the demo app's inbox (shown on {url}/admin and in this log). Point a channel
 # at your own mail or chat instead: any Apprise URL works, e.g.

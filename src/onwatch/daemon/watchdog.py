@@ -2,7 +2,9 @@
 
 - A check with no completed run within its interval plus ``grace`` is **overdue**
   (``check.overdue``, once per episode), whatever the cause: a hung run, a stuck scheduler,
-  onwatch down.
+  onwatch down. Whether it is overdue is ``state.overdue``'s rule, the one the API, status,
+  pages and /metrics show; only the notification waits one interval plus grace after a start,
+  so that downtime is told once (the gap) and a catch-up run gets its chance.
 - After downtime, every slot missed is recorded (reason ``down``) and ONE ``monitor.degraded``
   notification summarises the gap: no storm of alerts, no storm of catch-up runs.
 - When the database cannot be written, runs are spooled (held in memory when the disk is full
@@ -24,6 +26,7 @@ from onwatch.durations import format_duration
 from onwatch.errors import DeliveryError
 from onwatch.model import Run, utcnow
 from onwatch.schedule import expected_by, missed_slots
+from onwatch.state.overdue import overdue_deadline
 
 if TYPE_CHECKING:
     from onwatch.channels import Channel
@@ -54,42 +57,53 @@ class Watchdog:
         self.started = clock()
         self.checks = {n: c for n, c in config.checks.items() if c.enabled}
         self.last_completed: dict[str, datetime] = {}
+        self.registered: dict[str, datetime] = {}  # CheckHistory.registered_at
         self.overdue: dict[str, datetime] = {}  # check -> the deadline it missed
+        self.told: set[str] = set()  # overdue checks notified in this episode
         self.lock = threading.Lock()
 
     def seed(self, history: dict[str, CheckHistory]) -> None:
-        """Start from the last completed run of each check, as stored."""
+        """Start from the last completed run of each check, and its registration, as stored."""
         with self.lock:
             for name, past in history.items():
                 if past.last_run_at is not None:
                     self.last_completed[name] = past.last_run_at
+                if past.registered_at is not None:
+                    self.registered[name] = past.registered_at
 
     def on_run(self, run: Run) -> None:
         """Note a completed run; an overdue check is overdue no more."""
         with self.lock:
             self.last_completed[run.check] = run.finished_at
+            self.told.discard(run.check)
             if self.overdue.pop(run.check, None) is not None and self.on_overdue is not None:
                 self.on_overdue(run.check, False)
 
     def check(self) -> list[str]:
-        """Raise ``check.overdue`` for each check newly past its deadline; return their names."""
+        """Mark the checks past their deadline overdue; notify each once; return those notified."""
         now = self.clock()
-        late = []
+        marked, late = [], []
         with self.lock:
             for name, check in self.checks.items():
-                if name in self.overdue:
+                since = self.last_completed.get(name)
+                # Not registered in the database (it was down at start): since this start.
+                registered = self.registered.get(name, self.started)
+                deadline = overdue_deadline(check, since, registered)
+                if deadline is None or now <= deadline:
                     continue
-                since = self.last_completed.get(name, self.started)
-                deadline = expected_by(check, max(since, self.started))
-                if now > deadline:
+                if name not in self.overdue:
                     self.overdue[name] = deadline
+                    marked.append(name)
+                if name not in self.told and now > expected_by(check, self.started):
+                    self.told.add(name)
                     late.append((name, check, since, deadline))
-        for name, check, since, deadline in late:
-            if self.on_overdue is not None:
+        if self.on_overdue is not None:
+            for name in marked:
                 self.on_overdue(name, True)
+        for name, check, since, deadline in late:
             last = (
                 "no completed run yet"
-                if name not in self.last_completed
+                if since is None
                 else (f"last run completed {since:%Y-%m-%d %H:%M:%S} UTC")
             )
             summary = (

@@ -2,6 +2,10 @@
 
 SIGINT or SIGTERM stops scheduling and lets runs in flight finish (up to ``drain_timeout``);
 a second signal kills them at once. Either way each run is recorded, interrupted ones included.
+SIGHUP reads the config file again: a valid one replaces the running one (runs in flight are
+drained as for a stop, then everything starts again from the new config, in the same process);
+an invalid one is refused with its reason logged and sent as ``monitor.degraded``, and the
+running config carries on untouched.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from onwatch.channels.notification import Event, Notification
 from onwatch.config import Config
-from onwatch.errors import StoreError, TriggerRefused
+from onwatch.errors import OnwatchError, StoreError, TriggerRefused
 from onwatch.logs import configure_logging
 from onwatch.model import RunStatus, utcnow
 from onwatch.state.health import Health
@@ -45,6 +50,103 @@ OUTBOX_GRACE_SECONDS = 5.0
 HEALTHY_TICK_SECONDS = 60.0
 
 
+class Control:
+    """What the signals asked for: stop, kill the runs in flight, read the config again."""
+
+    def __init__(self, stopping: threading.Event | None = None) -> None:
+        self.stopping = stopping or threading.Event()
+        self.kill = threading.Event()
+        self.reload_asked = threading.Event()  # SIGHUP: read the config at the next loop pass
+        self.next_config: Config | None = None  # valid and read: serve it once drained
+        # Runs the last config's recorder could write nowhere (disk full): the next one keeps them.
+        self.held: list[Run] = []
+
+    def stop(self, name: str) -> None:
+        """Stop (a first signal), or kill the runs in flight (a second one)."""
+        if self.next_config is not None:
+            # A reload was draining: the operator wants out, not the new config.
+            self.next_config = None
+            log.info("%s: stopping instead of reloading", name)
+        elif self.stopping.is_set():
+            log.warning("second %s: killing runs in flight", name)
+            self.kill.set()
+        else:
+            log.info("%s: finishing runs in flight, then stopping", name)
+            self.stopping.set()
+
+    def ask_reload(self) -> None:
+        """Note a SIGHUP; the scheduler loop reads the config at its next pass."""
+        if self.stopping.is_set():
+            log.info("SIGHUP ignored: onwatch is stopping, or reloading already")
+            return
+        self.reload_asked.set()
+
+    def reload(self, config: Config, alert: Callable[[Notification], None]) -> None:
+        """Read the config again if asked: drain towards a valid one, refuse an invalid one."""
+        if not self.reload_asked.is_set():
+            return
+        self.reload_asked.clear()
+        from onwatch.config import load_config
+
+        try:
+            fresh = load_config(config.path)
+            _can_start(fresh, config)
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong, the running config stays
+            reason = str(exc) if isinstance(exc, OnwatchError) else f"{type(exc).__name__}: {exc}"
+            log.error(
+                "config not reloaded; still running the previous one",
+                extra={"fields": {"config": str(config.path), "error": reason}},
+            )
+            alert(_config_refused(config, reason))
+            return
+        log.info(
+            "reloading the config: finishing runs in flight first",
+            extra={"fields": {"config": str(config.path)}},
+        )
+        self.next_config = fresh
+        self.stopping.set()
+
+    def take_next(self) -> Config | None:
+        """Return the config to serve next (None: stop), ready to start again."""
+        fresh, self.next_config = self.next_config, None
+        if fresh is not None:
+            self.stopping.clear()
+            self.kill.clear()
+        return fresh
+
+
+def _can_start(fresh: Config, running: Config) -> None:
+    """Raise OnwatchError for what would stop ``fresh`` from starting once the old one is gone."""
+    fresh.database_url  # noqa: B018 - a secret in the URL that cannot be looked up raises
+    listen = fresh.settings.listen
+    if not listen or listen == running.settings.listen:
+        return  # the running server's own address: free once it stops
+    import socket
+
+    from onwatch.web.server import parse_listen
+
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise OnwatchError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+def _config_refused(config: Config, reason: str) -> Notification:
+    from onwatch.model import utcnow
+
+    now = utcnow()
+    first = reason.splitlines()[0] if reason else "invalid config"
+    return Notification(
+        event=Event.MONITOR_DEGRADED,
+        key=f"monitor.config|{now.isoformat()}",
+        summary=f"onwatch kept its running config: the new {config.path.name} is invalid: {first}",
+        severity="warning",
+        details={"problem": "config", "config": str(config.path), "error": reason},
+    )
+
+
 def run_daemon(
     config: Config,
     *,
@@ -53,6 +155,19 @@ def run_daemon(
     stopping: threading.Event | None = None,
 ) -> None:
     """Run every enabled check on its schedule until a signal (or ``stopping``) says stop."""
+    # First thing: no signal may find Python's defaults (SIGHUP would end the process).
+    control = Control(stopping)
+    _handle_signals(control)
+    serving: Config | None = config
+    while serving is not None:
+        _serve(serving, control, log_level=log_level, log_format=log_format)
+        serving = control.take_next()
+        if serving is not None:
+            log.info("config reloaded", extra={"fields": {"config": str(serving.path)}})
+
+
+def _serve(config: Config, control: Control, *, log_level: str, log_format: str) -> None:
+    """Serve one config until ``control`` says stop (or reload); drain and close everything."""
     from onwatch.alerting.engine import Alerting
     from onwatch.daemon.overload import OverloadMonitor
     from onwatch.daemon.scheduler import Scheduler
@@ -69,9 +184,7 @@ def run_daemon(
     # Known from the start, so that logs and alerts mask them before any run looks them up.
     for problem in keeper.preload(config.all_secrets()):
         log.warning("%s; runs of the checks that use it are run errors until it is fixed", problem)
-    stopping = stopping or threading.Event()
-    kill = threading.Event()
-    _handle_signals(stopping, kill)
+    stopping, kill = control.stopping, control.kill
     store = open_store(config.database_url)
     try:
         store.ensure_schema()
@@ -101,6 +214,8 @@ def run_daemon(
         store, Spool(config.state_dir / "spool"), on_change=recording, on_kept=runner.discard
     )
     health.set_recording(recorder.state())
+    recorder.adopt(control.held)
+    control.held = []
 
     def recorded(run: Run, where: str) -> None:
         health.record(run)
@@ -124,6 +239,7 @@ def run_daemon(
         prune()
 
     def cycle() -> None:
+        control.reload(config, lambda note: alerting.send(note, default_channels(config)))
         health.tick(time.time())
         if heartbeat is not None:
             heartbeat.maybe_ping(lambda: heartbeat_status(health, recorder.pending()))
@@ -187,6 +303,9 @@ def run_daemon(
         if web is not None:
             web.stop()
         store.close()
+        gc.unfreeze()  # a reload starts afresh: what this config loaded may be collected
+    if control.next_config is not None:
+        control.held = recorder.hand_over()
     lost = recorder.state().in_memory
     if lost:
         log.error("%d run(s) held in memory could be written nowhere and are lost", lost)
@@ -206,6 +325,11 @@ def _look_back(
     from onwatch.state.service import StateService
 
     try:
+        # Registered before the watchdog reads them: a check that never ran is late against
+        # this moment, in this process and in every one that reads the database.
+        for name, check in config.checks.items():
+            if check.enabled:
+                store.runs.upsert_check(name, check.digest(), check.schedule)
         history = store.runs.history(list(config.checks), now)
         watchdog.seed(history)
     except StoreError as exc:
@@ -350,17 +474,16 @@ def _start_outbox(
     return channels, outbox, worker
 
 
-def _handle_signals(stopping: threading.Event, kill: threading.Event) -> None:
+def _handle_signals(control: Control) -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signals can only be handled in the main thread (tests run the daemon in one)
 
-    def on_signal(number: int, frame: FrameType | None) -> None:
-        if stopping.is_set():
-            log.warning("second %s: killing runs in flight", signal.Signals(number).name)
-            kill.set()
-        else:
-            log.info("%s: finishing runs in flight, then stopping", signal.Signals(number).name)
-            stopping.set()
+    def on_stop(number: int, frame: FrameType | None) -> None:
+        control.stop(signal.Signals(number).name)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    def on_hangup(number: int, frame: FrameType | None) -> None:
+        control.ask_reload()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_hangup)

@@ -15,6 +15,7 @@ with ``serve()`` from code or ``python -m onwatch.demo.app`` from a shell; flip 
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -277,7 +278,11 @@ def serve(host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the demo app in the foreground until interrupted."""
+    """Serve the demo app in the foreground until interrupted (Ctrl-C, SIGINT or SIGTERM)."""
+    # First thing: started from a background shell or nohup, SIGINT arrives ignored, and
+    # Ctrl-C would never stop the app.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(
         prog="python -m onwatch.demo.app",
         description="Serve Bankly, the onwatch demo app, whose features can be broken on purpose.",

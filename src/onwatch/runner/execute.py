@@ -191,6 +191,8 @@ class Runner:
                 RunStatus.ERROR, f"onwatch failed while running the check: {exc!r}", None
             )
         run = _build_run(meta, decided, utcnow(), self.host)
+        if self.stop is not None and self.stop.is_set() and _interrupted(decided):
+            run = run.as_stopped()  # onwatch was stopped: the product was not at fault
         return self._finish(run, self.keeper.masker)
 
     def collect(self, name: str, check: Check) -> Collection:
@@ -399,6 +401,10 @@ def _shown(on_event: EventHandler) -> EventHandler:
             log.warning("cannot show the progress of a run", exc_info=True)
 
     return handle
+
+
+def _interrupted(decided: Verdict) -> bool:
+    return decided.status is RunStatus.ERROR and (decided.error or "").startswith("interrupted")
 
 
 def _cannot_start(reason: str) -> Verdict:

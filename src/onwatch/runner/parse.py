@@ -72,6 +72,28 @@ class RunAttempt:
         return next(reversed(begun), None) if begun else None
 
 
+def ran_to_the_end(number: int, events: list[dict[str, Any]]) -> RunAttempt | None:
+    """Return the attempt of a process that died after its last test, else None.
+
+    Every collected test has its result (or the session's end is there): the process's death
+    cost nothing, and the attempt is judged as if pytest had ended normally.
+    """
+    attempt = RunAttempt(number=number, events=events, returncode=None)
+    finished = next((e for e in events if e.get("event") == "finished"), None)
+    if finished is not None:
+        attempt.returncode = int(finished.get("exitstatus", 0))
+        return attempt
+    collected = attempt.collected
+    reported = {e.get("nodeid") for e in events if e.get("event") == "result"}
+    if collected is None or len(reported) < collected or attempt.in_flight() is not None:
+        return None
+    results = attempt_results(attempt, "")
+    attempt.returncode = 5 if not collected else int(any(r.outcome.is_bad for r in results))
+    # The session's end, implied by the results: pytest died in its last moments.
+    attempt.events = [*events, {"event": "finished", "exitstatus": attempt.returncode}]
+    return attempt
+
+
 def parse_events(data: bytes) -> list[dict[str, Any]]:
     """Return the events in ``data``, skipping a truncated or garbled line.
 

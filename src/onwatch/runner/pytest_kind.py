@@ -30,6 +30,7 @@ from onwatch.runner.parse import (
     attempt_results,
     merge_attempts,
     parse_events,
+    ran_to_the_end,
     retry_candidates,
     verdict,
 )
@@ -106,7 +107,7 @@ class Pytest:
 
     def _attempt(self, job: Job, args: list[str], number: int, env: dict[str, str]) -> RunAttempt:
         prefix = f"{job.run_id}.{number}"
-        return run_pytest(
+        attempt = run_pytest(
             args,
             number=number,
             cwd=job.base_dir,
@@ -120,16 +121,28 @@ class Pytest:
             python=job.python or sys.executable,
             in_memory=job.in_memory,
         )
+        if attempt.interrupted:
+            # Stopped while pytest only ended its session: every test had its result.
+            ended = ran_to_the_end(number, attempt.events)
+            if ended is not None:
+                ended.output = attempt.output
+                return ended
+        return attempt
 
     def recover(self, leftover: Leftover) -> Verdict:
-        """Kill the pytest processes a dead onwatch left; judge what they wrote as interrupted."""
+        """Kill the pytest processes a dead onwatch left; judge what they wrote.
+
+        An attempt whose tests all reported before onwatch died keeps its real outcome; one
+        cut short is interrupted.
+        """
         attempts = []
         for events_path in sorted(leftover.inflight.glob(f"{leftover.run_id}.*.events")):
             number = int(events_path.name.split(".")[-2])
             events = parse_events(events_path.read_bytes())
             _kill_orphan(events)
             attempts.append(
-                RunAttempt(number=number, events=events, returncode=None, interrupted=True)
+                ran_to_the_end(number, events)
+                or RunAttempt(number=number, events=events, returncode=None, interrupted=True)
             )
         if not attempts:
             attempts = [RunAttempt(number=1, events=[], returncode=None, interrupted=True)]

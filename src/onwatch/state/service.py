@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from onwatch.config import Config
 from onwatch.model import CheckStatus, iso, utcnow
-from onwatch.schedule import expected_by, next_slot
+from onwatch.schedule import next_slot
+from onwatch.state.overdue import is_overdue
 
 if TYPE_CHECKING:
     from onwatch.model import Incident, Run
@@ -93,9 +94,7 @@ class StateService:
                     else None,
                     incident=incident_brief(open_incidents.get(name)),
                     silenced_until=getattr(silenced(name, windows), "ends_at", None),
-                    overdue=check.enabled
-                    and past.last_run_at is not None
-                    and now > expected_by(check, past.last_run_at),
+                    overdue=is_overdue(check, past.last_run_at, past.registered_at, now),
                 )
             )
         return statuses

@@ -121,6 +121,28 @@ class Recorder:
             self._tell(before, self._update())
         return stored
 
+    def hand_over(self) -> list[Run]:
+        """Return and forget the runs held in memory, oldest first, for the next recorder.
+
+        A reload replaces the recorder; the runs it could write nowhere go on to the next one.
+        """
+        with self._lock:
+            held = list(self._memory)
+            self._memory.clear()
+            self._update()
+        return held
+
+    def adopt(self, runs: list[Run]) -> None:
+        """Hold runs that the previous recorder kept in memory, then try to write them out."""
+        if not runs:
+            return
+        with self._lock:
+            before = self._state
+            for run in runs:
+                self._to_memory(run)
+            self._flush()
+            self._tell(before, self._update())
+
     def pending(self) -> int:
         """Return the number of runs waiting, in the spool or in memory."""
         return self._spooled() + len(self._memory)

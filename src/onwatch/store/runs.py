@@ -27,7 +27,17 @@ from sqlalchemy import (
 )
 
 from onwatch.errors import StoreError
-from onwatch.model import CheckHistory, Run, RunFacts, RunStatus, TestResult, Trigger, utcnow
+from onwatch.model import (
+    BY_STOP,
+    INTERRUPTED,
+    CheckHistory,
+    Run,
+    RunFacts,
+    RunStatus,
+    TestResult,
+    Trigger,
+    utcnow,
+)
 from onwatch.store.database import Database, is_conflict
 from onwatch.store.rollup import add_run
 from onwatch.store.rows import result_from_row, result_row, run_from_row, run_row
@@ -189,6 +199,7 @@ class SqlRuns:
                 runs_24h=runs_24h,
                 passed_24h=passed_24h,
                 consecutive_failures=failing.get(name, 0),
+                registered_at=row.registered_at,
             )
         return found
 
@@ -206,7 +217,14 @@ class SqlRuns:
     def recent_facts(self, check: str, limit: int) -> list[RunFacts]:
         """Return the check's latest runs, newest first, as the alerting rules see them."""
         query = (
-            select(runs.c.id, runs.c.status, runs.c.started_at, runs.c.finished_at, runs.c.counts)
+            select(
+                runs.c.id,
+                runs.c.status,
+                runs.c.started_at,
+                runs.c.finished_at,
+                runs.c.counts,
+                runs.c.trigger_detail,
+            )
             .where(runs.c.check == check, MONITORING)
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
@@ -219,6 +237,7 @@ class SqlRuns:
                     started_at=row.started_at,
                     finished_at=row.finished_at,
                     flaky=int((row.counts or {}).get("flaky", 0)),
+                    stopped=(row.trigger_detail or {}).get(INTERRUPTED) == BY_STOP,
                 )
                 for row in conn.execute(query)
             ]
@@ -305,12 +324,16 @@ def _latest_query(names: Sequence[str]) -> Select[Any]:
         .where(skipped_slots.c.check == named.c.name)
         .scalar_subquery()
     )
+    registered_at = (
+        select(checks.c.updated_at).where(checks.c.name == named.c.name).scalar_subquery()
+    )
     per_check = select(
         named.c.name,
         latest_id.label("latest_id"),
         last_pass.label("last_pass"),
         run_slot.label("run_slot"),
         skipped_slot.label("skipped_slot"),
+        registered_at.label("registered_at"),
     ).subquery("per_check")
     latest = runs.alias("latest")
     return select(
@@ -318,6 +341,7 @@ def _latest_query(names: Sequence[str]) -> Select[Any]:
         per_check.c.last_pass,
         per_check.c.run_slot,
         per_check.c.skipped_slot,
+        per_check.c.registered_at,
         latest.c.status,
         latest.c.finished_at,
     ).select_from(per_check.outerjoin(latest, latest.c.id == per_check.c.latest_id))

@@ -342,4 +342,21 @@ def test_a_check_written_by_upsert_has_no_history_until_it_runs(
     store.runs.upsert_check("api", "digest-0", "every 5m")
     store.runs.upsert_check("api", "digest-1", "every 1m")
 
-    assert store.runs.history(checks, now=T0) == {name: CheckHistory() for name in checks}
+    found = store.runs.history(checks, now=T0)
+    # Only when it was registered: what a check that never ran is overdue against.
+    assert all(past.registered_at is not None for past in found.values())
+    unregistered = {name: replace(past, registered_at=None) for name, past in found.items()}
+    assert unregistered == {name: CheckHistory() for name in checks}
+
+
+def test_a_check_is_registered_again_only_when_its_digest_or_schedule_changes(
+    store: Store,
+) -> None:
+    store.runs.upsert_check("api", "digest-0", "every 5m")
+    first = store.runs.history(["api"], now=T0)["api"].registered_at
+    store.runs.upsert_check("api", "digest-0", "every 5m")
+    assert store.runs.history(["api"], now=T0)["api"].registered_at == first
+    store.runs.upsert_check("api", "digest-1", "every 5m")
+    again = store.runs.history(["api"], now=T0)["api"].registered_at
+    assert first is not None and again is not None and again >= first
+    assert store.runs.history(["never"], now=T0)["never"].registered_at is None

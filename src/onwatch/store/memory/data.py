@@ -26,6 +26,7 @@ class Data:
     lock: threading.RLock = field(default_factory=threading.RLock)
     down: bool = False
     checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # digest, schedule
+    registered: dict[str, datetime] = field(default_factory=dict)  # a check's row: updated at
     runs: dict[str, Run] = field(default_factory=dict)  # in the order saved
     skipped: list[tuple[str, datetime, str]] = field(default_factory=list)  # in the order saved
     incidents: dict[int, Incident] = field(default_factory=dict)

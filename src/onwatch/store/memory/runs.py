@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from onwatch.model import CheckHistory, Run, RunFacts, RunStatus, TestResult, Trigger, as_utc
+from onwatch.model import (
+    CheckHistory,
+    Run,
+    RunFacts,
+    RunStatus,
+    TestResult,
+    Trigger,
+    as_utc,
+    utcnow,
+)
 from onwatch.store.memory.data import Data, kept, monitoring, newest_first, selected
 
 __all__ = ["MemoryRuns"]
@@ -19,6 +28,8 @@ class MemoryRuns:
     def upsert_check(self, name: str, config_digest: str, schedule: str) -> None:
         """Create a check's row, or update its digest and schedule."""
         with self._d.use(f"cannot save check {name}"):
+            if self._d.checks.get(name) != (config_digest, schedule):
+                self._d.registered[name] = utcnow()
             self._d.checks[name] = (config_digest, schedule)
 
     def save_run(self, run: Run) -> bool:
@@ -28,6 +39,7 @@ class MemoryRuns:
                 return False
             self._d.runs[run.id] = kept(run)
             self._d.checks.setdefault(run.check, (run.config_digest, ""))
+            self._d.registered.setdefault(run.check, utcnow())
             return True
 
     def record_skipped_slot(self, check: str, scheduled_for: datetime, reason: str) -> None:
@@ -96,6 +108,7 @@ class MemoryRuns:
                         last_pass is None or run.started_at > last_pass.started_at
                         for run in watched
                     ),
+                    registered_at=self._d.registered.get(name),
                 )
         return found
 
@@ -123,6 +136,7 @@ class MemoryRuns:
                 started_at=run.started_at,
                 finished_at=run.finished_at,
                 flaky=run.counts()["flaky"],
+                stopped=run.stopped,
             )
             for run in newest_first(run for run in mine if monitoring(run))[:limit]
         ]
