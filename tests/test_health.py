@@ -9,7 +9,7 @@ from onwatch.alerting.rules import Incident
 from onwatch.config import load_config
 from onwatch.daemon.watchdog import Watchdog
 from onwatch.daemon.wiring import _look_back
-from onwatch.model import Outcome, RunStatus, TestResult
+from onwatch.model import Outcome, RunStatus, TestResult, utcnow
 from onwatch.state.health import Health, TestState
 from onwatch.store.sql import SqlStore
 from records import T0, make_run
@@ -224,7 +224,8 @@ def test_the_daemon_starts_from_the_stored_failures_tests_and_incidents(tmp_path
     )
     health = Health(["api", "web"])
     try:
-        _look_back(config, store, Watchdog(config, notify=lambda *a: None), health)
+        watchdog = Watchdog(config, notify=lambda *a: None)
+        _look_back(config, store, watchdog, health, store.runs, utcnow())
     finally:
         store.close()
 
