@@ -138,9 +138,6 @@ def project(root: Path, listen: str, hook: str, smtp_port: int) -> Path:
             "listen": listen,
             "max_jitter": "1ms",
             "drain_timeout": "1s",
-            # Runs every second that take longer skip most slots, which onwatch reports as an
-            # overload (tests/faults/test_overload.py); here the mail must be the incident's.
-            "overload_skipped": 1.0,
             "secrets": {"API_TOKEN": "env:LEAK_API_TOKEN"},
         },
         suites=("secrets",),

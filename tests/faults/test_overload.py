@@ -41,6 +41,8 @@ def test_an_overloaded_scheduler_says_so_once_through_the_channels_and_on_metric
                 "max_jitter": "1ms",
                 "max_parallel": 2,
                 "overload_window": "10s",
+                "overload_skipped": 0.2,  # the defaults, which the projects of tests turn off
+                "overload_lateness": "10s",
                 "notify": ["hook"],
             },
             suites=("many",),
