@@ -128,10 +128,15 @@ def test_the_database_alarm_goes_out_once_an_outage_stamped_with_its_clock(
     assert db_alarm.failing_since is None
     clock.now = T0 + timedelta(minutes=5)
     db_alarm.on_recording(SPOOLING)  # a new outage
-    assert [n.details["since"] for n in sent_by(hook)] == [
-        "2026-11-24T10:01:00+00:00",
-        "2026-11-24T10:05:00+00:00",
+    told = [(n.event, n.details["since"]) for n in sent_by(hook)]
+    assert told == [
+        (Event.MONITOR_DEGRADED, "2026-11-24T10:01:00+00:00"),
+        (Event.MONITOR_RECOVERED, "2026-11-24T10:01:00+00:00"),
+        (Event.MONITOR_DEGRADED, "2026-11-24T10:05:00+00:00"),
     ]
+    recovered = sent_by(hook)[1]
+    assert recovered.details["problem"] == "database" and recovered.severity == "info"
+    assert recovered.key == "monitor.recording.ended|2026-11-24T10:01:00+00:00"
 
 
 def test_the_alarm_is_raised_again_when_runs_can_only_be_held_in_memory(
@@ -146,9 +151,12 @@ def test_the_alarm_is_raised_again_when_runs_can_only_be_held_in_memory(
     db_alarm.on_recording(dropping)
     db_alarm.on_recording(replace(dropping, dropped=3, dropped_now=3))
     with caplog.at_level(logging.INFO, logger="onwatch.watchdog"):
-        db_alarm.on_recording(STORED)
+        db_alarm.on_recording(replace(STORED, dropped=3))  # the count lasts past the episode
 
-    spooled, held, lost = sent_by(hook)
+    spooled, held, lost, recovered = sent_by(hook)
+    assert recovered.event is Event.MONITOR_RECOVERED
+    assert recovered.details["problems"] == ["database", "disk_full"]
+    assert "3 run(s) were dropped" in recovered.summary
     assert lost.details["dropped"] == 2
     assert "2 dropped" in lost.summary
     assert (spooled.details["problem"], spooled.severity) == ("database", "warning")
@@ -184,10 +192,11 @@ def test_runs_spooled_from_many_threads_at_once_raise_one_alarm_per_outage(
         for worker in workers:
             worker.join()
         db_alarm.on_recording(STORED)
-    sent = sent_by(hook)
+    sent = [n for n in sent_by(hook) if n.event is Event.MONITOR_DEGRADED]
     assert [n.details["since"] for n in sent] == [
         (T0 + timedelta(minutes=outage)).isoformat() for outage in range(outages)
     ]
+    assert len(sent_by(hook)) == 2 * outages  # and one recovery notice each
 
 
 @pytest.fixture

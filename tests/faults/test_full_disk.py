@@ -201,10 +201,12 @@ def test_runs_go_on_through_a_full_disk_and_all_reach_the_database_once_space_re
             )
             written_after = time.monotonic() - freed
             daemon.wait_for(lambda d: any(back_to_normal(line) for line in d.lines()), timeout=10)
+            recovered = notified(receiver, "monitor.recovered", timeout=10)
             assert daemon.stop() == 0
         final = executed(daemon)
 
     details = degraded["details"]
+    assert "disk_full" in recovered["details"]["problems"]
     assert details["in_memory"] >= 1
     assert status == 503
     assert body["database"].startswith("in memory: ")
@@ -225,6 +227,13 @@ def test_runs_go_on_through_a_full_disk_and_all_reach_the_database_once_space_re
 
 def degraded_by(receiver: HttpReceiver, problem: str, timeout: float = 60) -> Any:
     """Wait for the monitor.degraded notification whose details.problem is ``problem``."""
+    return notified(receiver, "monitor.degraded", problem, timeout)
+
+
+def notified(
+    receiver: HttpReceiver, event: str, problem: str | None = None, timeout: float = 60
+) -> Any:
+    """Wait for the first ``event`` notification (with ``details.problem``, if given)."""
     found: list[Any] = []
 
     def arrived() -> bool:
@@ -233,9 +242,10 @@ def degraded_by(receiver: HttpReceiver, problem: str, timeout: float = 60) -> An
         found[:] = [
             b
             for b in bodies
-            if b.get("event") == "monitor.degraded" and b["details"].get("problem") == problem
+            if b.get("event") == event
+            and (problem is None or b["details"].get("problem") == problem)
         ]
         return bool(found)
 
-    wait_until(arrived, f"monitor.degraded with problem {problem}", timeout=timeout)
+    wait_until(arrived, f"{event} with problem {problem}", timeout=timeout)
     return found[0]

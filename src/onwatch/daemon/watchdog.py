@@ -213,12 +213,14 @@ class DatabaseAlarm:
         if state.problem is None:
             with self._lock:
                 back, self.failing_since = self.failing_since, None
-                self._told.clear()
+                told, self._told = self._told, set()
             if back is not None:
                 log.info(
                     "recording back to normal: every run is in the database again",
                     extra={"fields": {"since": back.isoformat(), "dropped": state.dropped}},
                 )
+                if told:
+                    self._send(_recovered(back, told, state))
             return
         # Runs starting to be lost is worse news than the problem itself: told too.
         stage = f"{state.problem}.dropping" if state.dropped_now else state.problem
@@ -248,10 +250,34 @@ class DatabaseAlarm:
             notification.summary,
             extra={"fields": {"problem": state.problem}},
         )
+        self._send(notification)
+
+    def _send(self, notification: Notification) -> None:
         targets = [self.channels[n] for n in default_channels(self.config) if n in self.channels]
         threading.Thread(
             target=_send_all, args=(targets, notification), name="onwatch-db-alarm", daemon=True
         ).start()
+
+
+def _recovered(since: datetime, told: set[str], state: Recording) -> Notification:
+    """Say that every run reaches the database again, after the problems told since ``since``."""
+    problems = sorted({stage.split(".")[0] for stage in told})
+    dropped = f"; {state.dropped} run(s) were dropped" if state.dropped else ""
+    return Notification(
+        event=Event.MONITOR_RECOVERED,
+        key=f"monitor.recording.ended|{since.isoformat()}",
+        summary=(
+            f"onwatch's runs reach the database again (trouble since "
+            f"{since:%Y-%m-%d %H:%M:%S} UTC: {', '.join(problems)}){dropped}"
+        ),
+        severity="info",
+        details={
+            "problem": problems[0],
+            "problems": problems,
+            "since": since.isoformat(),
+            "dropped": state.dropped,
+        },
+    )
 
 
 def _summary(state: Recording) -> str:
