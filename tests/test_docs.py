@@ -134,3 +134,22 @@ def test_every_api_route_is_documented() -> None:
         assert isinstance(route, APIRoute)
         for method in route.methods:
             assert f"`{method} {route.path}`" in text, f"{method} {route.path}"
+
+
+def test_every_fault_test_file_is_in_docs_reliability_md_and_every_test_named_there_exists() -> (
+    None
+):
+    import ast
+
+    tests = ROOT / "tests"
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`((?:tests/[\w/]+/)?test_\w+\.py)::(test_\w+)`", text)
+    assert len(named) >= 40
+    for file, name in named:
+        path = ROOT / file if file.startswith("tests/") else tests / "faults" / file
+        module = ast.parse(path.read_text())
+        defined = {node.name for node in module.body if isinstance(node, ast.FunctionDef)}
+        assert name in defined, f"docs/reliability.md names {file}::{name}, which does not exist"
+    cited = {file for file, _ in named}
+    for path in sorted((tests / "faults").glob("test_*.py")):
+        assert path.name in cited, f"docs/reliability.md says nothing of {path.name}"
