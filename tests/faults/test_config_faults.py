@@ -24,6 +24,12 @@ from waiting import wait_until
 pytestmark = pytest.mark.e2e
 
 
+def line_of(path: Path, text: str) -> int:
+    """Return the number of the first line of ``path`` that starts with ``text``."""
+    lines = path.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith(text))
+
+
 def onwatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "onwatch", *args],
@@ -50,7 +56,8 @@ def test_an_interval_out_of_range_stops_validate_once_and_run_with_exit_2(
     for command in ("validate", "once", "run"):
         done = onwatch(command, cwd=tmp_path)
         assert done.returncode == 2, (command, done.stderr)
-        assert done.stderr == f"onwatch: {config}:6: checks.api.every: {says}\n", command
+        line = line_of(config, "every = ")
+        assert done.stderr == f"onwatch: {config}:{line}: checks.api.every: {says}\n", command
 
 
 def test_a_config_cached_as_valid_by_an_older_onwatch_is_checked_again(tmp_path: Path) -> None:
@@ -105,6 +112,7 @@ def test_validate_reports_schema_reference_and_path_problems_in_one_pass(tmp_pat
     """Fault: a file with problems of every kind; the user must see them all the first time."""
     make_project(tmp_path, {}, suites=("many",))
     path = tmp_path / "onwatch.toml"
+    first = len(path.read_text().splitlines()) + 1  # where the lines below start
     path.write_text(
         path.read_text()
         + 'notify = ["pager"]\n'
@@ -117,15 +125,19 @@ def test_validate_reports_schema_reference_and_path_problems_in_one_pass(tmp_pat
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     where = [line.removeprefix(f"onwatch: {path}:").split(": ")[:2] for line in lines]
+    # Line numbers counted from the first line written above.
     assert where == [
-        ["3", "onwatch.notify"],
-        ["6", "checks.api.tests"],
-        ["7", "checks.api.every"],
-        ["8", "checks.api.notify"],
-        ["13", "checks.web.retries"],
-        ["17", "watch.django.checks"],
-        ["18", "watch.django.requirements"],
-        ["19", "watch.django.every"],
+        [str(first + n), key]
+        for n, key in [
+            (0, "onwatch.notify"),
+            (3, "checks.api.tests"),
+            (4, "checks.api.every"),
+            (5, "checks.api.notify"),
+            (10, "checks.web.retries"),
+            (14, "watch.django.checks"),
+            (15, "watch.django.requirements"),
+            (16, "watch.django.every"),
+        ]
     ], done.stderr
     print(f"problems reported by the first validate: {len(lines)} of 8")
 
@@ -142,5 +154,7 @@ def test_validate_collects_every_check_and_names_each_line(tmp_path: Path) -> No
     )
     done = onwatch("validate", cwd=tmp_path)
     assert done.returncode == 2
-    assert f"onwatch: {config}:4: checks.first: the selection collected no tests" in done.stderr
-    assert f"onwatch: {config}:9: checks.second: the selection collected no tests" in done.stderr
+    for name in ("first", "second"):
+        line = line_of(config, f"[checks.{name}]")
+        said = f"onwatch: {config}:{line}: checks.{name}: the selection collected no tests"
+        assert said in done.stderr
