@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +110,12 @@ def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
         disk.free()
         # Lazily: a process of the test that still holds a file must not keep it mounted.
         _call(_libc.umount2(str(disk.path).encode(), MNT_DETACH), "umount")
+
+
+def healthz(url: str) -> tuple[int, dict[str, Any]]:
+    """Return /healthz's status and body."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

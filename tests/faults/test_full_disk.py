@@ -14,14 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from daemon import Daemon
+from faults.conftest import healthz
 from onwatch.config import load_config
 from onwatch.model import RunStatus
 from onwatch.runner.execute import Runner
@@ -75,15 +74,6 @@ def executed(daemon: Daemon) -> list[str]:
 def back_to_normal(line: dict[str, Any]) -> bool:
     """Tell whether a log line says that every run reaches the database again."""
     return str(line.get("message")).startswith("recording back to normal")
-
-
-def healthz(url: str) -> tuple[int, dict[str, Any]]:
-    """Return /healthz's status and body."""
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_a_run_whose_in_flight_folder_is_on_a_full_disk_runs_in_memory(

@@ -3,19 +3,17 @@ the alerts held meanwhile go out, without restarting onwatch."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from daemon import Daemon
+from faults.conftest import healthz
 from onwatch.store import open_store
 from onwatch.store.recorder import Recorder
 from onwatch.store.spool import Spool
@@ -42,15 +40,6 @@ def stored_ids(database: Path) -> set[str]:
     """Return the ids of the runs in the database, read as another process would."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as conn:
         return {row[0] for row in conn.execute("SELECT id FROM runs")}
-
-
-def healthz(url: str) -> tuple[int, dict[str, Any]]:
-    """Return /healthz's status and body."""
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_an_sqlite_database_on_a_read_only_disk_is_written_once_the_disk_is_writable(
