@@ -9,7 +9,7 @@ import pytest
 
 from onwatch.errors import BuildError
 from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
-from onwatch.upstream.venv import requirement_lines
+from onwatch.upstream.product import requirement_lines
 from onwatch.upstream.watcher import compare
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -75,11 +75,8 @@ def test_requirements_come_from_a_file_or_a_pyprojects_extras(tmp_path: Path) ->
         '[project]\nname = "suite"\ndependencies = ["httpx>=0.27"]\n'
         '[project.optional-dependencies]\ntest = ["pytest-timeout"]\nother = ["rich"]\n'
     )
-    assert requirement_lines(None, tmp_path) == []
-    assert requirement_lines("requirements.txt", tmp_path) == [
-        "-r",
-        str(tmp_path / "requirements.txt"),
-    ]
+    assert requirement_lines(None, tmp_path) is None  # none given: the installed set
+    assert requirement_lines("requirements.txt", tmp_path) == ["requests"]
     assert requirement_lines("pyproject.toml[test]", tmp_path) == ["httpx>=0.27", "pytest-timeout"]
     with pytest.raises(BuildError, match="no optional-dependencies extra 'docs'"):
         requirement_lines("pyproject.toml[docs]", tmp_path)

@@ -408,6 +408,16 @@ class WatchModel(BaseModel):
     alert_after: int = Field(
         default=3, ge=1, le=1000, description="Failed polls in a row that send an alert."
     )
+    extra_indexes: list[str] = Field(
+        default_factory=list,
+        description="More simple indexes that installs may take dependencies from (the watched "
+        "packages' releases are still polled on `index`); `${NAME}` secrets allowed.",
+    )
+    installer: Literal["auto", "uv", "pip"] = Field(
+        default="auto",
+        description='What builds release environments: "uv", "pip", or "auto" (uv when it is '
+        "on PATH or next to onwatch's Python, else pip).",
+    )
 
     @field_validator("packages")
     @classmethod
@@ -422,6 +432,14 @@ class WatchModel(BaseModel):
     def _http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL of a simple index")
+        return value
+
+    @field_validator("extra_indexes")
+    @classmethod
+    def _https(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL of a simple index")
         return value
 
 

@@ -7,7 +7,7 @@ keys, their defaults and their docs are defined once, in ``models``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,8 @@ class Watch:
     min_age: float
     requirements: str | None
     alert_after: int
+    extra_indexes: list[str] = field(default_factory=list)
+    installer: str = "auto"  # "auto", "uv" or "pip"
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,48 @@
-"""Virtual environments that hold one release of a watched package, built once and reused.
+"""Virtual environments that hold the product's dependency set with one release swapped in.
 
-An environment is made of the watch's requirements plus ``package==version``, installed by
-pip from the watch's index into a fresh venv. It is keyed by everything that decides what it
-holds (Python version, index, requirement lines, the pinned release), so two checks of one
-watch share it and a second poll of the same release reuses it.
+An environment is a fresh venv holding the product's own dependency set (``product``) in which
+the watched package's pin is replaced by ``package==version``, installed from the watch's index
+and the ``extra_indexes`` it names, and nothing else: pip runs ``--isolated`` with
+``PIP_CONFIG_FILE`` set to the null device and no ``PIP_*`` variable of the host (uv runs with
+``--no-config`` and no ``UV_*`` variable), so no user, system or site configuration adds an index.
 
-The checks then run in it with onwatch's own runner: after pip is done, a ``.pth`` file adds
-onwatch's environment *behind* the venv's own packages. The tests import the pinned release
-(and anything the requirements installed) from the venv, and pytest, onwatch's plugin and
-whatever else the suite finds in onwatch's environment from there. pip runs before that file
-exists, so it never sees, and never uninstalls, a package of onwatch's environment.
+Nothing of onwatch's own environment is visible inside. When the product's set does not name
+pytest, onwatch copies its own pytest and what pytest requires (each only where the set does not
+hold that distribution already) into the venv, so an index that does not mirror pytest works;
+then it makes its pytest plugin importable through a folder that holds only the ``onwatch``
+package and an entry point: the plugin needs the standard library and pytest, nothing else.
+
+Environments are keyed by everything that decides what they hold (Python, installer, indexes,
+the product's lines, the pins, pytest's version), so two checks of one watch share one and a
+second poll of the same release reuses it. uv keeps one download cache for all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as metadata
 import json
 import os
 import re
 import shutil
-import site
 import subprocess
 import sys
-import sysconfig
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from onwatch.errors import BuildError
+from packaging.utils import canonicalize_name
 
-PIP_TIMEOUT = 900.0
+import onwatch
+from onwatch.errors import BuildError
+from onwatch.upstream.product import installed_set, names, replace_pins, requirements_of
+
+INSTALL_TIMEOUT = 900.0
 KEEP_ENVIRONMENTS = 8
 READY = "onwatch-environment.json"
-LAYER = "onwatch-runner.pth"
+PLUGIN_DIR = "onwatch-plugin"
+LAYER = "onwatch-plugin.pth"
+UV_CACHE = ".uv-cache"
 _FREEZE = (
     "import importlib.metadata as m, json; "
     "print(json.dumps(sorted({(d.metadata['Name'] or '?', d.version) for d in m.distributions()})))"
@@ -54,7 +63,7 @@ class Environment:
         return str(self.path / "bin" / "python")
 
     def dependencies(self) -> dict[str, str]:
-        """Return every distribution its interpreter can import, name -> version."""
+        """Return every distribution its interpreter can import, name -> version (not onwatch)."""
         done = subprocess.run(
             [self.python, "-c", _FREEZE], capture_output=True, text=True, timeout=60, check=False
         )
@@ -62,28 +71,34 @@ class Environment:
             return {}
         found: dict[str, str] = {}
         for name, version in json.loads(done.stdout):
-            found.setdefault(name, version)  # the venv's own copy comes first on sys.path
+            if canonicalize_name(name) != "onwatch":
+                found.setdefault(name, version)  # the venv's own copy comes first on sys.path
         return dict(sorted(found.items(), key=lambda item: item[0].lower()))
 
 
-def requirement_lines(spec: str | None, base_dir: Path) -> list[str]:
-    """Return pip arguments for a watch's ``requirements``: a file, or a pyproject's extras."""
-    if not spec:
-        return []
-    match = re.fullmatch(r"(.+?)(?:\[([^\]]*)\])?", spec.strip())
-    assert match is not None
-    path = base_dir / match.group(1)
-    if path.name == "pyproject.toml" or path.suffix == ".toml":
-        project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
-        lines = list(project.get("dependencies", []))
-        extras = [e.strip() for e in (match.group(2) or "").split(",") if e.strip()]
-        optional = project.get("optional-dependencies", {})
-        for extra in extras:
-            if extra not in optional:
-                raise BuildError(f"{path} has no optional-dependencies extra {extra!r}")
-            lines += optional[extra]
-        return lines
-    return ["-r", str(path)]
+def find_uv() -> str | None:
+    """Return the ``uv`` on PATH, or the one installed next to onwatch's interpreter."""
+    beside = Path(sys.executable).parent / "uv"
+    return shutil.which("uv") or (str(beside) if os.access(beside, os.X_OK) else None)
+
+
+def choose_installer(choice: str) -> str:
+    """Return ``"pip"`` or the path of uv for a watch's ``installer`` setting."""
+    if choice == "pip":
+        return "pip"
+    uv = find_uv()
+    if uv is not None:
+        return uv
+    if choice == "uv":
+        raise BuildError('installer = "uv" but no uv is on PATH: install uv or set "pip"')
+    return "pip"
+
+
+def isolated_environ() -> dict[str, str]:
+    """Return the host's environment without any pip or uv setting, config files switched off."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    environ["PIP_CONFIG_FILE"] = os.devnull
+    return environ
 
 
 class Environments:
@@ -93,14 +108,25 @@ class Environments:
         self.root = root
         self.python = python
 
-    def key(self, index: str, requirements: list[str], pins: list[str]) -> str:
-        """Return the cache key of an environment."""
-        text = json.dumps([sys.version, index, requirements, sorted(pins)])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    def ensure(
+        self,
+        index: str,
+        requirements: list[str] | None,
+        pins: list[str],
+        *,
+        extra_indexes: tuple[str, ...] | list[str] = (),
+        installer: str = "auto",
+    ) -> Environment:
+        """Return the environment for this dependency set, building it if needed.
 
-    def ensure(self, index: str, requirements: list[str], pins: list[str]) -> Environment:
-        """Return the environment for this dependency set, building it if needed."""
-        key = self.key(index, requirements, pins)
+        ``requirements`` are the product's lines (None: the set installed next to onwatch);
+        every line naming a pinned package is replaced by its pin.
+        """
+        tool = choose_installer(installer)
+        product = installed_set() if requirements is None else requirements
+        lines = replace_pins(product, names(pins))
+        indexes = [index, *extra_indexes]
+        key = self.key(indexes, lines, pins, tool)
         target = self.root / key
         if (target / READY).is_file():
             os.utime(target / READY)  # used: young again
@@ -109,7 +135,7 @@ class Environments:
         building = self.root / f".building-{key}-{os.getpid()}"
         shutil.rmtree(building, ignore_errors=True)
         try:
-            self._build(building, index, requirements, pins)
+            self._build(building, target, indexes, lines, pins, tool)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(building, target)
         finally:
@@ -117,39 +143,54 @@ class Environments:
         self._prune(keep=key)
         return Environment(target, key, reused=False)
 
-    def _build(self, folder: Path, index: str, requirements: list[str], pins: list[str]) -> None:
+    def key(self, indexes: list[str], lines: list[str], pins: list[str], tool: str) -> str:
+        """Return the cache key of an environment."""
+        installer = "pip" if tool == "pip" else "uv"
+        text = json.dumps(
+            [sys.version, installer, indexes, lines, sorted(pins), _version("pytest")]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _build(
+        self,
+        folder: Path,
+        final: Path,
+        indexes: list[str],
+        lines: list[str],
+        pins: list[str],
+        tool: str,
+    ) -> None:
+        """Build in ``folder`` an environment that will be moved to ``final``."""
         _run([self.python, "-m", "venv", "--without-pip", str(folder)], "create a venv", 120)
         python = str(folder / "bin" / "python")
+        wanted = folder / "product-requirements.txt"
+        wanted.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        sources = [f"--index-url={indexes[0]}", *(f"--extra-index-url={u}" for u in indexes[1:])]
+        if tool == "pip":
+            command = [self.python, "-m", "pip", "--isolated", "--python", python, "install"]
+            command += ["--disable-pip-version-check", "--no-input", "--quiet"]
+        else:
+            command = [tool, "pip", "install", "--no-config", "--quiet", "--python", python]
+            command += ["--cache-dir", str(self.root / UV_CACHE)]
         _run(
-            [
-                self.python,
-                "-m",
-                "pip",
-                "--python",
-                python,
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--index-url",
-                index,
-                *requirements,
-                *pins,
-            ],
+            [*command, *sources, "-r", str(wanted), *pins],
             "install " + " ".join(pins),
-            PIP_TIMEOUT,
+            INSTALL_TIMEOUT,
+            env=isolated_environ(),
         )
-        purelib = subprocess.run(
-            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        # addsitedir, not a plain path line: it also reads that folder's .pth files, which is
-        # how an editable install of onwatch (or of the suite) is found.
-        lines = [f"import site; site.addsitedir({path!r})" for path in _own_site_dirs()]
-        Path(purelib, LAYER).write_text("\n".join(lines) + "\n")
-        (folder / READY).write_text(json.dumps({"index": _without_password(index), "pins": pins}))
+        purelib = Path(
+            subprocess.run(
+                [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        if "pytest" not in _installed(purelib):
+            _copy_pytest(purelib)
+        _add_plugin(folder / PLUGIN_DIR, purelib, final / PLUGIN_DIR)
+        ready = {"indexes": [_without_password(u) for u in indexes], "pins": pins, "lines": lines}
+        (folder / READY).write_text(json.dumps(ready))
 
     def _prune(self, keep: str) -> None:
         """Delete the least recently used environments beyond ``KEEP_ENVIRONMENTS``."""
@@ -159,19 +200,64 @@ class Environments:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _own_site_dirs() -> list[str]:
-    """Return the site-packages folders of the environment onwatch runs in."""
-    found = [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
-    if site.ENABLE_USER_SITE:
-        found.append(site.getusersitepackages())
-    return [path for path in dict.fromkeys(found) if os.path.isdir(path)]
+def _installed(purelib: Path) -> set[str]:
+    """Return the canonical names of the distributions installed in ``purelib``."""
+    found: set[str] = set()
+    for info in purelib.glob("*.dist-info"):
+        found.add(canonicalize_name(info.name[: -len(".dist-info")].rsplit("-", 1)[0]))
+    return found
+
+
+def _copy_pytest(purelib: Path) -> None:
+    """Copy onwatch's pytest and what it requires into ``purelib``, where not there already."""
+    present = _installed(purelib)
+    todo, done = ["pytest"], set()
+    while todo:
+        name = todo.pop()
+        if name in done or name in present:
+            continue
+        done.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # a requirement of pytest that does not apply here
+        requires = [line for line in dist.requires or [] if "extra" not in line]
+        todo += sorted(requirements_of(requires))
+        for file in dist.files or []:
+            if file.parts[0] == ".." or "__pycache__" in file.parts:
+                continue  # scripts live outside site-packages; caches get rebuilt
+            source = Path(str(dist.locate_file(file)))
+            if source.is_file():
+                destination = purelib / file
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination)
+
+
+def _add_plugin(folder: Path, purelib: Path, final: Path) -> None:
+    """Make ``onwatch.runner.plugin`` importable and registered, without onwatch's dependencies."""
+    folder.mkdir()
+    (folder / "onwatch").symlink_to(Path(onwatch.__file__).parent, target_is_directory=True)
+    info = folder / f"onwatch-{onwatch.__version__}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: onwatch\nVersion: {onwatch.__version__}\n"
+    )
+    (info / "entry_points.txt").write_text("[pytest11]\nonwatch = onwatch.runner.plugin\n")
+    (purelib / LAYER).write_text(f"{final}\n")  # where the folder is once the venv is moved
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _without_password(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
-def _run(command: list[str], what: str, timeout: float) -> None:
+def _run(command: list[str], what: str, timeout: float, env: dict[str, str] | None = None) -> None:
     started = time.monotonic()
     try:
         done = subprocess.run(
@@ -180,12 +266,15 @@ def _run(command: list[str], what: str, timeout: float) -> None:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:
         raise BuildError(f"cannot {what}: no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise BuildError(f"cannot {what}: {command[0]}: {exc.strerror}") from None
     if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
+        said = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         errors = [line for line in said if "ERROR" in line] or said[-3:]
         elapsed = time.monotonic() - started
         raise BuildError(

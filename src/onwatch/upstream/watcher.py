@@ -264,14 +264,17 @@ class Watcher:
         previous: str | None,
         report: WatchReport,
     ) -> None:
-        from onwatch.upstream.venv import requirement_lines
+        from onwatch.upstream.product import requirement_lines
 
         pins = [f"{package}=={version}"]
         refuse = None
         environment = None
         try:
             requirements = requirement_lines(watch.requirements, self.config.base_dir)
-            environment = self.environments.ensure(index, requirements, pins)
+            extra_indexes = [self._filled(url) for url in watch.extra_indexes]
+            environment = self.environments.ensure(
+                index, requirements, pins, extra_indexes=extra_indexes, installer=watch.installer
+            )
         except (BuildError, OSError) as exc:
             refuse = f"cannot build the environment of {package} {version}: {exc}"
         detail: dict[str, Any] = {
@@ -390,6 +393,19 @@ class Watcher:
         for check in watch.checks:
             found.update(dict.fromkeys(self.config.channels_of(check)))
         return list(found)
+
+    def _filled(self, url: str) -> str:
+        """Return ``url`` with its secrets filled in; a missing secret cannot build anything."""
+        from onwatch.secrets import fill, placeholders
+
+        names = placeholders(url)
+        if not names:
+            return url
+        lookup = self.runner.keeper.resolver(self.config.settings.secrets)
+        try:
+            return fill(url, lookup(names))
+        except SecretError as exc:
+            raise BuildError(f"an extra index URL's secret cannot be looked up: {exc}") from exc
 
     def _index(self, watch: Watch) -> str | None:
         """Return the index URL with its secrets filled in, or None if one is missing."""
