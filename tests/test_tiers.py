@@ -31,6 +31,7 @@ HELPERS = {
     "store/contract/conftest.py": "a PostgreSQL database, through pgserver.py",
     "upstream/indexes.py": "pypiserver",
     "upstream/conftest.py": "pypiserver, through upstream/indexes.py",
+    "upstream/registry.py": "pip download (real wheels, cached)",
     "web/conftest.py": "Chromium, through Playwright",
 }
 

@@ -52,11 +52,12 @@ class Shelf:
         *,
         uploaded: datetime | None = None,
         modules: dict[str, str] | None = None,
+        requires: tuple[str, ...] = (),
     ) -> Path:
         """Write a wheel of ``name`` ``version``; return its path.
 
         ``uploaded`` (default: now) becomes the file's modification time, which ``SimpleIndex``
-        reports as its PEP 700 upload time.
+        reports as its PEP 700 upload time. ``requires`` are the wheel's dependencies.
         """
         module = re.sub(r"[-.]+", "_", name)
         wheel = build_wheel(
@@ -64,6 +65,7 @@ class Shelf:
             name,
             version,
             modules or {f"{module}/__init__.py": f"VERSION = {version!r}\n"},
+            requires,
         )
         if uploaded is not None:
             stamp = uploaded.timestamp()

@@ -15,6 +15,8 @@ Where it comes from, in order:
 Whatever names a watched package is dropped, so that the release under test *replaces* the
 product's pin instead of being added next to it. Hashes (``--hash=``) are dropped as well: the
 release under test has none in the file, and pip refuses a file where only some lines have one.
+So are the file's own sources (``--index-url``, ``--extra-index-url``, ``--find-links``): only
+the watch's ``index`` and ``extra_indexes`` are installed from.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from onwatch.errors import BuildError
 OWN = "onwatch"
 INSTALLERS = frozenset({"pip", "uv"})
 _HASH = re.compile(r"\s--hash[= ]\S+")
+# Where to install from is the watch's to say (index, extra_indexes), not the file's.
+_SOURCES = re.compile(r"(-i|--index-url|--extra-index-url|-f|--find-links|--no-index)\b")
 
 
 def requirement_lines(spec: str | None, base_dir: Path) -> list[str] | None:
@@ -77,7 +81,7 @@ def _file_lines(path: Path, seen: set[Path]) -> list[str]:
         option = re.fullmatch(r"(-r|--requirement|-c|--constraint)[ =]?\s*(\S+)", line)
         if option is not None:
             lines += _file_lines(path.parent / option.group(2), seen)
-        else:
+        elif _SOURCES.match(line) is None:
             lines.append(line)
     return lines
 

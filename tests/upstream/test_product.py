@@ -1,0 +1,64 @@
+"""The product's dependency set: requirement files read as pip reads them, pins replaced."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from onwatch.errors import BuildError
+from onwatch.upstream.product import (
+    exclusive_closure,
+    installed_set,
+    replace_pins,
+    requirement_lines,
+    requirements_of,
+)
+
+
+def test_a_pip_compile_file_is_read_with_its_includes_and_without_hashes(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("idna==3.7  # via requests\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# via pip-compile\n-r base.txt\n"
+        f"urllib3==1.26.16 \\\n    --hash=sha256:{'a' * 64} \\\n    --hash=sha256:{'b' * 64}\n"
+        "requests==2.31.0\n\n--extra-index-url https://mirror.example/simple/\n-i https://x/simple\n"
+    )
+    assert requirement_lines("requirements.txt", tmp_path) == [
+        "idna==3.7",
+        "urllib3==1.26.16",
+        "requests==2.31.0",
+    ]  # the file's own index is not installed from: only the watch names indexes
+    with pytest.raises(BuildError, match="cannot read the requirements .*missing.txt"):
+        requirement_lines("missing.txt", tmp_path)
+
+
+def test_the_watched_packages_pin_is_replaced_not_added_to() -> None:
+    lines = ["URLLib3==1.26.16", "requests[socks]==2.31.0", "urllib3_extra==1", "-e ."]
+    assert replace_pins(lines, ["urllib3"]) == lines[1:]
+    assert replace_pins(lines, ["Requests", "urllib3"]) == lines[2:]
+
+
+def test_onwatchs_exclusive_closure_keeps_what_another_distribution_needs() -> None:
+    graph = {
+        "onwatch": {"pydantic", "jinja2", "pytest"},
+        "pydantic": {"typing-extensions"},
+        "jinja2": {"markupsafe"},
+        "markupsafe": set(),
+        "pytest": {"pluggy"},
+        "pluggy": set(),
+        "typing-extensions": set(),
+        "pytest-timeout": {"pytest"},  # the product's plugin: pytest stays
+        "product-lib": {"typing-extensions"},
+    }
+    assert exclusive_closure(graph, "onwatch") == {"onwatch", "pydantic", "jinja2", "markupsafe"}
+    assert exclusive_closure(graph, "absent") == set()
+
+
+def test_the_installed_set_leaves_out_onwatch_and_its_libraries() -> None:
+    found = {canonicalize_name(line.split("==")[0]) for line in installed_set()}
+    onwatch_needs = requirements_of(metadata.requires("onwatch") or [])
+    assert "onwatch" not in found and "pip" not in found
+    assert not {"pydantic", "sqlalchemy", "jinja2", "fastapi"} & found
+    assert onwatch_needs  # the check above compared something
