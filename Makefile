@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/browser_journeys.py
 	$(BIN)/python bench/secret_masking.py
 	$(BIN)/python bench/process_sweep.py
+	$(BIN)/python bench/env_build.py
 
 setup: $(STAMP)
 
