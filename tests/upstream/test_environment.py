@@ -227,3 +227,34 @@ def _closure(name: str) -> set[str]:
         found.add(canonicalize_name(current))
         todo += requirements_of([line for line in requires if "extra" not in line])
     return found
+
+
+def test_the_products_own_pytest_is_used_and_onwatchs_plugin_loads_in_it(
+    tmp_path: Path, shelf: Shelf, pypiserver_url: str
+) -> None:
+    """Fault: the product pins a pytest older than onwatch's; the plugin must load in it."""
+    product = ["pytest==8.3.5", "pluggy==1.5.0", "iniconfig==2.0.0", "packaging==24.1"]
+    assert metadata.version("pytest") != "8.3.5"
+    copy_into(shelf.folder, *product)
+    package = "demo-own-pytest"
+    shelf.publish(package, "1.0")
+    environment = Environments(tmp_path / "environments").ensure(
+        f"{pypiserver_url}/", product, [f"{package}==1.0"]
+    )
+    assert environment.dependencies()["pytest"] == "8.3.5"
+    (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n")
+    events = tmp_path / "events.jsonl"
+    done = subprocess.run(
+        [environment.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ONWATCH_EVENTS": str(events)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout
+    written = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in written if e["event"] in ("result", "finished")] == [
+        "result",
+        "finished",
+    ]
