@@ -62,3 +62,44 @@ def test_the_installed_set_leaves_out_onwatch_and_its_libraries() -> None:
     assert "onwatch" not in found and "pip" not in found
     assert not {"pydantic", "sqlalchemy", "jinja2", "fastapi"} & found
     assert onwatch_needs  # the check above compared something
+
+
+def test_extra_indexes_and_installer_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    from onwatch.config import load_config
+    from onwatch.errors import ConfigError
+
+    (tmp_path / "tests").mkdir()
+    path = tmp_path / "onwatch.toml"
+    path.write_text(
+        '[checks.api]\ntests = ["tests"]\nevery = "5m"\n\n'
+        '[watch.libs]\npackages = ["urllib3"]\nchecks = ["api"]\n'
+        'extra_indexes = ["ftp://mirror/simple/", "https://me:${MIRROR_TOKEN}@m.example/simple/"]\n'
+        'installer = "conda"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    found = caught.value.problems
+    assert any(
+        f"{path}:8: watch.libs.extra_indexes" in p
+        and "'ftp://mirror/simple/' is not an http(s)" in p
+        for p in found
+    ), found
+    assert any(f"{path}:9: watch.libs.installer" in p and "'auto'" in p for p in found), found
+
+    path.write_text(path.read_text().replace("ftp://", "https://").replace("conda", "uv"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert (
+        "watch.libs.extra_indexes: ${MIRROR_TOKEN} names no secret of [onwatch] secrets" in problem
+    )
+
+    path.write_text(
+        '[onwatch]\nsecrets = { MIRROR_TOKEN = "env:MIRROR_TOKEN" }\n' + path.read_text()
+    )
+    watch = load_config(path).watches["libs"]
+    assert watch.installer == "uv"
+    assert watch.extra_indexes == [
+        "https://mirror/simple/",
+        "https://me:${MIRROR_TOKEN}@m.example/simple/",
+    ]

@@ -147,6 +147,9 @@ def _references(
         index = watch.get("index")
         if isinstance(index, str):
             problems += _unknown_secrets(placeholders(index), secrets, (*loc, "index"), path, text)
+        for url in _strings(watch.get("extra_indexes")):
+            where = (*loc, "extra_indexes")
+            problems += _unknown_secrets(placeholders(url), secrets, where, path, text)
     for name, table in seen.channels.items():
         for key, value in table.items():
             names = channel_placeholders({key: value})
