@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,22 @@ def test_extra_indexes_and_installer_are_checked_where_they_are_written(tmp_path
         "https://mirror/simple/",
         "https://me:${MIRROR_TOKEN}@m.example/simple/",
     ]
+
+
+def test_auto_takes_uv_when_installed_else_pip_and_uv_without_uv_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onwatch.upstream.venv import choose_installer
+
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "elsewhere" / "python"))
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert (choose_installer("auto"), choose_installer("uv")) == (str(fake), str(fake))
+    assert choose_installer("pip") == "pip"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert choose_installer("auto") == "pip"
+    with pytest.raises(BuildError, match='installer = "uv" but no uv is on PATH'):
+        choose_installer("uv")
