@@ -1,0 +1,259 @@
+"""The Watches page, the run page of an upstream run, and upstream runs kept out of production
+figures: pages served for real on 127.0.0.1 over a SQLite file (and the memory store)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from onwatch.config import Config, load_config
+from onwatch.model import Outcome, Run, RunStatus, TestResult, Trigger
+from onwatch.state.health import Health
+from onwatch.store import PollRecord, Store, open_store
+from onwatch.web.app import create_site_app
+from onwatch.web.server import WebServer, serve
+from suites import make_project
+
+LOGIN = "tests/test_lib.py::test_login"
+PARSE = "tests/test_lib.py::test_parse"
+LEGACY = "tests/test_lib.py::test_legacy"
+
+
+def _config(root: Path) -> Config:
+    (root / "tests").mkdir(parents=True, exist_ok=True)
+    (root / "tests" / "test_lib.py").write_text("")
+    path = make_project(root, {"lib": {"tests": ["tests/test_lib.py"], "every": "1h"}})
+    with path.open("a") as config:
+        config.write(
+            '\n[watch.deps]\npackages = ["packaging", "jinja2"]\nchecks = ["lib"]\n'
+            'index = "http://127.0.0.1:9/simple/"\nevery = "10m"\n'
+        )
+    return load_config(path)
+
+
+def _upstream(
+    started: datetime, version: str, previous: str | None, failing: tuple[str, ...]
+) -> Run:
+    results = tuple(
+        TestResult(
+            nodeid=nodeid,
+            outcome=Outcome.FAILED if nodeid in failing else Outcome.PASSED,
+            phase="call",
+            duration=0.1,
+            message=f"AssertionError: {nodeid} broke" if nodeid in failing else None,
+        )
+        for nodeid in (LOGIN, PARSE, LEGACY)
+    )
+    return Run(
+        id=str(uuid.uuid4()),
+        check="lib",
+        status=RunStatus.FAILED if failing else RunStatus.PASSED,
+        started_at=started,
+        finished_at=started + timedelta(seconds=3),
+        collected=len(results),
+        results=results,
+        trigger=Trigger.UPSTREAM,
+        trigger_detail={
+            "watch": "deps",
+            "upstream": {"package": "packaging", "version": version},
+            "previous": previous,
+            "dependencies": {"packaging": version},
+        },
+        error="1 of 3 tests failed" if failing else None,
+        host="monitor-1",
+        version="0.1.0",
+        config_digest="d",
+    )
+
+
+@dataclass
+class Seeded:
+    url: str
+    now: datetime
+    baseline: Run  # packaging 21.3, test_legacy already failing
+    breaking: Run  # packaging 22.0: test_parse newly failing, test_legacy still failing
+    watched: Run  # the one production run of lib, passed
+
+
+def _seed(store: Store, now: datetime) -> Seeded:
+    baseline = _upstream(now - timedelta(hours=3), "21.3", None, (LEGACY,))
+    breaking = _upstream(now - timedelta(hours=2), "22.0", "21.3", (PARSE, LEGACY))
+    watched = Run(
+        id=str(uuid.uuid4()),
+        check="lib",
+        status=RunStatus.PASSED,
+        started_at=now - timedelta(minutes=30),
+        finished_at=now - timedelta(minutes=30) + timedelta(seconds=1),
+        collected=1,
+        results=(TestResult(nodeid=LOGIN, outcome=Outcome.PASSED, phase="call", duration=0.1),),
+        trigger=Trigger.SCHEDULE,
+        host="monitor-1",
+        version="0.1.0",
+        config_digest="d",
+    )
+    for run in (baseline, breaking, watched):
+        store.runs.save_run(run)
+    for package, latest in (("packaging", "22.0"), ("jinja2", "3.1.2")):
+        store.upstream.record_poll(
+            PollRecord("deps", package, now - timedelta(hours=2), True, latest=latest)
+        )
+    store.upstream.set_last_version("deps", "packaging", "22.0", now - timedelta(hours=2))
+    store.upstream.record_poll(
+        PollRecord(
+            "deps",
+            "jinja2",
+            now - timedelta(minutes=5),
+            False,
+            kind="refused",
+            error="the index refused the request: HTTP 403",
+        )
+    )
+    return Seeded("", now, baseline, breaking, watched)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
+    config = _config(tmp_path)
+    url = config.database_url if request.param == "sqlite" else "memory://"
+    store = open_store(url)
+    store.ensure_schema()
+    seeded = _seed(store, datetime.now(UTC).replace(microsecond=0))
+    app = create_site_app(
+        config, Health(list(config.checks)), store, tick_limit=60.0, listen="127.0.0.1:8787"
+    )
+    server: WebServer = serve(app, "127.0.0.1:0")
+    seeded.url = server.url
+    try:
+        yield seeded
+    finally:
+        server.stop()
+        store.close()
+
+
+def _get(site: Seeded, path: str) -> str:
+    import httpx
+
+    response = httpx.get(site.url + path, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _row(html: str, marker: str) -> str:
+    """Return the table row of the page ``html`` that carries ``marker`` in its attributes."""
+    found = re.search(rf"<tr [^>]*{re.escape(marker)}[^>]*>(.*?)</tr>", html, re.S)
+    assert found, f"no row with {marker}"
+    return found.group(0)
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def test_the_check_page_counts_only_production_runs_and_lists_upstream_ones(site: Seeded) -> None:
+    html = _get(site, "/checks/lib?range=24h")
+
+    # One production run, passed: two upstream runs that failed change nothing.
+    assert re.findall(r"(\d+)% of (\d+) runs", html) == [("100", "1")]
+    assert f"/runs/{site.breaking.id}" in html  # still listed, marked
+    assert "upstream release" in _text(_row(html, 'class="run-row upstream"'))
+    # The heatmap draws production runs only: the new failure of 22.0 is not a cell.
+    assert f"{PARSE} — failed" not in html
+
+
+def test_the_test_page_leaves_out_upstream_results(site: Seeded) -> None:
+    parse = _text(_get(site, f"/checks/lib/tests/{PARSE.replace('/', '%2F')}?range=24h"))
+    login = _text(_get(site, f"/checks/lib/tests/{LOGIN.replace('/', '%2F')}?range=24h"))
+
+    # test_parse failed twice, in upstream runs only; test_login ran three times, once here.
+    assert "0 results in this range" in parse
+    assert "no failures in this range" in parse
+    assert "1 results in this range · 1 passed" in login
+
+
+def test_metrics_seeded_from_the_store_follow_production_runs_only(tmp_path: Path) -> None:
+    import httpx
+
+    from onwatch.state.feed import HealthFeed
+    from onwatch.state.service import StateService
+
+    config = _config(tmp_path)
+    store = open_store(config.database_url)
+    store.ensure_schema()
+    now = datetime.now(UTC).replace(microsecond=0)
+    _seed(store, now)
+    # An upstream run newer than the production run: it must not become the check's latest.
+    store.runs.save_run(_upstream(now - timedelta(minutes=10), "22.0", "21.3", (PARSE,)))
+    health = Health(list(config.checks))
+    HealthFeed(StateService(config, store), health).seed()
+    app = create_site_app(config, health, store, tick_limit=60.0, listen="127.0.0.1:8787")
+    server = serve(app, "127.0.0.1:0")
+    try:
+        metrics = httpx.get(server.url + "/metrics", timeout=10).text
+    finally:
+        server.stop()
+        store.close()
+
+    assert 'onwatch_check_up{check="lib"} 1.0' in metrics
+    assert (
+        f'onwatch_test_last_outcome{{check="lib",outcome="passed",test="{LOGIN}"}} 1.0' in metrics
+    )
+    assert "test_parse" not in metrics
+
+
+def test_the_run_page_of_an_upstream_run_names_the_release_and_splits_its_failures(
+    site: Seeded,
+) -> None:
+    html = _get(site, f"/runs/{site.breaking.id}")
+    text = _text(html)
+
+    assert "Upstream release packaging 22.0" in text
+    assert "previous 21.3" in text
+    assert f"/runs/{site.baseline.id}" in html  # the baseline run, linked
+    assert "1 new · 1 pre-existing" in text
+    tags = {
+        nodeid: re.findall(r'class="tag failure-\w+">([^<]+)<', row)
+        for row in html.split('<tr class="result-row"')[1:]
+        for nodeid in (PARSE, LEGACY, LOGIN)
+        if f">{nodeid}</a>" in row
+    }
+    assert tags == {PARSE: ["new"], LEGACY: ["pre-existing"], LOGIN: []}
+
+
+def test_the_run_page_of_a_first_release_calls_its_failures_the_baseline(site: Seeded) -> None:
+    text = _text(_get(site, f"/runs/{site.baseline.id}"))
+
+    assert "Upstream release packaging 21.3" in text
+    assert "none: the first release handled" in text
+    assert "0 new · 1 in the baseline" in text
+
+
+def test_a_production_run_page_says_nothing_of_releases(site: Seeded) -> None:
+    assert "Upstream release" not in _get(site, f"/runs/{site.watched.id}")
+
+
+def test_the_watches_page_shows_each_package_its_state_and_release_runs(site: Seeded) -> None:
+    html = _get(site, "/watches")
+
+    packaging = _text(_row(html, 'data-package="packaging" data-state'))
+    jinja = _text(_row(html, 'data-package="jinja2" data-state'))
+    assert packaging.startswith("packaging breaks 22.0 22.0")
+    assert jinja.startswith("jinja2 polls failing — 3.1.2")
+    assert "1 failed in a row" in jinja
+    assert "the index refused the request: HTTP 403" in jinja
+    breaking = _text(_row(html, 'data-version="22.0" data-check="lib"'))
+    assert breaking.startswith("22.0 21.3 lib failed")
+    assert breaking.endswith("1 1 1 of 3 tests failed")
+    first = _text(_row(html, 'data-version="21.3" data-check="lib"'))
+    assert first.startswith("21.3 first handled lib failed")
+    assert "0 1" in first
+    assert f"/runs/{site.breaking.id}" in html
+
+
+def test_every_page_links_to_the_watches_when_there_are_some(site: Seeded) -> None:
+    assert '<a href="/watches">watches</a>' in _get(site, "/")
