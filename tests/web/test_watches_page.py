@@ -257,3 +257,20 @@ def test_the_watches_page_shows_each_package_its_state_and_release_runs(site: Se
 
 def test_every_page_links_to_the_watches_when_there_are_some(site: Seeded) -> None:
     assert '<a href="/watches">watches</a>' in _get(site, "/")
+
+
+def test_the_api_answers_what_the_watches_page_shows(site: Seeded) -> None:
+    import httpx
+
+    found = httpx.get(site.url + "/api/v1/watches", timeout=10).json()
+
+    packaging, jinja = found["packages"]
+    assert (packaging["package"], packaging["state"]) == ("packaging", "breaks")
+    assert (packaging["baseline_version"], packaging["latest_seen"]) == ("22.0", "22.0")
+    assert [(r["version"], r["new"], r["pre_existing"]) for r in packaging["runs"]] == [
+        ("22.0", [PARSE], [LEGACY]),
+        ("21.3", [], [LEGACY]),
+    ]
+    assert packaging["runs"][0]["baseline_run_id"] == site.baseline.id
+    assert (jinja["state"], jinja["failures"]) == ("polls failing", 1)
+    assert jinja["last_error"] == "the index refused the request: HTTP 403"

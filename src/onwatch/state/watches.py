@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from onwatch.model import Run, RunStatus
+from onwatch.model import Run, RunStatus, as_utc, iso
 
 if TYPE_CHECKING:
     from onwatch.config import Config
@@ -25,6 +25,7 @@ __all__ = [
     "PackageView",
     "ReleaseRun",
     "Tested",
+    "package_json",
     "package_views",
     "release_of",
     "release_run",
@@ -249,3 +250,33 @@ def _state(summary: PollSummary, releases: list[tuple[str, list[ReleaseRun]]]) -
     if any(run.baseline_failed for run in latest):
         return BASELINE_FAILING
     return OK
+
+
+def package_json(view: PackageView) -> dict[str, Any]:
+    """Return the documented JSON shape of one watched package (``GET /api/v1/watches``)."""
+    return {
+        "watch": view.watch,
+        "package": view.package,
+        "state": view.state,
+        "baseline_version": view.pinned,
+        "latest_seen": view.latest,
+        "last_poll_at": iso(view.poll.last_poll_at),
+        "failures": view.poll.failures,
+        "last_error": view.poll.last_error,
+        "runs": [
+            {
+                "version": version,
+                "previous": run.tested.previous,
+                "check": run.check,
+                "run_id": run.run_id,
+                "status": run.status.value,
+                "started_at": as_utc(run.started_at).isoformat(),
+                "error": run.error,
+                "baseline_run_id": run.baseline_id,
+                "new": list(run.new),
+                "pre_existing": list(run.known),
+            }
+            for version, runs in view.releases
+            for run in runs
+        ],
+    }
