@@ -274,3 +274,90 @@ def test_the_api_answers_what_the_watches_page_shows(site: Seeded) -> None:
     assert packaging["runs"][0]["baseline_run_id"] == site.baseline.id
     assert (jinja["state"], jinja["failures"]) == ("polls failing", 1)
     assert jinja["last_error"] == "the index refused the request: HTTP 403"
+
+
+GREETER = {
+    "1.0": "def greet(name):\n    return 'hello ' + name\n",
+    "1.1": "def greet(name, greeting):\n    return greeting + ' ' + name\n",
+}
+GREETING_SUITE = """\
+import view_greeter
+
+
+def test_greets_by_name():
+    assert view_greeter.greet("bob") == "hello bob"
+
+
+def test_an_old_known_failure():
+    assert view_greeter.greet("x") == "bye x"
+"""
+
+
+@pytest.mark.e2e
+def test_the_pages_read_what_a_real_watch_recorded(tmp_path: Path) -> None:
+    """A real pypiserver, two real `onwatch watch check` calls: 1.0, then 1.1 that breaks."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from upstream.indexes import Shelf, start_pypiserver
+
+    shelf = Shelf(tmp_path / "packages")
+    shelf.folder.mkdir()
+    (tmp_path / "index").mkdir()
+    server = start_pypiserver(shelf.folder, tmp_path / "index")
+    server.wait_until_ready()
+    root = tmp_path / "project"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "test_greet.py").write_text(GREETING_SUITE)
+    path = make_project(root, {"greeting": {"tests": ["tests"], "every": "1h"}})
+    path.write_text(
+        path.read_text() + '\n[watch.libs]\npackages = ["view-greeter"]\nchecks = ["greeting"]\n'
+        f'index = "{server.url}/"\n'
+    )
+    command = [sys.executable, "-m", "onwatch", "-c", str(path), "watch", "check", "libs"]
+    try:
+        for version in ("1.0", "1.1"):
+            shelf.publish(
+                "view-greeter", version, modules={"view_greeter/__init__.py": GREETER[version]}
+            )
+            subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        server.stop()
+    config = load_config(path)
+    store = open_store(config.database_url)
+    app = create_site_app(
+        config, Health(list(config.checks)), store, tick_limit=60.0, listen="127.0.0.1:8787"
+    )
+    web = serve(app, "127.0.0.1:0")
+    try:
+        with httpx.Client(base_url=web.url, timeout=10) as client:
+            watches = client.get("/api/v1/watches").json()["packages"]
+            page = _text(client.get("/watches").text)
+            broke = watches[0]["runs"][0]["run_id"]
+            run_page = _text(client.get(f"/runs/{broke}").text)
+            check_page = client.get("/checks/greeting").text
+    finally:
+        web.stop()
+        store.close()
+
+    greets, known = (
+        "tests/test_greet.py::test_greets_by_name",
+        "tests/test_greet.py::test_an_old_known_failure",
+    )
+    assert [(p["package"], p["state"], p["baseline_version"]) for p in watches] == [
+        ("view-greeter", "breaks", "1.1")
+    ]
+    assert [
+        (r["version"], r["previous"], r["new"], r["pre_existing"]) for r in watches[0]["runs"]
+    ] == [
+        ("1.1", "1.0", [greets], [known]),
+        ("1.0", None, [], [known]),
+    ]
+    assert "view-greeter breaks 1.1 1.1" in page
+    assert "Upstream release view-greeter 1.1" in run_page and "previous 1.0" in run_page
+    assert "1 new · 1 pre-existing" in run_page
+    # Nothing ran in production: the check's page counts no run, and lists the two upstream ones.
+    assert re.findall(r"(\d+)% of (\d+) runs", check_page) == []
+    assert check_page.count('class="run-row upstream"') == 2
