@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PackageView",
     "ReleaseRun",
-    "Tested",
+    "ReleaseTested",
     "package_json",
     "package_views",
     "release_of",
@@ -48,7 +48,7 @@ _INSTALL_ERRORS = ("cannot build the environment", "cannot be installed")
 
 
 @dataclass(frozen=True, slots=True)
-class Tested:
+class ReleaseTested:
     """What an upstream run tested: which watch, package and release, after which one."""
 
     watch: str | None
@@ -63,7 +63,7 @@ class ReleaseRun:
 
     run_id: str
     check: str
-    tested: Tested
+    tested: ReleaseTested
     status: RunStatus
     started_at: datetime
     error: str | None
@@ -109,7 +109,7 @@ class PackageView:
     releases: list[tuple[str, list[ReleaseRun]]]  # (version, its runs), newest first
 
 
-def release_of(run: Run) -> Tested | None:
+def release_of(run: Run) -> ReleaseTested | None:
     """Return what an upstream run tested, from its trigger detail, or None."""
     detail: dict[str, Any] = dict(run.trigger_detail or {})
     tested = detail.get("upstream")
@@ -117,7 +117,7 @@ def release_of(run: Run) -> Tested | None:
         return None
     previous = detail.get("previous")
     watch = detail.get("watch")
-    return Tested(
+    return ReleaseTested(
         watch=str(watch) if watch else None,
         package=str(tested["package"]),
         version=str(tested["version"]),
@@ -131,7 +131,7 @@ def _failing(results: Iterable[TestResult]) -> list[str]:
 
 def compared(
     run: Run,
-    tested: Tested,
+    tested: ReleaseTested,
     finals: Sequence[TestResult],
     baseline: Run | None,
     baseline_finals: Sequence[TestResult],
@@ -208,7 +208,7 @@ def package_views(config: Config, store: Store, summaries: list[PollSummary]) ->
 
 
 def _releases(
-    runs: list[tuple[Run, Tested]], finals: dict[str, list[TestResult]]
+    runs: list[tuple[Run, ReleaseTested]], finals: dict[str, list[TestResult]]
 ) -> list[tuple[str, list[ReleaseRun]]]:
     """Group a package's runs (newest first) by release; each run against its baseline."""
     grouped: dict[str, list[ReleaseRun]] = {}
