@@ -361,3 +361,36 @@ def test_the_pages_read_what_a_real_watch_recorded(tmp_path: Path) -> None:
     # Nothing ran in production: the check's page counts no run, and lists the two upstream ones.
     assert re.findall(r"(\d+)% of (\d+) runs", check_page) == []
     assert check_page.count('class="run-row upstream"') == 2
+
+
+def test_a_sensitive_watched_check_hides_its_run_errors_below_admin(tmp_path: Path) -> None:
+    import httpx
+
+    from onwatch.web.auth import hash_token
+
+    config = _config(tmp_path)
+    path = config.path
+    admin = "admin-" + "a" * 40
+    text = path.read_text().replace("[checks.lib]", "[checks.lib]\nsensitive = true")
+    text = text.replace("[onwatch]", f'[onwatch]\nadmin_tokens = ["{hash_token(admin)}"]')
+    path.write_text(text)
+    config = load_config(path)
+    store = open_store(config.database_url)
+    store.ensure_schema()
+    _seed(store, datetime.now(UTC).replace(microsecond=0))
+    app = create_site_app(
+        config, Health(list(config.checks)), store, tick_limit=60.0, listen="127.0.0.1:8787"
+    )
+    server = serve(app, "127.0.0.1:0")
+    try:
+        anonymous = httpx.get(server.url + "/watches", timeout=10).text
+        answer = httpx.get(server.url + "/api/v1/watches", timeout=10).json()
+        headers = {"Authorization": f"Bearer {admin}"}
+        as_admin = httpx.get(server.url + "/watches", headers=headers, timeout=10).text
+    finally:
+        server.stop()
+        store.close()
+
+    assert "1 of 3 tests failed" not in anonymous and "hidden" in anonymous
+    assert {(r["error"], r["redacted"]) for r in answer["packages"][0]["runs"]} == {(None, True)}
+    assert "1 of 3 tests failed" in as_admin

@@ -20,7 +20,7 @@ from onwatch.model import RunStatus, as_utc
 from onwatch.state.service import incident_json
 from onwatch.state.watches import package_json, package_views
 from onwatch.web.auth import Role
-from onwatch.web.redaction import result_json, run_json, run_row_json
+from onwatch.web.redaction import hides, result_json, run_json, run_row_json
 from onwatch.web.site import Site
 
 __all__ = ["PREFIX", "build_router"]
@@ -109,6 +109,7 @@ class ReleaseRunOut(BaseModel):
     baseline_run_id: str | None
     new: list[str]
     pre_existing: list[str]
+    redacted: bool = Field(description=REDACTED)
 
 
 class PackageOut(BaseModel):
@@ -309,10 +310,15 @@ def build_router(site: Site) -> APIRouter:
         return site.statuses([name])[0].to_json()
 
     @api.get("/watches", response_model=WatchesOut)
-    def watches() -> dict[str, Any]:
+    def watches(request: Request) -> dict[str, Any]:
         """Every watched package: its state, versions, polls and the runs of its releases."""
         views = package_views(site.config, site.store, site.state.watches())
-        return {"packages": [package_json(view) for view in views]}
+        found = [package_json(view) for view in views]
+        for run in (run for package in found for run in package["runs"]):
+            run["redacted"] = hides(request.state.role, site.is_sensitive(run["check"]))
+            if run["redacted"]:
+                run["error"] = None
+        return {"packages": found}
 
     @api.get("/runs", response_model=RunsOut)
     def runs(

@@ -150,11 +150,13 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
 
     @router.get("/watches", response_class=HTMLResponse)
     def watches_page(request: Request) -> HTMLResponse:
+        checks = {name for watch in site.config.watches.values() for name in watch.checks}
         return render(
             request,
             "watches.html",
             watches=site.config.watches,
             packages=package_views(site.config, site.store, site.state.watches()),
+            hidden={c for c in checks if hides(request.state.role, site.is_sensitive(c))},
         )
 
     @router.get("/artifacts/{sha256}/{name}")
