@@ -101,6 +101,10 @@ def test_an_environment_that_cannot_be_built_is_cannot_install_not_a_breakage() 
 
     assert _state(POLL, found) == CANNOT_INSTALL
     assert not found[0][1][0].broke
+    said = release("1.1", "1.0", 5, status=RunStatus.ERROR)
+    detail = {**said.trigger_detail, "verdict": "install_failed"}
+    said = replace(said, results=(), trigger_detail=detail)
+    assert _state(POLL, judged(release("1.0", None, 0), said)) == CANNOT_INSTALL
 
 
 def test_failing_polls_outrank_everything_and_nothing_tested_is_said() -> None:

@@ -44,7 +44,9 @@ OK = "ok"
 UNTESTED = "not tested yet"
 
 # What the watcher writes into a run it could not give an environment; the run errors with it.
+# A ``verdict`` of "install_failed" in the trigger detail says the same in so many words.
 _INSTALL_ERRORS = ("cannot build the environment", "cannot be installed")
+INSTALL_FAILED = "install_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ReleaseTested:
     package: str
     version: str
     previous: str | None
+    verdict: str | None = None  # what the watch judged, when it recorded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class ReleaseRun:
     @property
     def install_failed(self) -> bool:
         """Tell whether the release's environment could not be built, so nothing ran."""
+        if self.tested.verdict == INSTALL_FAILED:
+            return True
         return self.status is RunStatus.ERROR and any(
             text in (self.error or "") for text in _INSTALL_ERRORS
         )
@@ -117,11 +122,13 @@ def release_of(run: Run) -> ReleaseTested | None:
         return None
     previous = detail.get("previous")
     watch = detail.get("watch")
+    verdict = detail.get("verdict")
     return ReleaseTested(
         watch=str(watch) if watch else None,
         package=str(tested["package"]),
         version=str(tested["version"]),
         previous=str(previous) if previous else None,
+        verdict=str(verdict) if verdict else None,
     )
 
 
