@@ -19,6 +19,7 @@ from onwatch.store import PollRecord, Store, open_store
 from onwatch.web.app import create_site_app
 from onwatch.web.server import WebServer, serve
 from suites import make_project
+from web.conftest import Served
 
 LOGIN = "tests/test_lib.py::test_login"
 PARSE = "tests/test_lib.py::test_parse"
@@ -394,3 +395,15 @@ def test_a_sensitive_watched_check_hides_its_run_errors_below_admin(tmp_path: Pa
     assert "1 of 3 tests failed" not in anonymous and "hidden" in anonymous
     assert {(r["error"], r["redacted"]) for r in answer["packages"][0]["runs"]} == {(None, True)}
     assert "1 of 3 tests failed" in as_admin
+
+
+def test_without_watches_the_page_says_how_to_add_one_and_no_page_links_to_it(
+    open_site: Served,
+) -> None:
+    with open_site.client() as client:
+        watches = client.get("/watches")
+        overview = client.get("/").text
+
+    assert watches.status_code == 200
+    assert "No watches are configured: add a [watch.NAME] table" in _text(watches.text)
+    assert 'href="/watches"' not in overview
