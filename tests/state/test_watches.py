@@ -19,6 +19,7 @@ from onwatch.state.watches import (
     _releases,
     _state,
     compared,
+    lines_tested,
     release_of,
 )
 from onwatch.store import PollSummary
@@ -129,3 +130,12 @@ def test_the_baseline_is_the_latest_earlier_run_of_the_same_check() -> None:
 
     assert found[0][1][0].baseline_id == retested.id
     assert found[0][1][0].new == ("a",)
+
+
+def test_the_latest_tested_release_is_told_per_line() -> None:
+    versions = ["2.0.3", "1.26.18", "1.26.17", "2.0.2", "not-a-version"]
+
+    assert lines_tested("1.26.16", versions) == [("1.26", "1.26.18"), ("latest", "2.0.3")]
+    assert lines_tested("2.0.2", versions) == [("2.0", "2.0.3")]
+    assert lines_tested("3.1", versions) == [("latest", "2.0.3")]
+    assert lines_tested(None, []) == []

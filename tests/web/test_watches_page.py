@@ -243,8 +243,8 @@ def test_the_watches_page_shows_each_package_its_state_and_release_runs(site: Se
 
     packaging = _text(_row(html, 'data-package="packaging" data-state'))
     jinja = _text(_row(html, 'data-package="jinja2" data-state'))
-    assert packaging.startswith("packaging breaks 22.0 22.0")
-    assert jinja.startswith("jinja2 polls failing — 3.1.2")
+    assert packaging.startswith("packaging breaks 22.0 22.0: 22.0 22.0")
+    assert jinja.startswith("jinja2 polls failing — — 3.1.2")
     assert "1 failed in a row" in jinja
     assert "the index refused the request: HTTP 403" in jinja
     breaking = _text(_row(html, 'data-version="22.0" data-check="lib"'))
@@ -268,6 +268,7 @@ def test_the_api_answers_what_the_watches_page_shows(site: Seeded) -> None:
     packaging, jinja = found["packages"]
     assert (packaging["package"], packaging["state"]) == ("packaging", "breaks")
     assert (packaging["baseline_version"], packaging["latest_seen"]) == ("22.0", "22.0")
+    assert packaging["latest_tested"] == {"22.0": "22.0"}
     assert [(r["version"], r["new"], r["pre_existing"]) for r in packaging["runs"]] == [
         ("22.0", [PARSE], [LEGACY]),
         ("21.3", [], [LEGACY]),

@@ -29,6 +29,7 @@ __all__ = [
     "package_views",
     "release_of",
     "release_run",
+    "lines_tested",
 ]
 
 # Upstream runs read per watch for the page: a few releases of each package and check.
@@ -112,6 +113,40 @@ class PackageView:
     state: str
     poll: PollSummary
     releases: list[tuple[str, list[ReleaseRun]]]  # (version, its runs), newest first
+
+    @property
+    def latest_tested(self) -> list[tuple[str, str]]:
+        """Return the newest release tested on each line: ("1.26", "1.26.18") for the line of
+        the baseline version (its major.minor), then ("latest", "2.0.3") when newer ones were
+        tested too."""
+        return lines_tested(self.pinned, [version for version, _ in self.releases])
+
+
+def lines_tested(pinned: str | None, versions: Iterable[str]) -> list[tuple[str, str]]:
+    """Return the newest of ``versions`` on the line of ``pinned`` (same major.minor) and the
+    newest of all when that is another; versions that are not PEP 440 are left out."""
+    from packaging.version import InvalidVersion, Version
+
+    parsed = []
+    for version in versions:
+        try:
+            parsed.append(Version(version))
+        except InvalidVersion:
+            continue
+    if not parsed:
+        return []
+    newest = max(parsed)
+    try:
+        line = None if pinned is None else Version(pinned).release[:2]
+    except InvalidVersion:
+        line = None
+    found = []
+    on_line = [v for v in parsed if line is not None and v.release[:2] == line]
+    if on_line and line is not None:
+        found.append((".".join(map(str, line)), str(max(on_line))))
+    if not on_line or newest != max(on_line):
+        found.append(("latest", str(newest)))
+    return found
 
 
 def release_of(run: Run) -> ReleaseTested | None:
@@ -267,6 +302,7 @@ def package_json(view: PackageView) -> dict[str, Any]:
         "state": view.state,
         "baseline_version": view.pinned,
         "latest_seen": view.latest,
+        "latest_tested": {line: version for line, version in view.latest_tested},
         "last_poll_at": iso(view.poll.last_poll_at),
         "failures": view.poll.failures,
         "last_error": view.poll.last_error,

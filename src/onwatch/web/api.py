@@ -120,6 +120,7 @@ class PackageOut(BaseModel):
     state: str
     baseline_version: str | None
     latest_seen: str | None
+    latest_tested: dict[str, str]
     last_poll_at: str | None
     failures: int
     last_error: str | None
