@@ -158,6 +158,41 @@ def test_validate_collects_with_the_secrets_and_names_one_it_cannot_look_up(
     assert "api: 1 test" in good.stdout
 
 
+def test_validate_warns_of_a_watch_only_check_that_onwatch_cannot_import(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    # The product's library: installed in the release environments a watch builds, not here.
+    (tmp_path / "tests" / "test_lib.py").write_text(
+        "import product_only_library\n\ndef test_lib():\n    pass\n"
+    )
+    (tmp_path / "tests" / "test_api.py").write_text("def test_api():\n    pass\n")
+    path = make_project(
+        tmp_path,
+        {
+            "api": {"tests": ["tests/test_api.py"], "every": "1m"},
+            "lib": {"tests": ["tests/test_lib.py"], "every": "1h", "enabled": False},
+        },
+    )
+    watch = '\n[watch.deps]\npackages = ["jinja2"]\nchecks = ["lib"]\nindex = "{}"\n'
+    path.write_text(path.read_text() + watch.format("http://127.0.0.1:9/simple/"))
+
+    only_watched = onwatch("validate", cwd=tmp_path)
+    (tmp_path / "onwatch.toml").write_text(path.read_text().replace("enabled = false", ""))
+    scheduled_too = onwatch("validate", cwd=tmp_path)
+
+    assert only_watched.returncode == 0, only_watched.stderr
+    assert only_watched.stderr == (
+        "onwatch: warning: lib: cannot be collected in onwatch's environment (collection failed"
+        " (1 error): tests/test_lib.py: ModuleNotFoundError: No module named"
+        " 'product_only_library'); not checked here: only watch deps runs it, in its release"
+        " environments\n"
+    )
+    assert "api: 1 test" in only_watched.stdout and "OK, 2 checks" in only_watched.stdout
+    # Scheduled as well, it runs here too: the missing import stays an error, with the way out.
+    assert scheduled_too.returncode == 2
+    assert "checks.lib: collection failed" in scheduled_too.stderr
+    assert "or set enabled = false if only the watch runs it" in scheduled_too.stderr
+
+
 def test_status_json_shows_each_check_after_runs(project: Path) -> None:
     onwatch("once", cwd=project)
     onwatch("once", "bad", cwd=project)

@@ -75,6 +75,7 @@ ROUTES = [
         200,
     ),
     Route("GET", "/api/v1/incidents", "/api/v1/incidents", Need.READ, 200),
+    Route("GET", "/api/v1/watches", "/api/v1/watches", Need.READ, 200),
     Route("POST", "/api/v1/checks/{name}/run", "/api/v1/checks/idle/run", Need.ADMIN, 202),
     Route(
         "POST",
@@ -88,6 +89,7 @@ ROUTES = [
     Route("GET", "/checks/{name}", "/checks/api?range=24h", Need.READ, 200),
     Route("GET", "/checks/{name}/tests/{test:path}", f"/checks/api/tests/{TEST}", Need.READ, 200),
     Route("GET", "/runs/{run_id}", "/runs/{run}", Need.READ, 200),
+    Route("GET", "/watches", "/watches", Need.READ, 200),
     # The seeded history has no captured files: allowed callers get the "pruned" 404.
     Route("GET", "/artifacts/{sha256}/{name}", f"/artifacts/{'0' * 64}/shot.png", Need.READ, 404),
     Route("POST", "/logout", "/logout", Need.READ, 303),

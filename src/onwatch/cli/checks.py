@@ -38,6 +38,23 @@ def validate(config: Config) -> int:
     problems = []
     with ThreadPoolExecutor(max_workers=config.settings.max_parallel) as pool:
         for name, check, error, collected in pool.map(collect, config.checks.items()):
+            watches = watches_of(config, name)
+            if error and _missing_import(error) and watches and not check.enabled:
+                # Only watches run it, each in a release environment built from the product's
+                # dependencies: what onwatch's own environment lacks says nothing about those.
+                print(
+                    f"onwatch: warning: {name}: cannot be collected in onwatch's environment "
+                    f"({first_line(error)}); not checked here: only watch "
+                    f"{', '.join(watches)} runs it, in its release environments",
+                    file=sys.stderr,
+                )
+                continue
+            if error and _missing_import(error) and watches:
+                error += (
+                    f" (watch {', '.join(watches)} tests it in its release environments, but "
+                    "its scheduled runs use this one: install what it imports here, or set "
+                    "enabled = false if only the watch runs it)"
+                )
             if error:
                 text = config.path.read_text(encoding="utf-8", errors="replace")
                 loc = (*root_of(config.path), "checks", name)
@@ -53,6 +70,22 @@ def validate(config: Config) -> int:
         raise ConfigError(problems)
     print(f"{config.path}: OK, {len(config.checks)} check{'s' * (len(config.checks) != 1)}")
     return EXIT_OK
+
+
+def watches_of(config: Config, check: str) -> list[str]:
+    """Return the watches that run ``check`` on new releases, in config order."""
+    return [name for name, watch in config.watches.items() if check in watch.checks]
+
+
+def _missing_import(error: str) -> bool:
+    # pytest reports a test module that cannot import as "ModuleNotFoundError: ..." or
+    # "ImportError: ..." in its collection errors; any other error is the check's own.
+    return "ModuleNotFoundError" in error or "ImportError" in error
+
+
+def first_line(text: str) -> str:
+    """Return the first non-empty line of ``text``."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
 
 
 def once(config: Config, names: list[str], *, json_output: bool, quiet: bool) -> int:

@@ -100,8 +100,9 @@ class StateService:
         return statuses
 
     def latest_run(self, check: str) -> Run | None:
-        """Return the check's latest stored run with all its results, or None before any."""
-        for latest in self.store.runs.list_runs(check, limit=1):
+        """Return the check's latest monitoring run with all its results, or None before any;
+        runs of upstream releases say nothing about the monitored system."""
+        for latest in self.store.runs.list_runs(check, limit=1, monitoring_only=True):
             return self.store.runs.get_run(latest.id)
         return None
 

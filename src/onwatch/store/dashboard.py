@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
 
-from onwatch.model import RunStatus, TestResult, Trigger
+from onwatch.model import Run, RunStatus, TestResult, Trigger
 from onwatch.store.database import Database
 from onwatch.store.records import HourRow, RunPoint, RunRow, TestRow, hour_of
-from onwatch.store.rows import result_from_row
+from onwatch.store.rows import result_from_row, run_from_row
 from onwatch.store.runs import MONITORING, select_runs
-from onwatch.store.schema import check_hours, results, runs
+from onwatch.store.schema import check_hours, results, runs, upstream_polls
 
 __all__ = ["SqlDashboard"]
 
@@ -84,9 +84,11 @@ class SqlDashboard:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        monitoring_only: bool = False,
     ) -> list[RunRow]:
         """Return runs newest first; since <= started_at < until."""
-        query = select_runs(_RUN_COLUMNS, check, since, until, status).limit(limit).offset(offset)
+        query = select_runs(_RUN_COLUMNS, check, since, until, status, monitoring_only)
+        query = query.limit(limit).offset(offset)
         with self._db.read("cannot list runs") as conn:
             return [_run_row(row) for row in conn.execute(query)]
 
@@ -146,6 +148,7 @@ class SqlDashboard:
         until: datetime | None = None,
         limit: int = 5000,
         brief: bool = False,
+        monitoring_only: bool = False,
     ) -> list[TestRow]:
         """Return the final results of one test, newest first; ``brief`` leaves out tracebacks,
         output and artifacts, which charts do not show."""
@@ -156,6 +159,10 @@ class SqlDashboard:
             .order_by(results.c.started_at.desc(), results.c.id.desc())
             .limit(limit)
         )
+        if monitoring_only:
+            # Results carry no trigger: the runs of upstream releases are looked up by id.
+            upstream = select(runs.c.id).where(runs.c.check == check, ~MONITORING)
+            query = query.where(results.c.run_id.not_in(upstream))
         if since is not None:
             query = query.where(results.c.started_at >= since)
         if until is not None:
@@ -165,6 +172,38 @@ class SqlDashboard:
                 TestRow(row.run_id, row.started_at, result_from_row(row))
                 for row in conn.execute(query)
             ]
+
+    def upstream_runs(self, checks: Sequence[str], limit: int = 200) -> list[Run]:
+        """Return the latest ``limit`` upstream runs of the checks, newest first, no results."""
+        if not checks:
+            return []
+        query = (
+            select(runs)
+            .where(runs.c.check.in_(list(checks)), ~MONITORING)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        with self._db.read("cannot list upstream runs") as conn:
+            return [run_from_row(row, ()) for row in conn.execute(query)]
+
+    def latest_releases(self, watch: str, packages: Sequence[str]) -> dict[str, str | None]:
+        """Return the newest release each package's latest successful poll saw."""
+        polls = upstream_polls
+        query = (
+            select(polls.c.latest)
+            .where(
+                polls.c.watch == watch,
+                polls.c.package == bindparam("package"),
+                polls.c.ok.is_(True),
+            )
+            .order_by(polls.c.polled_at.desc(), polls.c.id.desc())
+            .limit(1)
+        )
+        found: dict[str, str | None] = {}
+        with self._db.read("cannot read polls") as conn:
+            for package in dict.fromkeys(packages):
+                found[package] = conn.execute(query, {"package": package}).scalar()
+        return found
 
 
 def _when(condition: Any, value: Any) -> Any:

@@ -261,8 +261,10 @@ class DashboardReads(Protocol):
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        monitoring_only: bool = False,
     ) -> list[RunRow]:
-        """Return runs newest first, upstream ones included; since <= started_at < until."""
+        """Return runs newest first, upstream ones included unless ``monitoring_only``;
+        since <= started_at < until."""
         ...
 
     def hours(self, check: str, since: datetime, until: datetime) -> list[HourRow]:
@@ -291,9 +293,21 @@ class DashboardReads(Protocol):
         until: datetime | None = None,
         limit: int = 5000,
         brief: bool = False,
+        monitoring_only: bool = False,
     ) -> list[TestRow]:
         """Return the final results of one test, newest first; ``brief`` leaves out tracebacks,
-        output and artifacts, which charts do not show."""
+        output and artifacts, which charts do not show; ``monitoring_only`` leaves out the
+        results of upstream runs."""
+        ...
+
+    def upstream_runs(self, checks: Sequence[str], limit: int = 200) -> list[Run]:
+        """Return the latest ``limit`` upstream runs of the checks, newest first, without
+        their results."""
+        ...
+
+    def latest_releases(self, watch: str, packages: Sequence[str]) -> dict[str, str | None]:
+        """Return the newest release each package's latest successful poll of ``watch`` saw
+        (None before any)."""
         ...
 
 

@@ -18,8 +18,9 @@ from onwatch.durations import parse_duration
 from onwatch.errors import TriggerRefused
 from onwatch.model import RunStatus, as_utc
 from onwatch.state.service import incident_json
+from onwatch.state.watches import package_json, package_views
 from onwatch.web.auth import Role
-from onwatch.web.redaction import result_json, run_json, run_row_json
+from onwatch.web.redaction import hides, result_json, run_json, run_row_json
 from onwatch.web.site import Site
 
 __all__ = ["PREFIX", "build_router"]
@@ -93,6 +94,43 @@ class WatchOut(BaseModel):
     last_ok_at: str | None
     failures: int
     last_error: str | None
+
+
+class ReleaseRunOut(BaseModel):
+    """One run of a watched check on one release, its failures split against its baseline."""
+
+    version: str
+    previous: str | None
+    check: str
+    run_id: str
+    status: RunStatus
+    started_at: str
+    error: str | None
+    baseline_run_id: str | None
+    new: list[str]
+    pre_existing: list[str]
+    redacted: bool = Field(description=REDACTED)
+
+
+class PackageOut(BaseModel):
+    """One package of one watch, as the Watches page shows it."""
+
+    watch: str
+    package: str
+    state: str
+    baseline_version: str | None
+    latest_seen: str | None
+    latest_tested: dict[str, str]
+    last_poll_at: str | None
+    failures: int
+    last_error: str | None
+    runs: list[ReleaseRunOut]
+
+
+class WatchesOut(BaseModel):
+    """Every watched package of every watch, in config order."""
+
+    packages: list[PackageOut]
 
 
 class ChecksOut(BaseModel):
@@ -272,6 +310,17 @@ def build_router(site: Site) -> APIRouter:
         known(name)
         return site.statuses([name])[0].to_json()
 
+    @api.get("/watches", response_model=WatchesOut)
+    def watches(request: Request) -> dict[str, Any]:
+        """Every watched package: its state, versions, polls and the runs of its releases."""
+        views = package_views(site.config, site.store, site.state.watches())
+        found = [package_json(view) for view in views]
+        for run in (run for package in found for run in package["runs"]):
+            run["redacted"] = hides(request.state.role, site.is_sensitive(run["check"]))
+            if run["redacted"]:
+                run["error"] = None
+        return {"packages": found}
+
     @api.get("/runs", response_model=RunsOut)
     def runs(
         request: Request,
@@ -330,6 +379,7 @@ def build_router(site: Site) -> APIRouter:
             since=since,
             until=until,
             limit=limit,
+            monitoring_only=True,
         )
         return {
             "check": name,

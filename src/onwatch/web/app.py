@@ -222,7 +222,7 @@ def _secure(app: FastAPI, site: Site | None) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("X-Frame-Options", "DENY")
-        if path.startswith(("/api/", "/runs/", "/checks/")) or path == "/":
+        if path.startswith(("/api/", "/runs/", "/checks/")) or path in ("/", "/watches"):
             headers.setdefault("Cache-Control", "no-store")
         elif path.startswith("/artifacts/"):
             # A file of a sensitive check is served to admins only: a shared cache must not

@@ -19,7 +19,8 @@ from fastapi.templating import Jinja2Templates
 
 from onwatch.durations import INTERVAL_RANGE, bounded_duration
 from onwatch.errors import PageError, TriggerRefused
-from onwatch.model import RunStatus
+from onwatch.model import RunStatus, Trigger
+from onwatch.state.watches import package_views, release_run
 from onwatch.web import charts, views
 from onwatch.web.auth import COOKIE, Role
 from onwatch.web.redaction import NOTICE, hides, redact
@@ -77,6 +78,7 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
             is_admin=request.state.role >= Role.ADMIN,
             csrf=site.auth.csrf_for(token),
             now=site.clock(),
+            watches_link=bool(site.config.watches),
         )
         return pages.TemplateResponse(request, template, context, status_code=status)
 
@@ -142,7 +144,19 @@ def build_router(site: Site, pages: Jinja2Templates) -> APIRouter:
             run=run,
             results=attempts,
             redacted=redacted,
+            release=release_run(site.store, found) if found.trigger is Trigger.UPSTREAM else None,
             has_file=lambda sha: site.artifacts.path_of(sha) is not None,
+        )
+
+    @router.get("/watches", response_class=HTMLResponse)
+    def watches_page(request: Request) -> HTMLResponse:
+        checks = {name for watch in site.config.watches.values() for name in watch.checks}
+        return render(
+            request,
+            "watches.html",
+            watches=site.config.watches,
+            packages=package_views(site.config, site.store, site.state.watches()),
+            hidden={c for c in checks if hides(request.state.role, site.is_sensitive(c))},
         )
 
     @router.get("/artifacts/{sha256}/{name}")
@@ -266,7 +280,11 @@ def _check_context(
     start = window.since.timestamp()
     x_range = (start - start % width, window.until.timestamp())
     if window.span <= views.RAW_SPAN:
-        in_range = board.runs(name, since=window.since, until=window.until, limit=20_000)
+        # Pass rates and charts are the monitored system's: runs of upstream releases tested in
+        # their own environments are listed below, never counted here.
+        in_range = board.runs(
+            name, since=window.since, until=window.until, limit=20_000, monitoring_only=True
+        )
         hours = views.hours_of_runs(in_range)
     else:
         hours = board.hours(name, window.since, window.until)
@@ -295,7 +313,9 @@ def _check_context(
         x_range=x_range,
         y_unit="s",
     )
-    columns_runs = board.runs(name, since=window.since, until=window.until, limit=HEATMAP_RUNS)
+    columns_runs = board.runs(
+        name, since=window.since, until=window.until, limit=HEATMAP_RUNS, monitoring_only=True
+    )
     columns_runs.reverse()
     finals = board.final_results([r.id for r in columns_runs])
     tests, cells, hidden = views.heatmap_rows(
@@ -356,7 +376,7 @@ def _test_context(
     rows = [
         redact(row, role, sensitive)[0]
         for row in site.dashboard.test_results(
-            name, test, since=window.since, until=window.until, brief=True
+            name, test, since=window.since, until=window.until, brief=True, monitoring_only=True
         )
     ]
     shown = list(reversed(rows[:TEST_POINTS]))  # oldest first

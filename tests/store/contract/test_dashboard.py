@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, timedelta
 
 from onwatch.model import Artifact, Outcome, Run, RunStatus, TestResult, Trigger
-from onwatch.store import HourRow, RunPoint, RunRow, Store
+from onwatch.store import HourRow, PollRecord, RunPoint, RunRow, Store
 from records import T0, make_run
 
 
@@ -209,3 +209,51 @@ def test_brief_results_leave_out_tracebacks_output_and_artifacts(store: Store) -
     assert (row.run_id, row.started_at, row.result) == (run.id, run.started_at, brief)
     [row] = store.dashboard.test_results("api", "t::a")
     assert row.result == full
+
+
+def test_runs_and_test_results_can_leave_out_upstream_runs(store: Store) -> None:
+    watched = make_run(minute=1, results=(result("t::a", Outcome.PASSED),))
+    release = replace(upstream(minute=2), results=(result("t::a", Outcome.FAILED),))
+    store.runs.save_run(watched)
+    store.runs.save_run(release)
+
+    rows = store.dashboard.runs("api", monitoring_only=True)
+    history = store.dashboard.test_results("api", "t::a", monitoring_only=True)
+
+    assert [r.id for r in rows] == [watched.id]
+    assert [r.run_id for r in history] == [watched.id]
+    assert [r.run_id for r in store.dashboard.test_results("api", "t::a")] == [
+        release.id,
+        watched.id,
+    ]
+
+
+def test_upstream_runs_are_the_latest_of_the_checks_without_results(store: Store) -> None:
+    older = replace(upstream(minute=1), results=(result("t::a", Outcome.FAILED),))
+    newer = upstream(minute=3)
+    other = replace(upstream(minute=2), check="web")
+    for run in (make_run(minute=4), older, newer, other, replace(upstream(5), check="cli")):
+        store.runs.save_run(run)
+
+    found = store.dashboard.upstream_runs(["api", "web"])
+
+    assert [r.id for r in found] == [newer.id, other.id, older.id]
+    assert found[2].results == ()
+    assert found[2].trigger_detail == {"upstream": {"package": "requests", "version": "2.33.0"}}
+    assert [r.id for r in store.dashboard.upstream_runs(["api", "web"], limit=1)] == [newer.id]
+    assert store.dashboard.upstream_runs([]) == []
+
+
+def test_latest_releases_are_what_the_last_good_poll_saw(store: Store) -> None:
+    def poll(minute: int, ok: bool, latest: str | None) -> PollRecord:
+        at = T0 + timedelta(minutes=minute)
+        return PollRecord("deps", "requests", at, ok, latest=latest)
+
+    store.upstream.record_poll(poll(1, True, "2.32.0"))
+    store.upstream.record_poll(poll(2, True, "2.33.0"))
+    store.upstream.record_poll(poll(3, False, None))
+    store.upstream.record_poll(replace(poll(4, True, "9.0"), watch="other"))
+
+    found = store.dashboard.latest_releases("deps", ["requests", "idna"])
+
+    assert found == {"requests": "2.33.0", "idna": None}

@@ -63,10 +63,14 @@ class MemoryDashboard:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        monitoring_only: bool = False,
     ) -> list[RunRow]:
-        """Return runs newest first, upstream ones included; since <= started_at < until."""
+        """Return runs newest first, upstream ones included unless ``monitoring_only``;
+        since <= started_at < until."""
         with self._d.use("cannot list runs"):
             found = selected(self._d.runs.values(), check, since, until, status)
+        if monitoring_only:
+            found = [run for run in found if monitoring(run)]
         return [
             RunRow(
                 id=run.id,
@@ -119,6 +123,7 @@ class MemoryDashboard:
         until: datetime | None = None,
         limit: int = 5000,
         brief: bool = False,
+        monitoring_only: bool = False,
     ) -> list[TestRow]:
         """Return the final results of one test, newest first; ``brief`` leaves out tracebacks,
         output and artifacts."""
@@ -128,6 +133,7 @@ class MemoryDashboard:
                 ((run.started_at, order, index), run, result)
                 for order, run in enumerate(self._d.runs.values())
                 if run.check == check
+                and (monitoring(run) or not monitoring_only)
                 and (since is None or run.started_at >= since)
                 and (until is None or run.started_at < until)
                 for index, result in enumerate(run.results)
@@ -138,3 +144,23 @@ class MemoryDashboard:
             TestRow(run.id, run.started_at, _brief(result) if brief else result)
             for _, run, result in found[:limit]
         ]
+
+    def upstream_runs(self, checks: Sequence[str], limit: int = 200) -> list[Run]:
+        """Return the latest ``limit`` upstream runs of the checks, newest first, no results."""
+        with self._d.use("cannot list upstream runs"):
+            found = [r for r in self._d.runs.values() if r.check in checks and not monitoring(r)]
+        return [replace(run, results=()) for run in newest_first(found)[:limit]]
+
+    def latest_releases(self, watch: str, packages: Sequence[str]) -> dict[str, str | None]:
+        """Return the newest release each package's latest successful poll saw."""
+        with self._d.use("cannot read polls"):
+            polls = list(enumerate(self._d.polls))
+        found: dict[str, str | None] = {}
+        for package in dict.fromkeys(packages):
+            good = [
+                (poll.polled_at, order, poll.latest)
+                for order, poll in polls
+                if poll.watch == watch and poll.package == package and poll.ok
+            ]
+            found[package] = max(good)[2] if good else None
+        return found
