@@ -275,7 +275,11 @@ def _run(command: list[str], what: str, timeout: float, env: dict[str, str] | No
         raise BuildError(f"cannot {what}: {command[0]}: {exc.strerror}") from None
     if done.returncode != 0:
         said = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        errors = [line for line in said if "ERROR" in line] or said[-3:]
+        errors = [line for line in said if "ERROR" in line]  # pip's
+        if not errors:
+            # uv's error starts with a mark and wraps its explanation over several lines.
+            start = next((n for n, line in enumerate(said) if line.startswith(("×", "error:"))), -3)
+            errors = said[start:]
         elapsed = time.monotonic() - started
         raise BuildError(
             f"cannot {what} (exit status {done.returncode} after {elapsed:.0f} s): "
