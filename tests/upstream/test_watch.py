@@ -116,7 +116,16 @@ def test_a_breaking_release_is_tested_reported_and_alerted_once(
         code, report = watch_check(config)
         assert code == 0
         assert report["packages"] == [
-            {"package": package, "previous": None, "latest": "1.0", "new": ["1.0"], "error": None}
+            {
+                "package": package,
+                "previous": None,
+                "latest": "1.0",
+                "new": ["1.0"],
+                "error": None,
+                "waiting": [],
+                "baseline": "1.0",
+                "state": "ok",
+            }
         ]
         [run] = report["runs"]
         assert (run["check"], run["status"], run["trigger"]) == ("greeting", "passed", "upstream")

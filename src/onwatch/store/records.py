@@ -185,3 +185,7 @@ class PollSummary:
     last_ok_at: datetime | None  # the last successful poll
     failures: int  # failed polls in a row, up to the last
     last_error: str | None
+    last_kind: str | None = None  # the last failed poll's kind (unreachable, auth...)
+    state: str = "ok"  # ok, breaks, cannot-install, baseline-failing, polls-failing
+    reason: str | None = None  # why the state is not ok
+    baseline: str | None = None  # the release new ones are compared with
