@@ -90,7 +90,7 @@ def print_report(report: WatchReport) -> None:
         if run.error:
             print(f"    ! {run.error.splitlines()[0]}")
     for problem in report.problems:
-        what = "cannot be installed" if problem.kind == "install" else "baseline failing"
+        what = "cannot be installed" if problem.kind == "install" else "is the baseline, failing"
         print(f"{problem.package} {problem.version} {what}: {problem.reason}")
     for broken in report.breakages:
         print(broken.summary)

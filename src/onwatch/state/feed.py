@@ -63,7 +63,9 @@ class HealthFeed:
             if summary.last_poll_at is None:
                 continue
             last_ok = None if summary.last_ok_at is None else summary.last_ok_at.timestamp()
-            poll = PollState(summary.last_poll_at.timestamp(), last_ok, summary.failures)
+            poll = PollState(
+                summary.last_poll_at.timestamp(), last_ok, summary.failures, summary.state
+            )
             self.health.seed_poll(summary.watch, summary.package, poll)
 
     def refresh(self) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "RunPoint",
     "RunRow",
     "TestRow",
+    "WATCH_STATES",
     "hour_of",
 ]
 
@@ -172,6 +173,11 @@ class PollRecord:
     error: str | None = None
     latest: str | None = None
     new_versions: list[str] = field(default_factory=list)
+
+
+# What a watched package's state can be: every one but ok leaves new releases untested
+# (cannot-install, baseline-failing, polls-failing) or says the last one broke something.
+WATCH_STATES = ("ok", "breaks", "cannot-install", "baseline-failing", "polls-failing")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,9 @@ class Problem:
     package: str
     version: str
     reason: str
-    kind: str  # install (a release cannot be installed), baseline (its runs erred or failed)
+    # install: a new release cannot be installed; baseline-install: the baseline cannot be;
+    # baseline: the baseline's runs erred or its tests failed
+    kind: str
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON shape."""
@@ -124,7 +126,7 @@ class WatchReport:
         return (
             bool(self.breakages)
             or any(p.error for p in self.packages)
-            or any(p.kind == "install" for p in self.problems)
+            or any(p.kind in ("install", "baseline-install") for p in self.problems)
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Watcher:
         self.environments = environments
         self.notify = notify
         self.on_poll = on_poll  # (watch, package, ok, when): the daemon's /metrics
+        self.on_state: Callable[[str, str, str], None] | None = None  # (watch, package, state)
         self.clock = clock
 
     def check(self, name: str, *, backoff: bool = False) -> WatchReport:
@@ -91,6 +92,9 @@ class Watcher:
         now = self.clock()
         for package, state in states.items():
             self.store.set_watch_state(name, package, state.to_json(), now)
+        if self.on_state is not None:
+            for found in report.packages:
+                self.on_state(name, found.package, found.state)
         return report
 
     # -- one package ---------------------------------------------------------------------------
@@ -210,7 +214,8 @@ class Watcher:
         environment = self._environment(watch, index, package, version)
         if isinstance(environment, str):
             self._not_installed(name, watch, package, version, previous, environment, state)
-            report.problems.append(Problem(package, version, environment, "install"))
+            kind = "install" if previous is not None else "baseline-install"
+            report.problems.append(Problem(package, version, environment, kind))
             return False
         runs = self._run(name, watch, package, version, previous, environment, report)
         failing = state.failing.pop(version, None)
