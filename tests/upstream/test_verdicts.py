@@ -419,3 +419,54 @@ def test_the_daemon_retries_a_release_that_cannot_be_installed_after_1_2_4_then_
     assert tried == [0, 1, 3, 7, 13, 19, 25]
     assert told == 1 and state.failing["1.1"].attempts == 7
     assert state.state == "cannot-install" and state.reason == "1.1: HTTP error 403"
+
+
+def test_the_daemon_waits_out_its_backoff_before_installing_a_release_again(
+    tmp_path: Path, own_shelf: Shelf, receiver: HttpReceiver
+) -> None:
+    """Fault: the index refuses every download; the daemon's polls retry 1.1 ever less often."""
+    from datetime import UTC, datetime
+
+    from onwatch.config import load_config
+    from onwatch.runner.execute import Runner
+    from onwatch.store import open_store
+    from onwatch.store.recorder import Recorder
+    from onwatch.store.spool import Spool
+    from onwatch.upstream.wiring import build_watcher
+    from waiting import FakeClock
+
+    package = "backoff-lib"
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"{USER}:{{SHA}}not-a-digest\n")
+    publish(own_shelf, package, "1.1")
+    with pypiserver(
+        own_shelf, tmp_path / "index", htpasswd=htpasswd, authenticate="download"
+    ) as server:
+        config = load_config(project(tmp_path / "p", [package], server.url + "/", receiver.url))
+        store = open_store(config.database_url)
+        store.ensure_schema()
+        try:
+            # 1.0 was handled before the index started refusing downloads.
+            clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+            store.upstream.set_last_version("libs", package, "1.0", clock())
+            told: list[str] = []
+            runner = Runner(config)
+            recorder = Recorder(store, Spool(tmp_path / "spool"))
+            watcher = build_watcher(
+                config, runner, recorder, store, lambda n, _channels: told.append(n.event.value)
+            )
+            watcher.clock = clock
+            every = config.watches["libs"].every
+            tried = []
+            for poll in range(8):
+                report = watcher.check("libs", backoff=True)
+                [polled] = report.packages
+                assert polled.new + polled.waiting == ["1.1"] and polled.baseline == "1.0"
+                if polled.new:
+                    tried.append(poll)
+                clock.advance(every)
+            attempts = store.upstream.watch_state("libs", package)["failing"]["1.1"]["attempts"]
+        finally:
+            store.close()
+    assert tried == [0, 1, 3, 7] and attempts == 4
+    assert told == ["upstream.install_failed"]
