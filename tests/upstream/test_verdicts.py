@@ -470,3 +470,35 @@ def test_the_daemon_waits_out_its_backoff_before_installing_a_release_again(
             store.close()
     assert tried == [0, 1, 3, 7] and attempts == 4
     assert told == ["upstream.install_failed"]
+
+
+def test_each_alert_and_its_recovery_share_a_series_and_alertmanager_labels() -> None:
+    """Fault: an alert that its recovery cannot close would stay firing in Alertmanager."""
+    from datetime import UTC, datetime
+
+    from onwatch.channels.alertmanager import labels
+    from onwatch.upstream import verdicts
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    index = "https://pkgs.example.com/simple/"
+    pairs = [
+        (
+            verdicts.install_failed("libs", index, "urllib3", "2.0.3", "HTTP error 403"),
+            verdicts.install_recovered("libs", index, "urllib3", "2.0.3", 2),
+        ),
+        (
+            verdicts.baseline_failed("libs", "urllib3", "2.0.2", "does not run", at),
+            verdicts.baseline_recovered("libs", "urllib3", "2.0.4"),
+        ),
+        (
+            verdicts.polls_failing("libs", index, ["a", "b"], 3, "unreachable", "refused", "never"),
+            verdicts.polls_recovered("libs", index, ["b"], at),
+        ),
+    ]
+    for failed, recovered in pairs:
+        assert failed.series is not None and failed.series == recovered.series
+        assert labels(failed)["alertname"] == labels(recovered)["alertname"]
+        assert labels(failed) == labels(recovered)
+    assert pairs[0][0].summary == (
+        "urllib3 2.0.3 cannot be installed from https://pkgs.example.com/simple/: HTTP error 403"
+    )

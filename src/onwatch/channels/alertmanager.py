@@ -38,14 +38,14 @@ ALERT_NAMES: dict[Event, str] = {
     Event.UPSTREAM_BASELINE_RECOVERED: "OnwatchUpstreamBaselineFailing",
 }
 # Events that end the alert their series opened.
-_RECOVERIES = frozenset(
+_UPSTREAM_RECOVERIES = frozenset(
     {
         Event.UPSTREAM_POLL_RECOVERED,
         Event.UPSTREAM_INSTALL_RECOVERED,
         Event.UPSTREAM_BASELINE_RECOVERED,
-        Event.MONITOR_RECOVERED,
     }
 )
+_RECOVERIES = _UPSTREAM_RECOVERIES | {Event.MONITOR_RECOVERED}
 
 
 class AlertmanagerSettings(HttpSettings):
@@ -122,7 +122,8 @@ def labels(n: Notification) -> dict[str, str]:
     result = {
         "alertname": ALERT_NAMES[n.event],
         "check": n.check or "onwatch",
-        "severity": n.severity,
+        # An upstream recovery (severity info) must carry the labels of the warning it ends.
+        "severity": "warning" if n.event in _UPSTREAM_RECOVERIES else n.severity,
         "category": n.category or "unknown",
     }
     channel = n.details.get("channel")
@@ -134,6 +135,8 @@ def labels(n: Notification) -> dict[str, str]:
     keys: tuple[str, ...] = ("watch", "package", "version")
     if n.event in (Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED):
         keys = ("watch", "index")
+    elif n.event in (Event.UPSTREAM_BASELINE_FAILED, Event.UPSTREAM_BASELINE_RECOVERED):
+        keys = ("watch", "package")  # the baseline that recovers may be another release
     for key in keys:
         value = n.details.get(key)
         if isinstance(value, str) and value:
