@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from onwatch.channels.notification import Event, Notification
+from onwatch.channels.notification import Event, FailingTest, Notification
 from onwatch.model import iso, parse_iso
+
+if TYPE_CHECKING:
+    from onwatch.upstream.report import Breakage
 
 # The daemon retries a release that cannot be installed after 1, 2, 4, then every 6 polls.
 MAX_BACKOFF_POLLS = 6
@@ -124,6 +127,28 @@ class PackageState:
             poll_told=data.get("poll_told"),
             verdict=str(data.get("verdict") or "ok"),
         )
+
+
+def breaks(broken: Breakage, base_url: str) -> Notification:
+    """Return the alert that a release breaks tests of one check."""
+    return Notification(
+        event=Event.UPSTREAM_BREAKS,
+        key=f"upstream.breaks|{broken.watch}|{broken.check}|{broken.package}|{broken.version}",
+        summary=broken.summary,
+        check=broken.check,
+        failing_tests=tuple(FailingTest(t.nodeid, t.message or "") for t in broken.tests),
+        run_id=broken.run_id,
+        run_url=f"{base_url.rstrip('/')}/runs/{broken.run_id}",
+        severity="warning",
+        details={
+            "watch": broken.watch,
+            "package": broken.package,
+            "version": broken.version,
+            "previous": broken.previous,
+            "fingerprints": [t.fingerprint for t in broken.tests],
+            "error": broken.error,
+        },
+    )
 
 
 def install_failed(watch: str, index: str, package: str, version: str, error: str) -> Notification:

@@ -8,17 +8,15 @@ a breakage, alerted to the check's channels once per release.
 
 Every other outcome is its own verdict, never a breakage, and is told (upstream/verdicts.py):
 
-- a release that cannot be installed: ``upstream.install_failed`` at once, once per release; it
-  is not handled, so it is tried again (``watch check`` at every call, the daemon with a
-  backoff), and once it installs it is tested and judged like any other;
+- a release that cannot be installed: ``upstream.install_failed`` at once, once per release;
+  not handled, it is tried again (``watch check`` at every call, the daemon with a backoff);
 - a baseline that cannot be built, or whose runs error or fail: ``upstream.baseline_failed``
   once per streak (an errored baseline is not taken, and is tried again at the next poll);
 - polls that fail ``alert_after`` times in a row: one ``upstream.poll_failing`` per index,
-  whatever number of packages it serves, again when the reason changes.
+  again when the reason changes.
 
 Each ends with its recovery notice. The first poll of a package takes its current release as
-the baseline and runs the checks on it, so that the next release has something to be compared
-with.
+the baseline and runs the checks on it.
 """
 
 from __future__ import annotations
@@ -458,27 +456,10 @@ class Watcher:
             )
 
     def _announce(self, broken: Breakage) -> None:
-        from onwatch.channels.notification import Event, FailingTest, Notification
+        from onwatch.upstream import verdicts
 
         log.warning(broken.summary, extra={"fields": {"run_id": broken.run_id}})
-        notification = Notification(
-            event=Event.UPSTREAM_BREAKS,
-            key=f"upstream.breaks|{broken.watch}|{broken.check}|{broken.package}|{broken.version}",
-            summary=broken.summary,
-            check=broken.check,
-            failing_tests=tuple(FailingTest(t.nodeid, t.message or "") for t in broken.tests),
-            run_id=broken.run_id,
-            run_url=f"{self.config.settings.base_url.rstrip('/')}/runs/{broken.run_id}",
-            severity="warning",
-            details={
-                "watch": broken.watch,
-                "package": broken.package,
-                "version": broken.version,
-                "previous": broken.previous,
-                "fingerprints": [t.fingerprint for t in broken.tests],
-                "error": broken.error,
-            },
-        )
+        notification = verdicts.breaks(broken, self.config.settings.base_url)
         self._send(notification, self.config.channels_of(broken.check))
 
     def _send(self, notification: Notification, channels: list[str]) -> None:
