@@ -99,6 +99,9 @@ def test_the_summary_is_the_documented_status_json(config: Config, store: SqlSto
             "last_ok_at": "2025-03-01T12:50:00+00:00",
             "failures": 1,
             "last_error": "HTTP 503",
+            "state": "polls-failing",
+            "reason": "HTTP 503",
+            "baseline": None,
         },
         {
             "watch": "stack",
@@ -108,6 +111,9 @@ def test_the_summary_is_the_documented_status_json(config: Config, store: SqlSto
             "last_ok_at": None,
             "failures": 0,
             "last_error": None,
+            "state": "ok",
+            "reason": None,
+            "baseline": None,
         },
     ]
     json.dumps(payload)  # JSON-ready as it is

@@ -52,7 +52,7 @@ class Shelf:
         *,
         uploaded: datetime | None = None,
         modules: dict[str, str] | None = None,
-        requires: tuple[str, ...] = (),
+        requires: list[str] | tuple[str, ...] | None = None,
     ) -> Path:
         """Write a wheel of ``name`` ``version``; return its path.
 
@@ -65,7 +65,7 @@ class Shelf:
             name,
             version,
             modules or {f"{module}/__init__.py": f"VERSION = {version!r}\n"},
-            requires,
+            requires=requires,
         )
         if uploaded is not None:
             stamp = uploaded.timestamp()
@@ -122,11 +122,17 @@ class Pypiservers:
     locked: LockedIndex
 
 
-def start_pypiserver(folder: Path, home: Path, *, htpasswd: Path | None = None) -> Pypiserver:
+def start_pypiserver(
+    folder: Path,
+    home: Path,
+    *,
+    htpasswd: Path | None = None,
+    authenticate: str = "list,download",
+) -> Pypiserver:
     """Start pypiserver on a free port serving ``folder``; call ``wait_until_ready`` next.
 
-    With ``htpasswd``, listing and downloading need a user of that file (401 without
-    credentials, 403 with wrong ones).
+    With ``htpasswd``, the ``authenticate`` actions (listing and downloading unless told)
+    need a user of that file (401 without credentials, 403 with wrong ones).
     """
     base = f"http://127.0.0.1:{free_port()}"
     command = [
@@ -147,7 +153,7 @@ def start_pypiserver(folder: Path, home: Path, *, htpasswd: Path | None = None) 
         "simple-dir",
     ]
     if htpasswd is not None:
-        command += ["--authenticate", "list,download", "--passwords", str(htpasswd)]
+        command += ["--authenticate", authenticate, "--passwords", str(htpasswd)]
     log_path = home / f"pypiserver-{base.rsplit(':', 1)[1]}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([*command, str(folder)], stdout=log, stderr=subprocess.STDOUT)

@@ -116,7 +116,16 @@ def test_a_breaking_release_is_tested_reported_and_alerted_once(
         code, report = watch_check(config)
         assert code == 0
         assert report["packages"] == [
-            {"package": package, "previous": None, "latest": "1.0", "new": ["1.0"], "error": None}
+            {
+                "package": package,
+                "previous": None,
+                "latest": "1.0",
+                "new": ["1.0"],
+                "error": None,
+                "waiting": [],
+                "baseline": "1.0",
+                "state": "ok",
+            }
         ]
         [run] = report["runs"]
         assert (run["check"], run["status"], run["trigger"]) == ("greeting", "passed", "upstream")
@@ -196,6 +205,18 @@ def test_onwatch_run_polls_its_watches_and_records_the_baseline(
     labels = f'{{package="{package}",watch="libs"}}'
     assert f"onwatch_upstream_poll_failures{labels} 0.0" in metrics
     assert f"onwatch_upstream_last_success_timestamp_seconds{labels}" in metrics
+    states = {
+        line.split("state=")[1].split('"')[1]: line.rsplit(" ", 1)[1]
+        for line in metrics.splitlines()
+        if line.startswith("onwatch_upstream_state{") and f'package="{package}"' in line
+    }
+    assert states == {
+        "ok": "1.0",
+        "breaks": "0.0",
+        "cannot-install": "0.0",
+        "baseline-failing": "0.0",
+        "polls-failing": "0.0",
+    }
     [line] = [x for x in daemon.lines() if x.get("message") == "upstream run finished"]
     assert (line["package"], line["version"], line["status"]) == (package, "1.0", "passed")
     [watched] = status(config)["watches"]

@@ -24,22 +24,23 @@ def build_wheel(
     name: str,
     version: str,
     modules: dict[str, str],
-    requires: tuple[str, ...] = (),
+    *,
+    requires: list[str] | tuple[str, ...] | None = None,
 ) -> Path:
     """Write a py3-none-any wheel of ``name`` ``version`` into ``folder``; return its path.
 
     ``modules`` maps paths inside the wheel (``"demo_lib/__init__.py"``) to their source;
-    ``requires`` are its ``Requires-Dist`` lines (``"other-lib>=1"``).
+    ``requires`` are its dependencies (``Requires-Dist`` lines, e.g. ``"demo-base>=2"``).
     """
     # The wheel spec spells the distribution name in file names with "_" for runs of "-_.".
     distribution = re.sub(r"[-_.]+", "_", canonicalize_name(name))
     normalized = str(Version(version))
     dist_info = f"{distribution}-{normalized}.dist-info"
     files: dict[str, bytes] = {path: source.encode() for path, source in modules.items()}
+    depends = "".join(f"Requires-Dist: {line}\n" for line in requires or [])
     files[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {normalized}\n"
-        + "".join(f"Requires-Dist: {line}\n" for line in requires)
-    ).encode()
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {normalized}\n{depends}".encode()
+    )
     files[f"{dist_info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: onwatch-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )

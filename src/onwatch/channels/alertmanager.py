@@ -32,7 +32,20 @@ ALERT_NAMES: dict[Event, str] = {
     Event.UPSTREAM_BREAKS: "OnwatchUpstreamBreaks",
     Event.UPSTREAM_POLL_FAILING: "OnwatchUpstreamPollFailing",
     Event.UPSTREAM_POLL_RECOVERED: "OnwatchUpstreamPollFailing",
+    Event.UPSTREAM_INSTALL_FAILED: "OnwatchUpstreamInstallFailing",
+    Event.UPSTREAM_INSTALL_RECOVERED: "OnwatchUpstreamInstallFailing",
+    Event.UPSTREAM_BASELINE_FAILED: "OnwatchUpstreamBaselineFailing",
+    Event.UPSTREAM_BASELINE_RECOVERED: "OnwatchUpstreamBaselineFailing",
 }
+# Events that end the alert their series opened.
+_UPSTREAM_RECOVERIES = frozenset(
+    {
+        Event.UPSTREAM_POLL_RECOVERED,
+        Event.UPSTREAM_INSTALL_RECOVERED,
+        Event.UPSTREAM_BASELINE_RECOVERED,
+    }
+)
+_RECOVERIES = _UPSTREAM_RECOVERIES | {Event.MONITOR_RECOVERED}
 
 
 class AlertmanagerSettings(HttpSettings):
@@ -83,7 +96,7 @@ class Alertmanager:
         starts = as_utc(n.opened_at) if n.opened_at else now
         if n.event is Event.INCIDENT_RESOLVED:
             ends = as_utc(n.resolved_at) if n.resolved_at else now
-        elif n.event in (Event.UPSTREAM_POLL_RECOVERED, Event.MONITOR_RECOVERED):
+        elif n.event in _RECOVERIES:
             ends = now
         else:
             ends = now + timedelta(seconds=self.hold)
@@ -109,15 +122,22 @@ def labels(n: Notification) -> dict[str, str]:
     result = {
         "alertname": ALERT_NAMES[n.event],
         "check": n.check or "onwatch",
-        "severity": n.severity,
+        # An upstream recovery (severity info) must carry the labels of the warning it ends.
+        "severity": "warning" if n.event in _UPSTREAM_RECOVERIES else n.severity,
         "category": n.category or "unknown",
     }
     channel = n.details.get("channel")
     if n.event is Event.CHANNEL_FAILING and isinstance(channel, str):
         # Two failing channels are two alerts, not one that flaps between them.
         result["channel"] = channel
-    # One alert per watched package (and per release that breaks something).
-    for key in ("watch", "package", "version"):
+    # One alert per watched package (and per release that breaks something); poll alerts are
+    # one per index, whatever packages each of them names.
+    keys: tuple[str, ...] = ("watch", "package", "version")
+    if n.event in (Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED):
+        keys = ("watch", "index")
+    elif n.event in (Event.UPSTREAM_BASELINE_FAILED, Event.UPSTREAM_BASELINE_RECOVERED):
+        keys = ("watch", "package")  # the baseline that recovers may be another release
+    for key in keys:
         value = n.details.get(key)
         if isinstance(value, str) and value:
             result[key] = value

@@ -30,6 +30,10 @@ class Event(StrEnum):
     UPSTREAM_BREAKS = "upstream.breaks"  # a new release of a watched package fails tests
     UPSTREAM_POLL_FAILING = "upstream.poll_failing"  # the index cannot be polled
     UPSTREAM_POLL_RECOVERED = "upstream.poll_recovered"
+    UPSTREAM_INSTALL_FAILED = "upstream.install_failed"  # a release cannot be installed
+    UPSTREAM_INSTALL_RECOVERED = "upstream.install_recovered"  # ... now it can, and was tested
+    UPSTREAM_BASELINE_FAILED = "upstream.baseline_failed"  # the baseline cannot be trusted
+    UPSTREAM_BASELINE_RECOVERED = "upstream.baseline_recovered"
     TEST = "test"
 
 
@@ -58,12 +62,20 @@ class Notification:
         """Return what orders this notification: on a channel, a series leaves in order.
 
         An incident's opened, reminders and resolved are one series; so are a watch's
-        poll_failing and poll_recovered for one package.
+        poll_failing and poll_recovered for one index, install_failed and install_recovered
+        for one release, baseline_failed and baseline_recovered for one package.
         """
         if self.incident_id is not None:
             return f"incident.{self.incident_id}"
+        watch = self.details.get("watch")
         if self.event in (Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED):
-            return f"upstream.poll|{self.details.get('watch')}|{self.details.get('package')}"
+            where = self.details.get("index") or self.details.get("package")
+            return f"upstream.poll|{watch}|{where}"
+        package = self.details.get("package")
+        if self.event in (Event.UPSTREAM_INSTALL_FAILED, Event.UPSTREAM_INSTALL_RECOVERED):
+            return f"upstream.install|{watch}|{package}|{self.details.get('version')}"
+        if self.event in (Event.UPSTREAM_BASELINE_FAILED, Event.UPSTREAM_BASELINE_RECOVERED):
+            return f"upstream.baseline|{watch}|{package}"
         return None
 
     @property

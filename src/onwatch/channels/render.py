@@ -60,9 +60,21 @@ _BATCH_WORDS: dict[Event, str] = {
     Event.UPSTREAM_BREAKS: "release breaks tests",
     Event.UPSTREAM_POLL_FAILING: "index poll failing",
     Event.UPSTREAM_POLL_RECOVERED: "index poll back",
+    Event.UPSTREAM_INSTALL_FAILED: "release cannot be installed",
+    Event.UPSTREAM_INSTALL_RECOVERED: "release installs again",
+    Event.UPSTREAM_BASELINE_FAILED: "baseline failing",
+    Event.UPSTREAM_BASELINE_RECOVERED: "baseline back",
 }
 _UPSTREAM_EVENTS = frozenset(
-    {Event.UPSTREAM_BREAKS, Event.UPSTREAM_POLL_FAILING, Event.UPSTREAM_POLL_RECOVERED}
+    {
+        Event.UPSTREAM_BREAKS,
+        Event.UPSTREAM_POLL_FAILING,
+        Event.UPSTREAM_POLL_RECOVERED,
+        Event.UPSTREAM_INSTALL_FAILED,
+        Event.UPSTREAM_INSTALL_RECOVERED,
+        Event.UPSTREAM_BASELINE_FAILED,
+        Event.UPSTREAM_BASELINE_RECOVERED,
+    }
 )
 _INCIDENT_EVENTS = frozenset(
     {Event.INCIDENT_OPENED, Event.INCIDENT_REMINDER, Event.INCIDENT_RESOLVED}

@@ -214,9 +214,15 @@ def status(config: Config, *, json_output: bool) -> int:
                 if watch["failures"]
                 else ""
             )
+            # Anything that keeps new releases untested is said, not only failed polls.
+            state = (
+                f"; {watch['state']}: {watch['reason']}"
+                if watch["state"] not in ("ok", "polls-failing")
+                else ""
+            )
             print(
                 f"watch {watch['watch']}: {watch['package']} {watch['version'] or '-'} tested, "
-                f"last successful poll {watch['last_ok_at'] or 'never'}{failing}"
+                f"last successful poll {watch['last_ok_at'] or 'never'}{failing}{state}"
             )
     return EXIT_OK
 

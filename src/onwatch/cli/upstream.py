@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from onwatch.config import Config
     from onwatch.runner.execute import Runner
     from onwatch.store import Store
-    from onwatch.upstream.watcher import WatchReport
+    from onwatch.upstream.report import WatchReport
 
 
 def watch_check(config: Config, name: str, *, json_output: bool) -> int:
-    """Poll the watch ``name`` once now; 1 when a poll failed or a triggered run failed."""
+    """Poll the watch ``name`` once now; 1 when something new broke, or a poll or an install
+    failed (a run that fails with nothing new is not a failure of the watch)."""
     from onwatch.logs import configure_logging
     from onwatch.runner.execute import Runner
     from onwatch.store import open_store
@@ -72,9 +73,11 @@ def print_report(report: WatchReport) -> None:
             print(f"{report.watch}: {package.package}: poll FAILED: {package.error}")
             continue
         new = ", ".join(package.new) or "none"
+        waiting = f", waiting to retry: {', '.join(package.waiting)}" if package.waiting else ""
         print(
             f"{report.watch}: {package.package}: latest {package.latest or '-'}, "
-            f"tested before {package.previous or '-'}, new: {new}"
+            f"tested before {package.previous or '-'}, new: {new}{waiting}, "
+            f"baseline {package.baseline or '-'} ({package.state})"
         )
     for run, where in report.runs:
         upstream = run.trigger_detail.get("upstream") or {}
@@ -86,6 +89,9 @@ def print_report(report: WatchReport) -> None:
         )
         if run.error:
             print(f"    ! {run.error.splitlines()[0]}")
+    for problem in report.problems:
+        what = "cannot be installed" if problem.kind == "install" else "is the baseline, failing"
+        print(f"{problem.package} {problem.version} {what}: {problem.reason}")
     for broken in report.breakages:
         print(broken.summary)
         for test in broken.tests:

@@ -451,6 +451,7 @@ def _start_watches(
 
     watcher = build_watcher(config, runner, recorder, store, alerting.send)
     watcher.on_poll = on_poll
+    watcher.on_state = health.set_watch_state
     loop = WatchLoop(watcher, {name: watch.every for name, watch in config.watches.items()})
     loop.start()
     return loop

@@ -63,7 +63,9 @@ class HealthFeed:
             if summary.last_poll_at is None:
                 continue
             last_ok = None if summary.last_ok_at is None else summary.last_ok_at.timestamp()
-            poll = PollState(summary.last_poll_at.timestamp(), last_ok, summary.failures)
+            # Failing polls are counted apart (failures); the state kept is the verdict's.
+            state = "ok" if summary.state == "polls-failing" else summary.state
+            poll = PollState(summary.last_poll_at.timestamp(), last_ok, summary.failures, state)
             self.health.seed_poll(summary.watch, summary.package, poll)
 
     def refresh(self) -> bool:

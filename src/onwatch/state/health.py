@@ -71,6 +71,7 @@ class PollState:
     last_poll_at: float
     last_ok_at: float | None
     failures: int
+    state: str = "ok"  # the watch's verdict state: ok, breaks, cannot-install, baseline-failing
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +216,17 @@ class Health:
             before = self._polls.get((watch, package))
             last_ok = at if ok else (before.last_ok_at if before else None)
             failures = 0 if ok else (before.failures if before else 0) + 1
-            self._polls[(watch, package)] = PollState(at, last_ok, failures)
+            state = before.state if before else "ok"
+            self._polls[(watch, package)] = PollState(at, last_ok, failures, state)
             self._version += 1
+
+    def set_watch_state(self, watch: str, package: str, state: str) -> None:
+        """Note a watched package's state after a poll (its polls are noted first)."""
+        with self._lock:
+            before = self._polls.get((watch, package))
+            if before is not None and before.state != state:
+                self._polls[(watch, package)] = replace(before, state=state)
+                self._version += 1
 
     def seed_poll(self, watch: str, package: str, state: PollState) -> None:
         """Take what the database knows of a package's polls, unless a newer poll is known."""

@@ -182,4 +182,7 @@ def watch_json(summary: PollSummary) -> dict[str, Any]:
         "last_ok_at": iso(summary.last_ok_at),
         "failures": summary.failures,
         "last_error": summary.last_error,
+        "state": summary.state,
+        "reason": summary.reason,
+        "baseline": summary.baseline,
     }

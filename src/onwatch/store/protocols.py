@@ -344,7 +344,16 @@ class Upstream(Protocol):
         ...
 
     def baseline_run(self, check: str, package: str, version: str) -> Run | None:
-        """Return the latest upstream run of ``check`` on ``package`` ``version``, results in."""
+        """Return the latest upstream run of ``check`` on ``package`` ``version`` that executed
+        the suite (not errored, tests collected), results in."""
+        ...
+
+    def watch_state(self, watch: str, package: str) -> dict[str, Any]:
+        """Return the package's watch state as last saved (empty when never saved)."""
+        ...
+
+    def set_watch_state(self, watch: str, package: str, data: dict[str, Any], at: datetime) -> None:
+        """Save the package's watch state (a JSON object)."""
         ...
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "RunPoint",
     "RunRow",
     "TestRow",
+    "WATCH_STATES",
     "hour_of",
 ]
 
@@ -174,6 +175,11 @@ class PollRecord:
     new_versions: list[str] = field(default_factory=list)
 
 
+# What a watched package's state can be: every one but ok leaves new releases untested
+# (cannot-install, baseline-failing, polls-failing) or says the last one broke something.
+WATCH_STATES = ("ok", "breaks", "cannot-install", "baseline-failing", "polls-failing")
+
+
 @dataclass(frozen=True, slots=True)
 class PollSummary:
     """What status shows of one watched package."""
@@ -185,3 +191,7 @@ class PollSummary:
     last_ok_at: datetime | None  # the last successful poll
     failures: int  # failed polls in a row, up to the last
     last_error: str | None
+    last_kind: str | None = None  # the last failed poll's kind (unreachable, auth...)
+    state: str = "ok"  # ok, breaks, cannot-install, baseline-failing, polls-failing
+    reason: str | None = None  # why the state is not ok
+    baseline: str | None = None  # the release new ones are compared with

@@ -32,7 +32,7 @@ from onwatch.model import as_utc
 
 # The revision id of the newest migration; ensure_schema compares the database's
 # alembic_version with it so that the common case never imports Alembic.
-HEAD_REVISION: str = "0007"
+HEAD_REVISION: str = "0008"
 
 # Explicit names keep constraints identical on every backend and let later migrations
 # drop or alter them by name.
@@ -298,4 +298,15 @@ upstream_polls = Table(
     Column("latest", String(100), nullable=True),
     Column("new_versions", JSON, nullable=False),  # releases this poll found and queued
     Index("ix_upstream_polls_watch_polled", "watch", "polled_at"),
+)
+
+# Per watched package: the baseline, releases that cannot be installed (retried with a
+# backoff), and what was already told, so that every state is alerted once and its end too.
+upstream_states = Table(
+    "upstream_states",
+    metadata,
+    Column("watch", String(200), primary_key=True),
+    Column("package", String(200), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

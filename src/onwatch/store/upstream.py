@@ -9,11 +9,17 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
-from onwatch.model import Run, Trigger
+from onwatch.model import Run, RunStatus, Trigger
 from onwatch.store.database import Database
 from onwatch.store.records import BASELINE_SEARCH, PollRecord, PollSummary
 from onwatch.store.runs import SqlRuns
-from onwatch.store.schema import runs, upstream_polls, upstream_releases, upstream_versions
+from onwatch.store.schema import (
+    runs,
+    upstream_polls,
+    upstream_releases,
+    upstream_states,
+    upstream_versions,
+)
 
 __all__ = ["SqlUpstream"]
 
@@ -96,7 +102,9 @@ class SqlUpstream:
                 last_ok = c.execute(
                     select(func.max(polls.c.polled_at)).where(key, polls.c.ok.is_(True))
                 ).scalar()
-                recent = select(polls.c.polled_at, polls.c.ok, polls.c.error).where(key)
+                recent = select(polls.c.polled_at, polls.c.ok, polls.c.error, polls.c.kind).where(
+                    key
+                )
                 if last_ok is not None:
                     recent = recent.where(polls.c.polled_at >= last_ok)
                 rows = c.execute(recent.order_by(polls.c.polled_at.desc()).limit(limit)).all()
@@ -105,6 +113,7 @@ class SqlUpstream:
                     if row.ok:
                         break
                     failures += 1
+                state = self.watch_state(watch, package)
                 found.append(
                     PollSummary(
                         watch=watch,
@@ -114,6 +123,10 @@ class SqlUpstream:
                         last_ok_at=last_ok,
                         failures=failures,
                         last_error=rows[0].error if rows and not rows[0].ok else None,
+                        last_kind=rows[0].kind if rows and not rows[0].ok else None,
+                        state="polls-failing" if failures else state.get("state", "ok"),
+                        reason=rows[0].error if failures else state.get("reason"),
+                        baseline=state.get("baseline"),
                     )
                 )
         return found
@@ -144,7 +157,13 @@ class SqlUpstream:
         """Return the latest upstream run of ``check`` on ``package`` ``version``, results in."""
         query = (
             select(runs.c.id, runs.c.trigger_detail)
-            .where(runs.c.check == check, runs.c.trigger == Trigger.UPSTREAM.value)
+            .where(
+                runs.c.check == check,
+                runs.c.trigger == Trigger.UPSTREAM.value,
+                # Only a run that executed the suite can be compared with.
+                runs.c.status.in_([RunStatus.PASSED.value, RunStatus.FAILED.value]),
+                runs.c.collected > 0,
+            )
             .order_by(runs.c.started_at.desc())
             .limit(BASELINE_SEARCH)
         )
@@ -156,3 +175,22 @@ class SqlUpstream:
             if tested.get("package") == package and tested.get("version") == version:
                 return self._runs.get_run(row.id)
         return None
+
+    def watch_state(self, watch: str, package: str) -> dict[str, Any]:
+        """Return the package's watch state as last saved (empty when never saved)."""
+        table = upstream_states
+        query = select(table.c.data).where(table.c.watch == watch, table.c.package == package)
+        with self._db.read("cannot read upstream states") as c:
+            data = c.execute(query).scalar()
+        return dict(data or {})
+
+    def set_watch_state(self, watch: str, package: str, data: dict[str, Any], at: datetime) -> None:
+        """Save the package's watch state (a JSON object)."""
+        table = upstream_states
+        key = and_(table.c.watch == watch, table.c.package == package)
+        with self._db.write("cannot save an upstream state") as c:
+            done = c.execute(update(table).where(key).values(data=data, updated_at=at))
+            if not done.rowcount:
+                c.execute(
+                    insert(table).values(watch=watch, package=package, data=data, updated_at=at)
+                )

@@ -32,7 +32,7 @@ class WatchLoop(threading.Thread):
                 if self.stopping.is_set() or due[name] > now:
                     continue
                 try:
-                    self.watcher.check(name)
+                    self.watcher.check(name, backoff=True)
                 except Exception:  # noqa: BLE001 - one broken watch must not end the others
                     log.exception("upstream watch failed", extra={"fields": {"watch": name}})
                 self.polls += 1

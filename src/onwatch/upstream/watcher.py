@@ -1,162 +1,46 @@
-"""Poll a watch's packages once, test each new release, and say what it breaks.
+"""Poll a watch's packages once, test each new release, and give each its verdict.
 
-For each package: fetch its releases from the index (a failure is recorded and counted, and
-alerts once ``alert_after`` polls in a row failed), work out what is new since the last release
+For each package: fetch its releases from the index, work out what is new since the last release
 handled, and for each new release in version order build its environment and run the watch's
-checks there. Each run is recorded with ``trigger = "upstream"`` and compared with the last run
-on the previous release: tests that fail only with the new one are a breakage, alerted to the
-check's channels once per release.
+checks there. Each run is recorded with ``trigger = "upstream"`` and compared with the last good
+run (one that executed the suite) of the baseline: tests that fail only with the new release are
+a breakage, alerted to the check's channels once per release.
 
-The first poll of a package takes its current release as the baseline and runs the checks on
-it, so that the next release has something to be compared with.
+Every other outcome is its own verdict, never a breakage, and is told (upstream/verdicts.py):
+
+- a release that cannot be installed: ``upstream.install_failed`` at once, once per release;
+  not handled, it is tried again (``watch check`` at every call, the daemon with a backoff);
+- a baseline that cannot be built, or whose runs error or fail: ``upstream.baseline_failed``
+  once per streak (an errored baseline is not taken, and is tried again at the next poll);
+- polls that fail ``alert_after`` times in a row: one ``upstream.poll_failing`` per index,
+  again when the reason changes.
+
+Each ends with its recovery notice. The first poll of a package takes its current release as
+the baseline and runs the checks on it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from onwatch.errors import BuildError, IndexProblem, SecretError, StoreError
 from onwatch.model import Run, RunStatus, Trigger, utcnow
+from onwatch.upstream.report import Breakage, PackageReport, Problem, WatchReport
+from onwatch.upstream.report import compare as compare  # the judgement, re-exported
 
 if TYPE_CHECKING:
     from onwatch.channels.notification import Notification
     from onwatch.config import Config, Watch
     from onwatch.runner.execute import Runner
     from onwatch.store import Upstream
-    from onwatch.upstream.venv import Environments
+    from onwatch.upstream.venv import Environment, Environments
+    from onwatch.upstream.verdicts import PackageState
 
 log = logging.getLogger("onwatch.upstream")
 Notify = Callable[["Notification", list[str]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class PackageReport:
-    """What one poll found for one package."""
-
-    package: str
-    previous: str | None  # the last release handled before this poll
-    latest: str | None  # the newest release the index lists (any kind)
-    new: list[str] = field(default_factory=list)  # releases this poll tested
-    error: str | None = None
-    kind: str | None = None  # the poll failure's kind
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the documented JSON shape."""
-        return {
-            "package": self.package,
-            "previous": self.previous,
-            "latest": self.latest,
-            "new": list(self.new),
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class BrokenTest:
-    """A test that fails with a new release and did not with the previous one."""
-
-    nodeid: str
-    fingerprint: str
-    message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Breakage:
-    """What a new release breaks in one check."""
-
-    watch: str
-    check: str
-    package: str
-    version: str
-    previous: str | None
-    run_id: str
-    tests: tuple[BrokenTest, ...]
-    error: str | None = None  # the run itself failed (an import error at collection...)
-
-    @property
-    def summary(self) -> str:
-        """Return the one line people read, e.g. ``demo-lib 1.1 breaks: 3 tests``."""
-        count = len(self.tests)
-        what = f"{count} test{'s' * (count != 1)}" if count else "the run"
-        return f"{self.package} {self.version} breaks: {what} ({self.check})"
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the documented JSON shape."""
-        return {
-            "summary": self.summary,
-            "check": self.check,
-            "package": self.package,
-            "version": self.version,
-            "previous": self.previous,
-            "run_id": self.run_id,
-            "error": self.error,
-            "tests": [
-                {"nodeid": t.nodeid, "fingerprint": t.fingerprint, "message": t.message}
-                for t in self.tests
-            ],
-        }
-
-
-@dataclass
-class WatchReport:
-    """Everything one poll of a watch did."""
-
-    watch: str
-    packages: list[PackageReport] = field(default_factory=list)
-    runs: list[tuple[Run, str]] = field(default_factory=list)  # (run, stored or spooled)
-    breakages: list[Breakage] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        """Tell whether a poll failed or a triggered run did not pass."""
-        return any(p.error for p in self.packages) or any(
-            run.status is not RunStatus.PASSED for run, _ in self.runs
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the documented JSON shape of ``onwatch watch check --json``."""
-        return {
-            "watch": self.watch,
-            "packages": [p.to_json() for p in self.packages],
-            "runs": [{**run.to_json(), "recorded": where} for run, where in self.runs],
-            "breakages": [b.to_json() for b in self.breakages],
-        }
-
-
-def compare(run: Run, baseline: Run | None, watch: str, previous: str | None) -> Breakage | None:
-    """Return what ``run`` fails that ``baseline`` did not, or None when nothing new fails."""
-    from onwatch.analysis.fingerprint import fingerprint
-
-    detail = run.trigger_detail.get("upstream") or {}
-    failing_before = (
-        set()
-        if baseline is None
-        else {r.nodeid for r in baseline.final_results() if r.outcome.is_bad}
-    )
-    broken = tuple(
-        BrokenTest(r.nodeid, fingerprint(r), r.message)
-        for r in run.final_results()
-        if r.outcome.is_bad and r.nodeid not in failing_before
-    )
-    run_broke = run.status in (RunStatus.ERROR, RunStatus.TIMEOUT) and (
-        baseline is None or baseline.status is not run.status
-    )
-    if not broken and not run_broke:
-        return None
-    return Breakage(
-        watch=watch,
-        check=run.check,
-        package=str(detail.get("package", "")),
-        version=str(detail.get("version", "")),
-        previous=previous,
-        run_id=run.id,
-        tests=broken,
-        error=run.error if run_broke else None,
-    )
 
 
 class Watcher:
@@ -181,22 +65,50 @@ class Watcher:
         self.environments = environments
         self.notify = notify
         self.on_poll = on_poll  # (watch, package, ok, when): the daemon's /metrics
+        self.on_state: Callable[[str, str, str], None] | None = None  # (watch, package, state)
         self.clock = clock
 
-    def check(self, name: str) -> WatchReport:
-        """Poll ``name`` once now; test what is new; return what happened."""
+    def check(self, name: str, *, backoff: bool = False) -> WatchReport:
+        """Poll ``name`` once now; test what is new; return what happened.
+
+        With ``backoff`` (the daemon), a release that could not be installed is tried again
+        only once its backoff is over; without it (``watch check``), at every call.
+        """
+        from onwatch.upstream.verdicts import PackageState
+
         watch = self.config.watches[name]
         report = WatchReport(name)
         index = self._index(watch)
+        states = {
+            package: PackageState.from_json(self.store.watch_state(name, package))
+            for package in watch.packages
+        }
         for package in watch.packages:
-            report.packages.append(self._package(name, watch, index, package, report))
+            found = self._package(name, watch, index, package, states[package], report, backoff)
+            report.packages.append(found)
+        self._tell_polls(name, watch, report, states)
+        now = self.clock()
+        for package, state in states.items():
+            self.store.set_watch_state(name, package, state.to_json(), now)
+        if self.on_state is not None:
+            for found in report.packages:
+                self.on_state(name, found.package, found.state)
         return report
 
     # -- one package ---------------------------------------------------------------------------
 
     def _package(
-        self, name: str, watch: Watch, index: str | None, package: str, report: WatchReport
+        self,
+        name: str,
+        watch: Watch,
+        index: str | None,
+        package: str,
+        state: PackageState,
+        report: WatchReport,
+        backoff: bool,
     ) -> PackageReport:
+        from packaging.version import Version
+
         from onwatch.store import PollRecord
         from onwatch.upstream.index import fetch_releases
         from onwatch.upstream.releases import latest, newer_than, settled
@@ -212,8 +124,19 @@ class Watcher:
             self.store.record_poll(PollRecord(name, package, now, False, exc.kind, error))
             if self.on_poll is not None:
                 self.on_poll(name, package, False, now)
-            self._poll_failed(name, watch, package, error)
-            return PackageReport(package, previous, None, error=error, kind=exc.kind)
+            log.warning(
+                "upstream poll failed",
+                extra={"fields": {"watch": name, "package": package, "error": error}},
+            )
+            return PackageReport(
+                package,
+                previous,
+                None,
+                error=error,
+                kind=exc.kind,
+                baseline=state.baseline or previous,
+                state="polls-failing",
+            )
         newest = max(releases, key=lambda release: release.parsed, default=None)
         seen = self.store.first_seen(name, package, [r.version for r in releases], now)
         if previous is None:
@@ -232,7 +155,8 @@ class Watcher:
                 now=now,
                 first_seen=seen,
             )
-        versions = [release.version for release in targets]
+        waiting = [r.version for r in targets if backoff and not state.retry_due(r.version, now)]
+        versions = [r.version for r in targets if r.version not in waiting]
         self.store.record_poll(
             PollRecord(
                 name,
@@ -245,16 +169,29 @@ class Watcher:
         )
         if self.on_poll is not None:
             self.on_poll(name, package, True, now)
-        self._poll_recovered(name, watch, package)
-        for release in targets:
-            self._test(name, watch, index or "", package, release.version, previous, report)
-            self.store.set_last_version(name, package, release.version, self.clock())
-            previous = release.version
+        for version in versions:
+            if self._release(name, watch, index or "", package, version, previous, state, report):
+                self.store.set_last_version(name, package, version, self.clock())
+                previous = version
+        if previous is not None:
+            # A release that could not be installed is not retried once a newer one is tested.
+            for version in [v for v in state.failing if Version(v) <= Version(previous)]:
+                log.info(
+                    "upstream release superseded",
+                    extra={"fields": {"watch": name, "package": package, "version": version}},
+                )
+                del state.failing[version]
         return PackageReport(
-            package, before, None if newest is None else newest.version, new=versions
+            package,
+            before,
+            None if newest is None else newest.version,
+            new=versions,
+            waiting=waiting,
+            baseline=state.baseline or previous,
+            state=state.state,
         )
 
-    def _test(
+    def _release(
         self,
         name: str,
         watch: Watch,
@@ -262,40 +199,140 @@ class Watcher:
         package: str,
         version: str,
         previous: str | None,
+        state: PackageState,
         report: WatchReport,
-    ) -> None:
+    ) -> bool:
+        """Install, run and judge one release; return whether it was handled.
+
+        A release that cannot be installed, or a baseline whose runs did not execute the suite,
+        is not handled: it is tried again at a later poll.
+        """
+        from onwatch.upstream import verdicts
+
+        environment = self._environment(watch, index, package, version)
+        if isinstance(environment, str):
+            self._not_installed(name, watch, package, version, previous, environment, state)
+            kind = "install" if previous is not None else "baseline-install"
+            report.problems.append(Problem(package, version, environment, kind))
+            return False
+        runs = self._run(name, watch, package, version, previous, environment, report)
+        failing = state.failing.pop(version, None)
+        if failing is not None:
+            self._send(
+                verdicts.install_recovered(name, watch.index, package, version, failing.attempts),
+                self._channels(watch),
+            )
+        executed = all(
+            run.status in (RunStatus.PASSED, RunStatus.FAILED) and (run.collected or 0) > 0
+            for run in runs
+        )
+        passed = all(run.status is RunStatus.PASSED for run in runs)
+        if previous is None:
+            return self._take_baseline(name, watch, package, version, runs, state, report)
+        base = state.baseline or previous
+        state.verdict = "ok"
+        for run in runs:
+            try:
+                baseline = self.store.baseline_run(run.check, package, base)
+            except StoreError:
+                baseline = None
+            broken = compare(run, baseline, name, base)
+            if broken is not None:
+                state.verdict = "breaks"
+                report.breakages.append(broken)
+                self._announce(broken)
+        if executed:
+            state.baseline = version
+            if passed:
+                self._baseline_passes(name, watch, package, version, state)
+        return True
+
+    def _take_baseline(
+        self,
+        name: str,
+        watch: Watch,
+        package: str,
+        version: str,
+        runs: list[Run],
+        state: PackageState,
+        report: WatchReport,
+    ) -> bool:
+        """Judge the first release tested; return whether it became the baseline."""
+        bad = [run for run in runs if run.status is not RunStatus.PASSED]
+        if not bad:
+            state.baseline = version
+            self._baseline_passes(name, watch, package, version, state)
+            return True
+        executed = [
+            run for run in bad if run.status is RunStatus.FAILED and (run.collected or 0) > 0
+        ]
+        if len(executed) == len(bad):
+            count = sum(1 for run in executed for r in run.final_results() if r.outcome.is_bad)
+            checks = ", ".join(run.check for run in executed)
+            reason = (
+                f"fails {count} test{'s' * (count != 1)} on its own ({checks}); "
+                "they are left out of comparisons"
+            )
+            state.baseline = version
+            self._baseline_fails(name, watch, package, version, reason, state, report)
+            return True
+        first = bad[0] if not executed else next(r for r in bad if r not in executed)
+        said = (first.error or first.status.value).strip().splitlines()
+        reason = f"does not run ({first.check}): {said[0] if said else first.status.value}"
+        self._baseline_fails(name, watch, package, version, reason, state, report)
+        return False
+
+    def _environment(
+        self, watch: Watch, index: str, package: str, version: str
+    ) -> Environment | str:
+        """Return the release's environment, or why it cannot be built."""
         from onwatch.upstream.product import requirement_lines
 
-        pins = [f"{package}=={version}"]
-        refuse = None
-        environment = None
         try:
             requirements = requirement_lines(watch.requirements, self.config.base_dir)
             extra_indexes = [self._filled(url) for url in watch.extra_indexes]
-            environment = self.environments.ensure(
-                index, requirements, pins, extra_indexes=extra_indexes, installer=watch.installer
+            return self.environments.ensure(
+                index,
+                requirements,
+                [f"{package}=={version}"],
+                extra_indexes=extra_indexes,
+                installer=watch.installer,
             )
         except (BuildError, OSError) as exc:
-            refuse = f"cannot build the environment of {package} {version}: {exc}"
+            said = " ".join(str(exc).split())
+            return self.runner.keeper.mask(said)
+
+    def _run(
+        self,
+        name: str,
+        watch: Watch,
+        package: str,
+        version: str,
+        previous: str | None,
+        environment: Environment,
+        report: WatchReport,
+    ) -> list[Run]:
+        """Run the watch's checks in the release's environment; record and return the runs."""
         detail: dict[str, Any] = {
             "watch": name,
             "upstream": {"package": package, "version": version},
             "previous": previous,
-            "dependencies": {} if environment is None else environment.dependencies(),
+            "dependencies": environment.dependencies(),
         }
+        done = []
         for check_name in watch.checks:
             check = self.config.checks[check_name]
             run = self.runner.execute(
                 check_name,
                 check,
                 trigger=Trigger.UPSTREAM,
-                python=None if environment is None else environment.python,
+                python=environment.python,
                 detail=detail,
-                refuse=refuse,
             )
             where = self.record(run)
             self.runner.discard(run.id)
             report.runs.append((run, where))
+            done.append(run)
             log.info(
                 "upstream run finished",
                 extra={
@@ -308,85 +345,133 @@ class Watcher:
                     }
                 },
             )
-            if previous is None:
-                continue  # the baseline: nothing to compare with yet
-            try:
-                baseline = self.store.baseline_run(check_name, package, previous)
-            except StoreError:
-                baseline = None
-            broken = compare(run, baseline, name, previous)
-            if broken is not None:
-                report.breakages.append(broken)
-                self._announce(broken)
+        return done
 
     # -- alerts --------------------------------------------------------------------------------
 
-    def _announce(self, broken: Breakage) -> None:
-        from onwatch.channels.notification import Event, FailingTest, Notification
+    def _not_installed(
+        self,
+        name: str,
+        watch: Watch,
+        package: str,
+        version: str,
+        previous: str | None,
+        error: str,
+        state: PackageState,
+    ) -> None:
+        from onwatch.upstream import verdicts
 
-        log.warning(broken.summary, extra={"fields": {"run_id": broken.run_id}})
-        if self.notify is None:
-            return
-        notification = Notification(
-            event=Event.UPSTREAM_BREAKS,
-            key=f"upstream.breaks|{broken.watch}|{broken.check}|{broken.package}|{broken.version}",
-            summary=broken.summary,
-            check=broken.check,
-            failing_tests=tuple(FailingTest(t.nodeid, t.message or "") for t in broken.tests),
-            run_id=broken.run_id,
-            run_url=f"{self.config.settings.base_url.rstrip('/')}/runs/{broken.run_id}",
-            severity="warning",
-            details={
-                "watch": broken.watch,
-                "package": broken.package,
-                "version": broken.version,
-                "previous": broken.previous,
-                "fingerprints": [t.fingerprint for t in broken.tests],
-                "error": broken.error,
+        log.warning(
+            "upstream release cannot be installed",
+            extra={
+                "fields": {"watch": name, "package": package, "version": version, "error": error}
             },
         )
-        self.notify(notification, self.config.channels_of(broken.check))
+        if previous is None:
+            reason = f"cannot be installed from {watch.index}: {error}"
+            self._baseline_fails(name, watch, package, version, reason, state, None)
+            return
+        if state.install_failed(version, error, self.clock(), watch.every):
+            self._send(
+                verdicts.install_failed(name, watch.index, package, version, error),
+                self._channels(watch),
+            )
 
-    def _poll_failed(self, name: str, watch: Watch, package: str, error: str) -> None:
-        from onwatch.channels.notification import Event, Notification
+    def _baseline_fails(
+        self,
+        name: str,
+        watch: Watch,
+        package: str,
+        version: str,
+        reason: str,
+        state: PackageState,
+        report: WatchReport | None,
+    ) -> None:
+        from onwatch.upstream import verdicts
 
-        summary = self.store.summaries(name, [package])[0]
+        if report is not None:
+            report.problems.append(Problem(package, version, reason, "baseline"))
+        state.baseline_failing = f"{version} {reason}"
         log.warning(
-            "upstream poll failed",
-            extra={"fields": {"watch": name, "package": package, "error": error}},
+            "upstream baseline failing",
+            extra={"fields": {"watch": name, "package": package, "reason": reason}},
         )
-        if self.notify is None or summary.failures != watch.alert_after:
-            return  # once per streak, when it reaches alert_after
-        since = summary.last_ok_at.isoformat() if summary.last_ok_at else "never"
-        notification = Notification(
-            event=Event.UPSTREAM_POLL_FAILING,
-            key=f"upstream.poll|{name}|{package}|{since}",
-            summary=(
-                f"watch {name}: {summary.failures} polls of {package} failed in a row; "
-                f"new releases go untested: {error}"
-            ),
-            severity="warning",
-            details={"watch": name, "package": package, "error": error, "last_ok_at": since},
-        )
-        self.notify(notification, self._channels(watch))
+        if not state.baseline_told:
+            state.baseline_told = True
+            self._send(
+                verdicts.baseline_failed(name, package, version, reason, self.clock()),
+                self._channels(watch),
+            )
 
-    def _poll_recovered(self, name: str, watch: Watch, package: str) -> None:
-        from onwatch.channels.notification import Event, Notification
+    def _baseline_passes(
+        self, name: str, watch: Watch, package: str, version: str, state: PackageState
+    ) -> None:
+        from onwatch.upstream import verdicts
 
-        if self.notify is None:
-            return
-        # The poll just recorded is the good one: look at the streak that ended before it.
-        streak, ended_at = self.store.streak_before_last_ok(name, package)
-        if streak < watch.alert_after:
-            return
-        notification = Notification(
-            event=Event.UPSTREAM_POLL_RECOVERED,
-            key=f"upstream.poll.ok|{name}|{package}|{ended_at}",
-            summary=f"watch {name}: polls of {package} work again",
-            severity="info",
-            details={"watch": name, "package": package},
-        )
-        self.notify(notification, self._channels(watch))
+        told = state.baseline_told
+        state.baseline_failing, state.baseline_told = None, False
+        if told:
+            self._send(verdicts.baseline_recovered(name, package, version), self._channels(watch))
+
+    def _tell_polls(
+        self, name: str, watch: Watch, report: WatchReport, states: dict[str, PackageState]
+    ) -> None:
+        """Alert once per index when polls fail ``alert_after`` times, again on a new reason,
+        and say when they work again."""
+        from onwatch.upstream import verdicts
+
+        failed = [p for p in report.packages if p.error]
+        if failed:
+            summaries = {
+                s.package: s for s in self.store.summaries(name, [p.package for p in failed])
+            }
+            due = [p for p in failed if summaries[p.package].failures >= watch.alert_after]
+            fresh = [p for p in due if states[p.package].poll_told is None]
+            changed = [p for p in due if states[p.package].poll_told not in (None, p.kind)]
+            for group, changed_from in ((fresh, None), (changed, "changed")):
+                if not group:
+                    continue
+                first = group[0]
+                summary = summaries[first.package]
+                since = summary.last_ok_at.isoformat() if summary.last_ok_at else "never"
+                self._send(
+                    verdicts.polls_failing(
+                        name,
+                        watch.index,
+                        [p.package for p in group],
+                        summary.failures,
+                        first.kind or "unknown",
+                        first.error or "",
+                        since,
+                        changed_from=None
+                        if changed_from is None
+                        else states[first.package].poll_told,
+                    ),
+                    self._channels(watch),
+                )
+            for p in due:
+                states[p.package].poll_told = p.kind or "unknown"
+        back = [p for p in report.packages if not p.error and states[p.package].poll_told]
+        if back:
+            for p in back:
+                states[p.package].poll_told = None
+            self._send(
+                verdicts.polls_recovered(
+                    name, watch.index, [p.package for p in back], self.clock()
+                ),
+                self._channels(watch),
+            )
+
+    def _announce(self, broken: Breakage) -> None:
+        from onwatch.upstream import verdicts
+
+        log.warning(broken.summary, extra={"fields": {"run_id": broken.run_id}})
+        notification = verdicts.breaks(broken, self.config.settings.base_url)
+        self._send(notification, self.config.channels_of(broken.check))
+
+    def _send(self, notification: Notification, channels: list[str]) -> None:
+        if self.notify is not None:
+            self.notify(notification, channels)
 
     def _channels(self, watch: Watch) -> list[str]:
         found: dict[str, None] = {}

@@ -94,6 +94,15 @@ class WatchOut(BaseModel):
     last_ok_at: str | None
     failures: int
     last_error: str | None
+    state: str = Field(
+        default="ok",
+        description="ok, breaks, cannot-install, baseline-failing or polls-failing: anything "
+        "but ok and breaks means new releases go untested",
+    )
+    reason: str | None = Field(default=None, description="Why the state is not ok.")
+    baseline: str | None = Field(
+        default=None, description="The release new ones are compared with."
+    )
 
 
 class ReleaseRunOut(BaseModel):

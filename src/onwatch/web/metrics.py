@@ -21,6 +21,7 @@
     onwatch_upstream_last_poll_timestamp_seconds{watch,package}     its index's last poll
     onwatch_upstream_last_success_timestamp_seconds{watch,package}  its last good poll
     onwatch_upstream_poll_failures{watch,package}       polls that failed in a row
+    onwatch_upstream_state{watch,package,state}         1 for its state now, 0 for the others
     onwatch_heartbeat_failures_total                    heartbeat pings not answered 2xx
     onwatch_overloaded                                  1 while onwatch cannot keep up
     onwatch_scheduler_skipped_share                     share of slots skipped over the window
@@ -50,6 +51,7 @@ from prometheus_client.utils import floatToGoString as _untyped_go_float
 
 from onwatch.model import Outcome, RunStatus
 from onwatch.state.health import CheckState, Health, HealthSnapshot
+from onwatch.store.records import WATCH_STATES
 
 __all__ = ["DEFAULT_TEST_LIMIT", "Exposition", "HealthCollector", "build_registry", "render_text"]
 
@@ -209,6 +211,9 @@ class HealthCollector:
             if poll.last_ok_at is not None:
                 f.upstream_last_ok.add_metric([watch, package], poll.last_ok_at)
             f.upstream_failures.add_metric([watch, package], float(poll.failures))
+            now = "polls-failing" if poll.failures else poll.state
+            for each in WATCH_STATES:
+                f.upstream_state.add_metric([watch, package, each], float(each == now))
         f.heartbeat_failures.add_metric([], float(snapshot.heartbeat_failures_total))
         if self.part == "all":
             self._add_load(f)
@@ -365,6 +370,12 @@ class _Families:
             "Polls of a watched package's index that failed in a row (0 after a good one).",
             labels=upstream,
         )
+        self.upstream_state = GaugeMetricFamily(
+            "onwatch_upstream_state",
+            "1 for a watched package's state now (anything but ok leaves new releases "
+            "untested or broken), 0 for the other states.",
+            labels=[*upstream, "state"],
+        )
         self.heartbeat_failures = CounterMetricFamily(
             "onwatch_heartbeat_failures",
             "Heartbeat pings that failed or were not answered with a 2xx status.",
@@ -433,6 +444,7 @@ class _Families:
             self.upstream_last_poll,
             self.upstream_last_ok,
             self.upstream_failures,
+            self.upstream_state,
             self.heartbeat_failures,
             self.overloaded,
             self.skipped_share,

@@ -79,6 +79,9 @@ def test_summaries_count_failed_polls_since_the_last_good_one(store: Store) -> N
             last_ok_at=T0 + timedelta(minutes=1),
             failures=2,
             last_error="HTTP 503",
+            last_kind="unreachable",
+            state="polls-failing",
+            reason="HTTP 503",
         ),
         PollSummary(
             "deps", "urllib3", None, T0 + timedelta(minutes=4), T0 + timedelta(minutes=4), 0, None
@@ -134,3 +137,30 @@ def test_the_baseline_is_the_latest_upstream_run_on_that_version_with_its_result
     assert got is not None and len(got.results) == 1
     assert store.upstream.baseline_run("api", "requests", "2.31.0") is None
     assert store.upstream.baseline_run("api", "urllib3", "2.32.0") is None
+
+
+def test_the_baseline_is_never_a_run_that_did_not_execute_the_suite(store: Store) -> None:
+    good = run_on("2.32.0", minute=0)
+    store.runs.save_run(good)
+    errored = make_run(
+        minute=5,
+        status=RunStatus.ERROR,
+        trigger=Trigger.UPSTREAM,
+        trigger_detail={"upstream": {"package": "requests", "version": "2.32.0"}},
+    )
+    store.runs.save_run(errored)
+
+    assert store.upstream.baseline_run("api", "requests", "2.32.0") == good
+
+
+def test_a_watch_state_is_kept_per_watch_and_package(store: Store) -> None:
+    assert store.upstream.watch_state("deps", "requests") == {}
+    first = {"baseline": "2.32.0", "state": "cannot-install", "failing": {"2.33.0": {}}}
+    store.upstream.set_watch_state("deps", "requests", first, T0)
+    store.upstream.set_watch_state("deps", "urllib3", {"state": "ok"}, T0)
+    assert store.upstream.watch_state("deps", "requests") == first
+    store.upstream.set_watch_state("deps", "requests", {"state": "ok"}, T0 + timedelta(hours=1))
+    assert store.upstream.watch_state("deps", "requests") == {"state": "ok"}
+
+    [summary] = store.upstream.summaries("deps", ["requests"])
+    assert (summary.state, summary.baseline) == ("ok", None)

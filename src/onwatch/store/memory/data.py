@@ -37,6 +37,7 @@ class Data:
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
     releases: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     polls: list[PollRecord] = field(default_factory=list)  # in the order recorded
+    watch_states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     @contextmanager
     def use(self, action: str) -> Iterator[None]:

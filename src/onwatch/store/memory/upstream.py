@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from onwatch.model import Run, Trigger, as_utc
+from onwatch.model import Run, RunStatus, Trigger, as_utc
 from onwatch.store.memory.data import Data, newest_first
 from onwatch.store.memory.runs import MemoryRuns
 from onwatch.store.records import BASELINE_SEARCH, PollRecord, PollSummary
@@ -66,6 +68,8 @@ class MemoryUpstream:
             last_ok = next((p.polled_at for p in polls if p.ok), None)
             recent = [p for p in polls if last_ok is None or p.polled_at >= last_ok][:limit]
             failures = next((i for i, p in enumerate(recent) if p.ok), len(recent))
+            state = self.watch_state(watch, package)
+            last = recent[0] if recent and not recent[0].ok else None
             found.append(
                 PollSummary(
                     watch=watch,
@@ -74,7 +78,13 @@ class MemoryUpstream:
                     last_poll_at=recent[0].polled_at if recent else None,
                     last_ok_at=last_ok,
                     failures=failures,
-                    last_error=recent[0].error if recent and not recent[0].ok else None,
+                    last_error=None if last is None else last.error,
+                    last_kind=None if last is None else last.kind,
+                    state="polls-failing" if failures else state.get("state", "ok"),
+                    reason=(None if last is None else last.error)
+                    if failures
+                    else state.get("reason"),
+                    baseline=state.get("baseline"),
                 )
             )
         return found
@@ -95,10 +105,24 @@ class MemoryUpstream:
             mine = [
                 r
                 for r in self._d.runs.values()
-                if r.check == check and r.trigger is Trigger.UPSTREAM
+                if r.check == check
+                and r.trigger is Trigger.UPSTREAM
+                # Only a run that executed the suite can be compared with.
+                and r.status in (RunStatus.PASSED, RunStatus.FAILED)
+                and (r.collected or 0) > 0
             ]
         for run in newest_first(mine)[:BASELINE_SEARCH]:
             tested = run.trigger_detail.get("upstream") or {}
             if tested.get("package") == package and tested.get("version") == version:
                 return self._runs.get_run(run.id)
         return None
+
+    def watch_state(self, watch: str, package: str) -> dict[str, Any]:
+        """Return the package's watch state as last saved (empty when never saved)."""
+        with self._d.use("cannot read upstream states"):
+            return dict(self._d.watch_states.get((watch, package)) or {})
+
+    def set_watch_state(self, watch: str, package: str, data: dict[str, Any], at: datetime) -> None:
+        """Save the package's watch state (a JSON object)."""
+        with self._d.use("cannot save an upstream state"):
+            self._d.watch_states[watch, package] = json.loads(json.dumps(data))
