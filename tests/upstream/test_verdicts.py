@@ -168,8 +168,8 @@ def test_a_release_whose_download_is_refused_is_told_once_retried_then_judged(
         assert told["event"] == "upstream.install_failed"
         prefix = f"{package} 1.1 cannot be installed from {index}: "
         assert told["summary"].startswith(prefix), told["summary"]
-        # pip's own reason: the index answers 403 to the wrong password.
-        assert "HTTP error 403 while getting" in told["summary"]
+        # The installer's own reason (pip's or uv's): the index answers 403 to the wrong password.
+        assert "403" in told["summary"]
         assert "wrong-password-0" not in json.dumps(told)
         assert told["details"]["version"] == "1.1" and told["details"]["index"] == index
 
