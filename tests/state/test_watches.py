@@ -139,3 +139,12 @@ def test_the_latest_tested_release_is_told_per_line() -> None:
     assert lines_tested("2.0.2", versions) == [("2.0", "2.0.3")]
     assert lines_tested("3.1", versions) == [("latest", "2.0.3")]
     assert lines_tested(None, []) == []
+
+
+def test_the_watchers_own_verdict_comes_before_the_runs() -> None:
+    """A release the watcher cannot install leaves no run: its saved state still shows."""
+    assert _state(replace(POLL, state="cannot-install", reason="1.1: 403"), []) == CANNOT_INSTALL
+    assert _state(replace(POLL, state="baseline-failing"), []) == BASELINE_FAILING
+    passing = judged(release("2.0", "1.0", 0))
+    assert _state(replace(POLL, state="breaks"), passing) == BREAKS
+    assert _state(POLL, passing) == OK  # "ok" is left to the runs

@@ -44,6 +44,15 @@ BASELINE_FAILING = "baseline failing"
 OK = "ok"
 UNTESTED = "not tested yet"
 
+# The watcher's saved states (store.records.WATCH_STATES) as the page names them; "ok" is left to
+# the runs, which also tell a package not tested yet.
+_WATCHER_STATES = {
+    "polls-failing": POLLS_FAILING,
+    "cannot-install": CANNOT_INSTALL,
+    "breaks": BREAKS,
+    "baseline-failing": BASELINE_FAILING,
+}
+
 # What the watcher writes into a run it could not give an environment; the run errors with it.
 # A ``verdict`` of "install_failed" in the trigger detail says the same in so many words.
 _INSTALL_ERRORS = ("cannot build the environment", "cannot be installed")
@@ -279,9 +288,16 @@ def _releases(
 
 
 def _state(summary: PollSummary, releases: list[tuple[str, list[ReleaseRun]]]) -> str:
-    """Return the worst state that holds for the package now."""
+    """Return the worst state that holds for the package now.
+
+    The watcher's own verdict (``PollSummary.state``) comes first: a release it cannot install
+    leaves no run behind. Without one, the state is read from the latest release's runs.
+    """
     if summary.failures:
         return POLLS_FAILING
+    judged = _WATCHER_STATES.get(summary.state)
+    if judged is not None:
+        return judged
     if not releases:
         return UNTESTED
     _, latest = releases[0]
