@@ -142,9 +142,12 @@ def test_the_latest_tested_release_is_told_per_line() -> None:
 
 
 def test_the_watchers_own_verdict_comes_before_the_runs() -> None:
-    """A release the watcher cannot install leaves no run: its saved state still shows."""
+    """A release the watcher cannot install leaves no run: its saved state still shows; the
+    worse of the watcher's verdict and the runs' is shown."""
     assert _state(replace(POLL, state="cannot-install", reason="1.1: 403"), []) == CANNOT_INSTALL
     assert _state(replace(POLL, state="baseline-failing"), []) == BASELINE_FAILING
     passing = judged(release("2.0", "1.0", 0))
     assert _state(replace(POLL, state="breaks"), passing) == BREAKS
     assert _state(POLL, passing) == OK  # "ok" is left to the runs
+    broken = judged(release("1.0", None, 0), release("1.1", "1.0", 5, "a"))
+    assert _state(replace(POLL, state="baseline-failing"), broken) == BREAKS

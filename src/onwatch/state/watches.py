@@ -53,6 +53,8 @@ _WATCHER_STATES = {
     "baseline-failing": BASELINE_FAILING,
 }
 
+_WORST_FIRST = [POLLS_FAILING, CANNOT_INSTALL, BREAKS, BASELINE_FAILING, OK, UNTESTED]
+
 # What the watcher writes into a run it could not give an environment; the run errors with it.
 # A ``verdict`` of "install_failed" in the trigger detail says the same in so many words.
 _INSTALL_ERRORS = ("cannot build the environment", "cannot be installed")
@@ -290,14 +292,19 @@ def _releases(
 def _state(summary: PollSummary, releases: list[tuple[str, list[ReleaseRun]]]) -> str:
     """Return the worst state that holds for the package now.
 
-    The watcher's own verdict (``PollSummary.state``) comes first: a release it cannot install
-    leaves no run behind. Without one, the state is read from the latest release's runs.
+    Both the watcher's own verdict (``PollSummary.state``: a release it cannot install leaves
+    no run behind) and the latest release's runs are read; the worse of the two is shown.
     """
     if summary.failures:
         return POLLS_FAILING
+    from_runs = _state_of_runs(releases)
     judged = _WATCHER_STATES.get(summary.state)
-    if judged is not None:
-        return judged
+    if judged is None:
+        return from_runs
+    return min(judged, from_runs, key=_WORST_FIRST.index)
+
+
+def _state_of_runs(releases: list[tuple[str, list[ReleaseRun]]]) -> str:
     if not releases:
         return UNTESTED
     _, latest = releases[0]
