@@ -133,3 +133,34 @@ def test_it_gives_up_on_alerts_alertmanager_rejects(alertmanager_url: str) -> No
         channel.send([incident("checkout", Event.INCIDENT_OPENED)])
     assert caught.value.permanent is True
     assert "HTTP 404" in str(caught.value)
+
+
+@pytest.mark.e2e
+def test_a_monitor_recovery_ends_every_alert_its_episode_fired(alertmanager_url: str) -> None:
+    """Spooling (a warning) then a full disk (critical): monitor.recovered ends both alerts."""
+    since = (datetime.now(UTC) - timedelta(microseconds=uuid.uuid4().int % 10**6)).isoformat()
+    channel = Alertmanager("am", AlertmanagerSettings(url=alertmanager_url))
+
+    def degraded(problem: str, severity: str) -> Notification:
+        details = {"problem": problem, "since": since}
+        key = f"monitor.{problem}|{since}"
+        return Notification(
+            Event.MONITOR_DEGRADED, key, problem, severity=severity, details=details
+        )
+
+    def episode() -> list[dict[str, Any]]:
+        found = alerts(alertmanager_url, "onwatch")
+        return [a for a in found if a["labels"].get("since") == since]
+
+    channel.send([degraded("database", "warning"), degraded("disk_full", "critical")])
+    fired = {(a["labels"]["problem"], a["labels"]["severity"]) for a in episode()}
+    assert fired == {("database", "warning"), ("disk_full", "critical")}
+    recovered = Notification(
+        Event.MONITOR_RECOVERED,
+        f"monitor.recording.ended|{since}",
+        "onwatch's runs reach the database again",
+        severity="info",
+        details={"problem": "database", "problems": ["database", "disk_full"], "since": since},
+    )
+    channel.send([recovered])
+    wait_until(lambda: not episode(), "the episode's alerts are resolved", timeout=5)

@@ -172,3 +172,12 @@ def test_batch_title_counts_each_kind() -> None:
 
 def test_batch_of_one_is_the_plain_message() -> None:
     assert render.batch_text([opened()]) == render.text(opened())
+
+
+@pytest.mark.parametrize("event", list(Event))
+def test_every_kind_of_event_renders_a_title_and_a_body(event: Event) -> None:
+    """A new event that the renderer does not know would fail every mail and chat delivery."""
+    n = Notification(event, f"{event.value}|1", f"what happened: {event.value}", severity="info")
+    title, body = render.text(n)
+    assert title.startswith(render.PREFIX) and "\n" not in title
+    assert f"what happened: {event.value}" in title + body

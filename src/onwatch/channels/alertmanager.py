@@ -82,7 +82,7 @@ class Alertmanager:
     def send(self, notifications: list[Notification]) -> None:
         """Post the notifications as alerts, or raise DeliveryError."""
         now = as_utc(self.clock())
-        alerts = [self.alert(n, now) for n in notifications]
+        alerts = [alert for n in notifications for alert in self.alerts(n, now)]
         post_json(
             f"alertmanager '{self.name}'",
             self.url,
@@ -90,6 +90,26 @@ class Alertmanager:
             headers=self.headers,
             timeout=self.timeout,
         )
+
+    def alerts(self, n: Notification, now: datetime) -> list[dict[str, Any]]:
+        """Return the alerts that ``n`` fires or ends.
+
+        A ``monitor.recovered`` ends every alert its episode fired: one per problem told, at
+        whichever severity each was sent (a full disk is critical, a spool a warning).
+        """
+        alert = self.alert(n, now)
+        if n.event is not Event.MONITOR_RECOVERED:
+            return [alert]
+        told = n.details.get("problems") or [n.details.get("problem")]
+        problems = [p for p in told if isinstance(p, str)] or [""]
+        ended = []
+        for problem in problems:
+            for severity in ("warning", "critical"):
+                labels = {**alert["labels"], "severity": severity}
+                if problem:
+                    labels["problem"] = problem
+                ended.append({**alert, "labels": labels})
+        return ended
 
     def alert(self, n: Notification, now: datetime) -> dict[str, Any]:
         """Return the Alertmanager alert for ``n``."""
@@ -137,6 +157,9 @@ def labels(n: Notification) -> dict[str, str]:
         keys = ("watch", "index")
     elif n.event in (Event.UPSTREAM_BASELINE_FAILED, Event.UPSTREAM_BASELINE_RECOVERED):
         keys = ("watch", "package")  # the baseline that recovers may be another release
+    if n.event in (Event.MONITOR_DEGRADED, Event.MONITOR_RECOVERED):
+        # One alert per problem and episode, so that its recovery can end it.
+        keys = ("problem", "since")
     for key in keys:
         value = n.details.get(key)
         if isinstance(value, str) and value:

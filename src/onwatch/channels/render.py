@@ -169,7 +169,7 @@ def _first_line(message: str) -> str:
 def _title(n: Notification, check: str | None, summary: str) -> str:
     if n.event is Event.TEST:
         return f"{PREFIX} test notification"
-    if n.event is Event.MONITOR_DEGRADED:
+    if n.event in (Event.MONITOR_DEGRADED, Event.MONITOR_RECOVERED):
         return clean(f"{PREFIX} onwatch: {summary}", one_line=True, limit=200)
     if n.event in _UPSTREAM_EVENTS:
         return clean(f"{PREFIX} {summary}", one_line=True, limit=200)
