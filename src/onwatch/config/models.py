@@ -418,6 +418,12 @@ class WatchModel(BaseModel):
         description='What builds release environments: "uv", "pip", or "auto" (uv when it is '
         "on PATH or next to onwatch's Python, else pip).",
     )
+    lines: list[Literal["pinned", "latest"]] = Field(
+        default=["pinned", "latest"],
+        min_length=1,
+        description='Version lines to follow: "pinned" (releases sharing the major.minor of the '
+        'version `requirements` pins, e.g. 1.26.x) and "latest" (every newer release).',
+    )
 
     @field_validator("packages")
     @classmethod

@@ -141,6 +141,7 @@ class Watch:
     alert_after: int
     extra_indexes: list[str] = field(default_factory=list)
     installer: str = "auto"  # "auto", "uv" or "pip"
+    lines: list[str] = field(default_factory=lambda: ["pinned", "latest"])
 
 
 @dataclass(frozen=True)
