@@ -104,6 +104,8 @@ def test_the_release_replaces_the_products_pin_and_the_tests_see_only_the_produc
         f'[watch.libs]\npackages = ["{package}"]\nchecks = ["product"]\n'
         f'index = "{pypiserver_url}/"\nrequirements = "requirements.txt"\n'
         f'installer = "{installer}"\n'
+        # Only the newest: the pinned line would first test 1.0 (docs/upstream.md).
+        'lines = ["latest"]\n'
     )
 
     code, report = watch_check(config)

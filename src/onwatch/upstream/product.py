@@ -177,3 +177,22 @@ def _local(dist: metadata.Distribution) -> bool:
         return "url" in json.loads(text)
     except ValueError:
         return False
+
+
+def pinned_version(lines: Iterable[str] | None, package: str) -> str | None:
+    """Return the version ``lines`` pin ``package`` at (``name==1.26.16``), or None.
+
+    Only an exact pin counts: a range (``>=1.26``) names no line to follow.
+    """
+    wanted = canonicalize_name(package)
+    for line in lines or []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != wanted:
+            continue
+        specs = list(requirement.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return specs[0].version
+    return None

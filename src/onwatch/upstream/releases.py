@@ -109,3 +109,18 @@ def _old_enough(
     if since is None:
         return True
     return (now - since).total_seconds() >= min_age
+
+
+def same_line(version: str, pinned: str) -> bool:
+    """Return whether ``version`` shares the major.minor of ``pinned`` (1.26.18 and 1.26.16)."""
+    return _line(Version(version)) == _line(Version(pinned))
+
+
+def line_name(pinned: str) -> str:
+    """Return the name of ``pinned``'s line, e.g. ``"1.26"`` for 1.26.16."""
+    return ".".join(str(part) for part in _line(Version(pinned)))
+
+
+def _line(version: Version) -> tuple[int, int]:
+    release = version.release + (0,)
+    return release[0], release[1]

@@ -81,13 +81,15 @@ class Breakage:
     run_id: str
     tests: tuple[BrokenTest, ...]
     error: str | None = None  # the run itself failed (an import error at collection...)
+    line: str | None = None  # the pinned version line it was tested on, e.g. "1.26"
 
     @property
     def summary(self) -> str:
         """Return the one line people read, e.g. ``demo-lib 1.1 breaks: 3 tests``."""
         count = len(self.tests)
         what = f"{count} test{'s' * (count != 1)}" if count else "the run"
-        return f"{self.package} {self.version} breaks: {what} ({self.check})"
+        on = f" on the {self.line} line" if self.line else ""
+        return f"{self.package} {self.version} breaks{on}: {what} ({self.check})"
 
     def to_json(self) -> dict[str, Any]:
         """Return the documented JSON shape."""
@@ -97,6 +99,7 @@ class Breakage:
             "package": self.package,
             "version": self.version,
             "previous": self.previous,
+            "line": self.line,
             "run_id": self.run_id,
             "error": self.error,
             "tests": [

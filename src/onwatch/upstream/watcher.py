@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from onwatch.config import Config, Watch
     from onwatch.runner.execute import Runner
     from onwatch.store import Upstream
+    from onwatch.upstream.releases import Release
     from onwatch.upstream.venv import Environment, Environments
     from onwatch.upstream.verdicts import PackageState
 
@@ -111,7 +113,7 @@ class Watcher:
 
         from onwatch.store import PollRecord
         from onwatch.upstream.index import fetch_releases
-        from onwatch.upstream.releases import latest, newer_than, settled
+        from onwatch.upstream.releases import line_name, same_line
 
         now = self.clock()
         previous = before = self.store.last_version(name, package)
@@ -139,22 +141,32 @@ class Watcher:
             )
         newest = max(releases, key=lambda release: release.parsed, default=None)
         seen = self.store.first_seen(name, package, [r.version for r in releases], now)
-        if previous is None:
-            chosen = latest(
-                releases,
-                prereleases=watch.prereleases,
-                min_age=watch.min_age,
-                now=now,
-                first_seen=seen,
-            )
-            targets = [] if chosen is None else [chosen]
-        else:
-            targets = settled(
-                newer_than(releases, previous, prereleases=watch.prereleases),
-                min_age=watch.min_age,
-                now=now,
-                first_seen=seen,
-            )
+        pin = self._pin(watch, package)
+        pinned_key = f"{package}@pinned"
+        pinned: str | None = None
+        if pin is not None:
+            stored = self.store.last_version(name, pinned_key)
+            if stored is not None and same_line(stored, pin) and Version(stored) >= Version(pin):
+                pinned = stored
+        on_latest: list[Release] = []
+        if pin is None or "latest" in watch.lines:
+            on_latest = self._due(watch, releases, previous, now, seen)
+        on_pinned: list[Release] = []
+        if pin is not None:
+            if pinned is None:
+                # The line starts from the pinned version itself: its runs are the baseline.
+                on_pinned = [r for r in releases if r.parsed == Version(pin)][:1]
+            else:
+                on_pinned = [
+                    r
+                    for r in self._due(watch, releases, pinned, now, seen)
+                    if same_line(r.version, pin)
+                ]
+        latest_versions = {r.version for r in on_latest}
+        pinned_versions = {r.version for r in on_pinned}
+        targets = sorted(
+            {r.version: r for r in on_latest + on_pinned}.values(), key=lambda r: r.parsed
+        )
         waiting = [r.version for r in targets if backoff and not state.retry_due(r.version, now)]
         versions = [r.version for r in targets if r.version not in waiting]
         self.store.record_poll(
@@ -170,12 +182,44 @@ class Watcher:
         if self.on_poll is not None:
             self.on_poll(name, package, True, now)
         for version in versions:
-            if self._release(name, watch, index or "", package, version, previous, state, report):
+            latest_line = version in latest_versions
+            pinned_line = version in pinned_versions
+            line = None
+            if pin is not None:
+                line = line_name(pin) if pinned_line else "latest"
+            if pinned_line and (pinned is not None or not latest_line):
+                against = pinned
+            else:
+                against = previous
+            handled = self._release(
+                name,
+                watch,
+                index or "",
+                package,
+                version,
+                against,
+                state,
+                report,
+                line,
+                latest_line,
+            )
+            if not handled:
+                continue
+            if latest_line:
                 self.store.set_last_version(name, package, version, self.clock())
                 previous = version
+            if pinned_line:
+                self.store.set_last_version(name, pinned_key, version, self.clock())
+                pinned = version
         if previous is not None:
-            # A release that could not be installed is not retried once a newer one is tested.
-            for version in [v for v in state.failing if Version(v) <= Version(previous)]:
+            # A release that could not be installed is not retried once a newer one on its
+            # line is tested.
+            for version in list(state.failing):
+                if Version(version) > Version(previous):
+                    continue
+                if pin is not None and same_line(version, pin):
+                    if pinned is None or Version(version) > Version(pinned):
+                        continue
                 log.info(
                     "upstream release superseded",
                     extra={"fields": {"watch": name, "package": package, "version": version}},
@@ -191,6 +235,46 @@ class Watcher:
             state=state.state,
         )
 
+    def _due(
+        self,
+        watch: Watch,
+        releases: list[Release],
+        previous: str | None,
+        now: datetime,
+        seen: dict[str, datetime],
+    ) -> list[Release]:
+        """Return the releases due after ``previous``; the newest alone when there is none."""
+        from onwatch.upstream.releases import latest, newer_than, settled
+
+        if previous is None:
+            chosen = latest(
+                releases,
+                prereleases=watch.prereleases,
+                min_age=watch.min_age,
+                now=now,
+                first_seen=seen,
+            )
+            return [] if chosen is None else [chosen]
+        return settled(
+            newer_than(releases, previous, prereleases=watch.prereleases),
+            min_age=watch.min_age,
+            now=now,
+            first_seen=seen,
+        )
+
+    def _pin(self, watch: Watch, package: str) -> str | None:
+        """Return the version the product pins ``package`` at, when the pinned line is followed."""
+        from onwatch.upstream.product import pinned_version, requirement_lines
+
+        if "pinned" not in watch.lines:
+            return None
+        try:
+            return pinned_version(
+                requirement_lines(watch.requirements, self.config.base_dir), package
+            )
+        except BuildError:
+            return None  # told when the environment is built
+
     def _release(
         self,
         name: str,
@@ -201,8 +285,14 @@ class Watcher:
         previous: str | None,
         state: PackageState,
         report: WatchReport,
+        line: str | None = None,
+        latest: bool = True,
     ) -> bool:
         """Install, run and judge one release; return whether it was handled.
+
+        ``line`` names the version line it is tested on; a release off the latest line
+        (``latest`` false, a backport) is compared with ``previous``, its line's last release,
+        and leaves the latest line's baseline alone.
 
         A release that cannot be installed, or a baseline whose runs did not execute the suite,
         is not handled: it is tried again at a later poll.
@@ -215,7 +305,7 @@ class Watcher:
             kind = "install" if previous is not None else "baseline-install"
             report.problems.append(Problem(package, version, environment, kind))
             return False
-        runs = self._run(name, watch, package, version, previous, environment, report)
+        runs = self._run(name, watch, package, version, previous, environment, report, line)
         failing = state.failing.pop(version, None)
         if failing is not None:
             self._send(
@@ -228,8 +318,12 @@ class Watcher:
         )
         passed = all(run.status is RunStatus.PASSED for run in runs)
         if previous is None:
-            return self._take_baseline(name, watch, package, version, runs, state, report)
-        base = state.baseline or previous
+            kept = state.baseline
+            taken = self._take_baseline(name, watch, package, version, runs, state, report)
+            if not latest:
+                state.baseline = kept  # the latest line keeps its own
+            return taken
+        base = (state.baseline or previous) if latest and line in (None, "latest") else previous
         state.verdict = "ok"
         for run in runs:
             try:
@@ -238,11 +332,13 @@ class Watcher:
                 baseline = None
             broken = compare(run, baseline, name, base)
             if broken is not None:
+                broken = replace(broken, line=line)
                 state.verdict = "breaks"
                 report.breakages.append(broken)
                 self._announce(broken)
-        if executed:
+        if executed and latest:
             state.baseline = version
+        if executed:
             if passed:
                 self._baseline_passes(name, watch, package, version, state)
         return True
@@ -311,11 +407,15 @@ class Watcher:
         previous: str | None,
         environment: Environment,
         report: WatchReport,
+        line: str | None = None,
     ) -> list[Run]:
         """Run the watch's checks in the release's environment; record and return the runs."""
+        upstream: dict[str, Any] = {"package": package, "version": version}
+        if line is not None:
+            upstream["line"] = line
         detail: dict[str, Any] = {
             "watch": name,
-            "upstream": {"package": package, "version": version},
+            "upstream": upstream,
             "previous": previous,
             "dependencies": environment.dependencies(),
         }
