@@ -13,6 +13,7 @@ from onwatch.errors import BuildError
 from onwatch.upstream.product import (
     exclusive_closure,
     installed_set,
+    pinned_version,
     replace_pins,
     requirement_lines,
     requirements_of,
@@ -123,3 +124,12 @@ def test_auto_takes_uv_when_installed_else_pip_and_uv_without_uv_says_so(
     assert choose_installer("auto") == "pip"
     with pytest.raises(BuildError, match='installer = "uv" but no uv is on PATH'):
         choose_installer("uv")
+
+
+def test_only_an_exact_pin_names_a_version_line() -> None:
+    lines = ["--index-url https://x/simple/", "Urllib3==1.26.16 ; python_version >= '3'", "idna"]
+    assert pinned_version(lines, "urllib3") == "1.26.16"
+    assert pinned_version(["urllib3>=1.26,<2"], "urllib3") is None
+    assert pinned_version(["urllib3==1.26.*"], "urllib3") is None
+    assert pinned_version(["idna==3.4"], "urllib3") is None
+    assert pinned_version(None, "urllib3") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from onwatch.upstream.releases import Release, latest, newer_than, settled
+from onwatch.upstream.releases import Release, latest, line_name, newer_than, same_line, settled
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -131,3 +131,10 @@ def test_settled_stops_at_the_first_release_still_too_young() -> None:
         "1.3",
     ]
     assert versions(settled(waiting, min_age=0, now=NOW)) == ["1.1", "1.2", "1.3"]
+
+
+def test_a_line_is_the_pinned_versions_major_and_minor() -> None:
+    assert line_name("1.26.16") == "1.26" and line_name("2") == "2.0"
+    assert same_line("1.26.18", "1.26.16") and same_line("1.26.18.post1", "1.26.16")
+    assert not same_line("1.27.0", "1.26.16") and not same_line("2.26.16", "1.26.16")
+    assert same_line("2.0.0", "2")
