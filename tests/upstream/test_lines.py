@@ -119,3 +119,43 @@ def test_with_only_the_latest_line_a_backport_is_not_tested(
     shelf.publish(package, "1.0.1", modules=module)
     code, report = watch_check(config)
     assert code == 0 and report["runs"] == []
+
+
+def test_a_backport_that_cannot_be_installed_is_retried_after_a_newer_major_is_tested(
+    tmp_path: Path, shelf: Shelf, pypiserver_url: str, receiver: HttpReceiver
+) -> None:
+    """Fault: a backport on the pinned line needs a dependency the index does not have yet,
+    while a newer major release installs and is tested."""
+    package, missing = "retry-line-lib", "retry-line-dependency"
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "requirements.txt").write_text(f"{package}==1.0.0\n")
+    config = project(root, package, pypiserver_url, receiver.url, requirements="requirements.txt")
+    module = {"retry_line_lib/__init__.py": KEEPS}
+    shelf.publish(package, "1.0.0", modules=module)
+    code, report = watch_check(config)
+    assert code == 0 and [run["upstream"]["version"] for run in report["runs"]] == ["1.0.0"]
+
+    shelf.publish(package, "1.0.1", modules=module, requires=[missing])
+    shelf.publish(package, "2.0.0", modules=module)
+    code, report = watch_check(config)
+    assert code == 1
+    assert [(p["version"], p["kind"]) for p in report["problems"]] == [("1.0.1", "install")]
+    assert [run["upstream"]["version"] for run in report["runs"]] == ["2.0.0"]
+    assert [r.json()["event"] for r in receiver.wait_for(1)] == ["upstream.install_failed"]
+
+    # 2.0.0 is newer, but not on the pinned line: the backport is still tried.
+    code, report = watch_check(config)
+    assert code == 1 and [p["version"] for p in report["problems"]] == ["1.0.1"]
+    assert report["runs"] == []
+
+    shelf.publish(missing, "1.0")
+    code, report = watch_check(config)
+    assert code == 0 and report["problems"] == []
+    assert runs_of(report) == [("1.0.1", "1.0", "1.0.0")]
+    assert [r.json()["event"] for r in receiver.wait_for(2)] == [
+        "upstream.install_failed",
+        "upstream.install_recovered",
+    ]
+    code, report = watch_check(config)
+    assert code == 0 and report["runs"] == []
