@@ -14,6 +14,7 @@ from onwatch.state.watches import (
     OK,
     POLLS_FAILING,
     UNTESTED,
+    PackageView,
     ReleaseRun,
     ReleaseTested,
     _releases,
@@ -139,6 +140,18 @@ def test_the_latest_tested_release_is_told_per_line() -> None:
     assert lines_tested("2.0.2", versions) == [("2.0", "2.0.3")]
     assert lines_tested("3.1", versions) == [("latest", "2.0.3")]
     assert lines_tested(None, []) == []
+
+
+def test_the_pinned_lines_last_release_names_the_line_shown() -> None:
+    releases = judged(
+        release("1.26.17", "1.26.16", 0),
+        release("2.0.0", "1.26.17", 1),
+        release("1.26.18", "1.26.17", 2),
+    )
+    view = PackageView("deps", "lib", "2.0.0", "2.0.0", OK, POLL, releases)
+    assert view.latest_tested == [("2.0", "2.0.0")]  # the latest line's baseline alone
+    view = replace(view, on_pinned_line="1.26.18")
+    assert view.latest_tested == [("1.26", "1.26.18"), ("latest", "2.0.0")]
 
 
 def test_the_watchers_own_verdict_comes_before_the_runs() -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from onwatch.model import Run, RunStatus, as_utc, iso
+from onwatch.store.records import pinned_line
 
 if TYPE_CHECKING:
     from onwatch.config import Config
@@ -124,13 +125,15 @@ class PackageView:
     state: str
     poll: PollSummary
     releases: list[tuple[str, list[ReleaseRun]]]  # (version, its runs), newest first
+    on_pinned_line: str | None = None  # the last release handled on the product's pinned line
 
     @property
     def latest_tested(self) -> list[tuple[str, str]]:
         """Return the newest release tested on each line: ("1.26", "1.26.18") for the line of
         the baseline version (its major.minor), then ("latest", "2.0.3") when newer ones were
         tested too."""
-        return lines_tested(self.pinned, [version for version, _ in self.releases])
+        line_of = self.on_pinned_line or self.pinned
+        return lines_tested(line_of, [version for version, _ in self.releases])
 
 
 def lines_tested(pinned: str | None, versions: Iterable[str]) -> list[tuple[str, str]]:
@@ -255,6 +258,7 @@ def package_views(config: Config, store: Store, summaries: list[PollSummary]) ->
                     state=_state(summary, releases),
                     poll=summary,
                     releases=releases,
+                    on_pinned_line=store.upstream.last_version(name, pinned_line(summary.package)),
                 )
             )
     return views

@@ -46,6 +46,7 @@ from onwatch.store.records import (
     RunRow,
     TestRow,
     hour_of,
+    pinned_line,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "TestRow",
     "Upstream",
     "hour_of",
+    "pinned_line",
     "open_store",
 ]
 

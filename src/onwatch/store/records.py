@@ -27,11 +27,18 @@ __all__ = [
     "TestRow",
     "WATCH_STATES",
     "hour_of",
+    "pinned_line",
 ]
 
 # How many recent upstream runs of a check are searched for a baseline; a watch adds one or
 # two per release, so this reaches back a long way.
 BASELINE_SEARCH = 200
+
+
+def pinned_line(package: str) -> str:
+    """Return the key under which the last release of ``package``'s pinned line is kept
+    (``Upstream.last_version``); the package's own name keeps the latest line's."""
+    return f"{package}@pinned"
 
 
 def hour_of(moment: datetime) -> datetime:

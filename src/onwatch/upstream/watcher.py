@@ -111,7 +111,7 @@ class Watcher:
     ) -> PackageReport:
         from packaging.version import Version
 
-        from onwatch.store import PollRecord
+        from onwatch.store import PollRecord, pinned_line
         from onwatch.upstream.index import fetch_releases
         from onwatch.upstream.releases import line_name, same_line
 
@@ -142,7 +142,7 @@ class Watcher:
         newest = max(releases, key=lambda release: release.parsed, default=None)
         seen = self.store.first_seen(name, package, [r.version for r in releases], now)
         pin = self._pin(watch, package)
-        pinned_key = f"{package}@pinned"
+        pinned_key = pinned_line(package)
         pinned: str | None = None
         if pin is not None:
             stored = self.store.last_version(name, pinned_key)
@@ -182,12 +182,12 @@ class Watcher:
         if self.on_poll is not None:
             self.on_poll(name, package, True, now)
         for version in versions:
-            latest_line = version in latest_versions
-            pinned_line = version in pinned_versions
+            in_latest = version in latest_versions
+            in_pinned = version in pinned_versions
             line = None
             if pin is not None:
-                line = line_name(pin) if pinned_line else "latest"
-            if pinned_line and (pinned is not None or not latest_line):
+                line = line_name(pin) if in_pinned else "latest"
+            if in_pinned and (pinned is not None or not in_latest):
                 against = pinned
             else:
                 against = previous
@@ -201,14 +201,14 @@ class Watcher:
                 state,
                 report,
                 line,
-                latest_line,
+                in_latest,
             )
             if not handled:
                 continue
-            if latest_line:
+            if in_latest:
                 self.store.set_last_version(name, package, version, self.clock())
                 previous = version
-            if pinned_line:
+            if in_pinned:
                 self.store.set_last_version(name, pinned_key, version, self.clock())
                 pinned = version
         if previous is not None:
