@@ -101,7 +101,7 @@ class Watcher:
         self,
         name: str,
         watch: Watch,
-        index: str | None,
+        index: str | IndexProblem,
         package: str,
         state: PackageState,
         report: WatchReport,
@@ -116,8 +116,8 @@ class Watcher:
         now = self.clock()
         previous = before = self.store.last_version(name, package)
         try:
-            if index is None:
-                raise IndexProblem("auth", "the index URL's secret cannot be looked up")
+            if isinstance(index, IndexProblem):
+                raise IndexProblem(index.kind, str(index))
             releases = fetch_releases(index, package)
         except IndexProblem as exc:
             error = self.runner.keeper.mask(str(exc))
@@ -492,15 +492,29 @@ class Watcher:
         except SecretError as exc:
             raise BuildError(f"an extra index URL's secret cannot be looked up: {exc}") from exc
 
-    def _index(self, watch: Watch) -> str | None:
-        """Return the index URL with its secrets filled in, or None if one is missing."""
+    def _index(self, watch: Watch) -> str | IndexProblem:
+        """Return the index URL with its secrets filled in, or the poll failure naming each
+        secret of the index URL or an extra index URL that cannot be looked up."""
         from onwatch.secrets import fill, placeholders
 
+        lookup = self.runner.keeper.resolver(self.config.settings.secrets)
+        problems: dict[str, str] = {}
+        urls = [("index URL", watch.index)]
+        urls += [("extra index URL", url) for url in watch.extra_indexes]
+        for where, url in urls:
+            for secret in placeholders(url):
+                if secret in problems:
+                    continue
+                try:
+                    lookup([secret])
+                except SecretError as exc:
+                    reason = "; ".join(exc.problems)
+                    problems[secret] = (
+                        f"the {where}'s secret ${{{secret}}} cannot be looked up ({reason})"
+                    )
+        if problems:
+            return IndexProblem("auth", "; ".join(problems.values()))
         names = placeholders(watch.index)
         if not names:
             return watch.index
-        lookup = self.runner.keeper.resolver(self.config.settings.secrets)
-        try:
-            return fill(watch.index, lookup(names))
-        except SecretError:
-            return None
+        return fill(watch.index, lookup(names))
