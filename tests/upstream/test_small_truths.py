@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from receivers import HttpReceiver
+from upstream.indexes import Shelf
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +35,9 @@ def receiver() -> Iterator[HttpReceiver]:
         yield running
 
 
-def write_project(root: Path, hook: str, watch: str, onwatch: str = "") -> Path:
+def write_project(
+    root: Path, hook: str, watch: str, onwatch: str = "", package: str = "demo-lib"
+) -> Path:
     """Write a project with one check on ``demo_lib`` and the watch ``libs``; return the config."""
     (root / "tests").mkdir(parents=True, exist_ok=True)
     (root / "tests" / "test_greet.py").write_text(SUITE)
@@ -41,15 +46,19 @@ def write_project(root: Path, hook: str, watch: str, onwatch: str = "") -> Path:
         f'[onwatch]\nlisten = "127.0.0.1:0"\nnotify = ["hook"]\n{onwatch}\n'
         '[checks.greeting]\ntests = ["tests"]\nevery = "1h"\n\n'
         f'[notify.hook]\ntype = "webhook"\nurl = "{hook}/hook"\n\n'
-        '[watch.libs]\npackages = ["demo-lib"]\nchecks = ["greeting"]\nevery = "1h"\n'
+        f'[watch.libs]\npackages = ["{package}"]\nchecks = ["greeting"]\nevery = "1h"\n'
         f"{watch}\n"
     )
     return config
 
 
+def command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"]
+
+
 def watch_check(config: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"],
+        command(config),
         capture_output=True,
         text=True,
         timeout=300,
@@ -93,3 +102,77 @@ def test_a_missing_index_secret_is_named_and_alerts_after_alert_after(
     code, report = watch_check(config, env)
     [polled] = report["packages"]
     assert "${MIRROR_TOKEN}" in polled["error"] and "${INDEX_TOKEN}" not in polled["error"]
+
+
+GATED = """\
+import pathlib
+import time
+
+import gated_lib
+
+
+def test_waits_at_the_gate():
+    pathlib.Path({started!r}).write_text("started")
+    deadline = time.monotonic() + 120
+    while not pathlib.Path({gate!r}).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gated_lib.__name__ == "gated_lib"
+"""
+
+
+def test_one_poll_of_a_watch_at_a_time_across_processes(
+    tmp_path: Path, shelf: Shelf, pypiserver_url: str, receiver: HttpReceiver
+) -> None:
+    """Fault: `onwatch watch check` is started twice while a first one is testing a release."""
+    shelf.publish("gated-lib", "1.0")
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    root = tmp_path / "project"
+    watch = f'index = "{pypiserver_url}/"\n'
+    config = write_project(root, receiver.url, watch + 'busy_wait = "2m"\n', package="gated-lib")
+    suite = GATED.format(started=str(started), gate=str(gate))
+    (root / "tests" / "test_greet.py").write_text(suite)
+    impatient = root / "impatient.toml"  # same folder, so the same state_dir and database
+    impatient.write_text(config.read_text().replace('busy_wait = "2m"', 'busy_wait = "10ms"'))
+
+    first = subprocess.Popen(command(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    waiting: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(
+            lambda: started.exists() or first.poll() is not None,
+            "the first poll testing gated-lib 1.0",
+            timeout=120,
+        )
+        assert first.poll() is None, first.communicate()
+
+        # A second poll that may not wait gives up, says why, and records nothing.
+        done = subprocess.run(command(impatient), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and done.stdout == ""
+        assert f"being tested by another onwatch process (pid {first.pid})" in done.stderr
+
+        # A third one waits for the lock (it has the lock file open), then finds nothing new.
+        waiting = subprocess.Popen(command(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lock = str(root / ".onwatch" / "watch-locks" / "libs.lock")
+        wait_until(
+            lambda: lock in [f.path for f in psutil.Process(waiting.pid).open_files()],
+            "the third poll waiting on the watch's lock",
+            timeout=30,
+        )
+        gate.write_text("open")
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        tested = json.loads(out)
+        [run] = tested["runs"]
+        assert run["status"] == "passed" and run["upstream"]["version"] == "1.0"
+
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, err
+        after = json.loads(out)
+        assert after["runs"] == [] and after["packages"][0]["new"] == []
+        assert after["packages"][0]["previous"] == "1.0"
+    finally:
+        gate.write_text("open")
+        for process in (first, waiting):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert receiver.received == []

@@ -141,6 +141,7 @@ class Watch:
     alert_after: int
     extra_indexes: list[str] = field(default_factory=list)
     installer: str = "auto"  # "auto", "uv" or "pip"
+    busy_wait: float = 60.0
 
 
 @dataclass(frozen=True)

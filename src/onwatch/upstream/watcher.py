@@ -73,7 +73,16 @@ class Watcher:
 
         With ``backoff`` (the daemon), a release that could not be installed is tried again
         only once its backoff is over; without it (``watch check``), at every call.
+        Another onwatch process polling the same watch is waited for up to ``busy_wait``;
+        past it, ``WatchBusy`` is raised and nothing is recorded.
         """
+        from onwatch.upstream.lock import WatchLock
+
+        watch = self.config.watches[name]
+        with WatchLock(self.config.state_dir / "watch-locks", name, watch.busy_wait):
+            return self._check(name, backoff)
+
+    def _check(self, name: str, backoff: bool) -> WatchReport:
         from onwatch.upstream.verdicts import PackageState
 
         watch = self.config.watches[name]
