@@ -176,3 +176,47 @@ def test_one_poll_of_a_watch_at_a_time_across_processes(
                 process.kill()
                 process.wait()
     assert receiver.received == []
+
+
+CONFTEST = """\
+from conf_lib import greet
+"""
+GREETS = """\
+def test_greets():
+    from conf_lib import greet
+
+    assert greet("bob") == "hello bob"
+"""
+
+
+def test_a_release_that_breaks_collection_is_a_breakage_with_a_fingerprint(
+    tmp_path: Path, shelf: Shelf, pypiserver_url: str, receiver: HttpReceiver
+) -> None:
+    """Fault: a new release removes what the suite's conftest.py imports, so nothing collects."""
+    shelf.publish(
+        "conf-lib",
+        "1.0",
+        modules={"conf_lib/__init__.py": "def greet(n):\n    return 'hello ' + n\n"},
+    )
+    root = tmp_path / "project"
+    config = write_project(root, receiver.url, f'index = "{pypiserver_url}/"\n', package="conf-lib")
+    (root / "tests" / "test_greet.py").write_text(GREETS)
+    (root / "tests" / "conftest.py").write_text(CONFTEST)
+    code, report = watch_check(config)
+    assert code == 0 and report["runs"][0]["status"] == "passed"
+
+    shelf.publish(
+        "conf-lib", "2.0", modules={"conf_lib/__init__.py": "def hello(n):\n    return n\n"}
+    )
+    code, report = watch_check(config)
+    assert code == 1
+    [run] = report["runs"]
+    assert run["status"] == "error" and run["results"] == []
+    [broken] = report["breakages"]
+    assert broken["summary"] == "conf-lib 2.0 breaks: 1 test (greeting)"
+    [test] = broken["tests"]
+    assert test["nodeid"] == "<collection>" and len(test["fingerprint"]) == 12
+    assert "cannot import name 'greet'" in test["message"]
+    [alert] = [r.json() for r in receiver.wait_for(1)]
+    assert alert["event"] == "upstream.breaks"
+    assert alert["details"]["fingerprints"] == [test["fingerprint"]]

@@ -160,6 +160,9 @@ def compare(run: Run, baseline: Run | None, watch: str, previous: str | None) ->
     )
     if not broken and not run_broke:
         return None
+    collecting = run.status is RunStatus.ERROR and "collect" in (run.error or "")
+    if run_broke and not broken and collecting:
+        broken = (collection_error(run.error or ""),)
     return Breakage(
         watch=watch,
         check=run.check,
@@ -170,3 +173,26 @@ def compare(run: Run, baseline: Run | None, watch: str, previous: str | None) ->
         tests=broken,
         error=run.error if run_broke else None,
     )
+
+
+COLLECTION = "<collection>"  # the node id of a collection error that names no test file
+
+
+def collection_error(error: str) -> BrokenTest:
+    """Return the collection error of a run that has no results as a broken "test".
+
+    pytest reports an import error in a conftest.py (or a plugin) before it collects anything;
+    the run's error is then all there is. Its node id is the test file it names, else
+    ``<collection>``; its fingerprint is taken like any test's, so a later release that breaks
+    the same way is known as the same breakage.
+    """
+    import re
+
+    from onwatch.analysis.fingerprint import fingerprint
+    from onwatch.model import Outcome, TestResult
+
+    found = re.search(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.py)\b", error)
+    nodeid = found.group(1) if found else COLLECTION
+    message = re.sub(r"^E\s+", "", error.split(": ", 1)[1] if ": " in error else error)
+    result = TestResult(nodeid, Outcome.ERROR, "collect", 0.0, message=message)
+    return BrokenTest(nodeid, fingerprint(result), message)
