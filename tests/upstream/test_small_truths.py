@@ -220,3 +220,60 @@ def test_a_release_that_breaks_collection_is_a_breakage_with_a_fingerprint(
     [alert] = [r.json() for r in receiver.wait_for(1)]
     assert alert["event"] == "upstream.breaks"
     assert alert["details"]["fingerprints"] == [test["fingerprint"]]
+
+
+PRE = """\
+def test_greets():
+    from pre_lib import greet
+
+    assert greet("bob") == "hello bob"
+
+
+def test_imports():
+    import pre_lib
+
+    assert pre_lib.__name__ == "pre_lib"
+"""
+GOOD = "def greet(n):\n    return 'hello ' + n\n"
+BAD = "def greet(n, greeting):\n    return greeting + ' ' + n\n"
+
+
+def test_a_final_release_that_still_breaks_what_its_pre_release_broke_is_told(
+    tmp_path: Path, shelf: Shelf, pypiserver_url: str, receiver: HttpReceiver
+) -> None:
+    """Fault: 2.0rc1 breaks a test and the final 2.0 ships with the same breakage."""
+    shelf.publish("pre-lib", "1.0", modules={"pre_lib/__init__.py": GOOD})
+    root = tmp_path / "project"
+    watch = f'index = "{pypiserver_url}/"\nprereleases = true\n'
+    config = write_project(root, receiver.url, watch, package="pre-lib")
+    (root / "tests" / "test_greet.py").write_text(PRE)
+    code, report = watch_check(config)
+    assert code == 0 and report["runs"][0]["status"] == "passed"
+
+    shelf.publish("pre-lib", "2.0rc1", modules={"pre_lib/__init__.py": BAD})
+    code, report = watch_check(config)
+    [broken] = report["breakages"]
+    assert broken["summary"] == "pre-lib 2.0rc1 breaks: 1 test (greeting)"
+    assert broken["still_as"] is None
+    first = broken["tests"][0]
+
+    shelf.publish("pre-lib", "2.0", modules={"pre_lib/__init__.py": BAD})
+    code, report = watch_check(config)
+    assert code == 1
+    [broken] = report["breakages"]
+    assert broken["summary"] == "pre-lib 2.0 still breaks: 1 test (greeting), as 2.0rc1 did"
+    assert (broken["version"], broken["previous"], broken["still_as"]) == ("2.0", "1.0", "2.0rc1")
+    assert broken["tests"] == [first]
+    alerts = [r.json() for r in receiver.wait_for(2)]
+    assert [(a["event"], a["details"]["version"]) for a in alerts] == [
+        ("upstream.breaks", "2.0rc1"),
+        ("upstream.breaks", "2.0"),
+    ]
+    assert alerts[1]["summary"] == broken["summary"]
+    assert alerts[1]["details"]["still_as"] == "2.0rc1"
+
+    # A final release that fixes it again breaks nothing and tells nothing more.
+    shelf.publish("pre-lib", "2.0.1", modules={"pre_lib/__init__.py": GOOD})
+    code, report = watch_check(config)
+    assert code == 0 and report["breakages"] == []
+    assert len(receiver.received) == 2

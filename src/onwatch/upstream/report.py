@@ -81,12 +81,19 @@ class Breakage:
     run_id: str
     tests: tuple[BrokenTest, ...]
     error: str | None = None  # the run itself failed (an import error at collection...)
+    # A final release that still breaks what its pre-release (this version) broke.
+    still_as: str | None = None
 
     @property
     def summary(self) -> str:
         """Return the one line people read, e.g. ``demo-lib 1.1 breaks: 3 tests``."""
         count = len(self.tests)
         what = f"{count} test{'s' * (count != 1)}" if count else "the run"
+        if self.still_as:
+            return (
+                f"{self.package} {self.version} still breaks: {what} ({self.check}), "
+                f"as {self.still_as} did"
+            )
         return f"{self.package} {self.version} breaks: {what} ({self.check})"
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +106,7 @@ class Breakage:
             "previous": self.previous,
             "run_id": self.run_id,
             "error": self.error,
+            "still_as": self.still_as,
             "tests": [
                 {"nodeid": t.nodeid, "fingerprint": t.fingerprint, "message": t.message}
                 for t in self.tests

@@ -246,6 +246,8 @@ class Watcher:
             except StoreError:
                 baseline = None
             broken = compare(run, baseline, name, base)
+            if broken is None and baseline is not None:
+                broken = self._still_broken(run, baseline, name, package, version)
             if broken is not None:
                 state.verdict = "breaks"
                 report.breakages.append(broken)
@@ -255,6 +257,35 @@ class Watcher:
             if passed:
                 self._baseline_passes(name, watch, package, version, state)
         return True
+
+    def _still_broken(
+        self, run: Run, baseline: Run, name: str, package: str, version: str
+    ) -> Breakage | None:
+        """Judge a final release whose baseline is a pre-release against the release before
+        the pre-releases: what it breaks that they broke already is still a breakage of its own.
+        """
+        from dataclasses import replace
+
+        from packaging.version import InvalidVersion, Version
+
+        base = str((baseline.trigger_detail.get("upstream") or {}).get("version", ""))
+        try:
+            if Version(version).is_prerelease or not Version(base).is_prerelease:
+                return None
+            before: Run | None = baseline
+            while before is not None:
+                earlier = before.trigger_detail.get("previous")
+                if not isinstance(earlier, str):
+                    return None
+                before = self.store.baseline_run(run.check, package, earlier)
+                if before is None:
+                    return None
+                if not Version(earlier).is_prerelease:
+                    break
+        except (InvalidVersion, StoreError):
+            return None
+        broken = compare(run, before, name, earlier)
+        return None if broken is None or not broken.tests else replace(broken, still_as=base)
 
     def _take_baseline(
         self,
