@@ -539,14 +539,15 @@ class Watcher:
 
         lookup = self.runner.keeper.resolver(self.config.settings.secrets)
         problems: dict[str, str] = {}
+        values: dict[str, str] = {}
         urls = [("index URL", watch.index)]
         urls += [("extra index URL", url) for url in watch.extra_indexes]
         for where, url in urls:
             for secret in placeholders(url):
-                if secret in problems:
+                if secret in problems or secret in values:
                     continue
                 try:
-                    lookup([secret])
+                    values.update(lookup([secret]))
                 except SecretError as exc:
                     reason = "; ".join(exc.problems)
                     problems[secret] = (
@@ -554,7 +555,4 @@ class Watcher:
                     )
         if problems:
             return IndexProblem("auth", "; ".join(problems.values()))
-        names = placeholders(watch.index)
-        if not names:
-            return watch.index
-        return fill(watch.index, lookup(names))
+        return fill(watch.index, values) if placeholders(watch.index) else watch.index
