@@ -12,6 +12,7 @@
     ├── IndexProblem          a package index cannot be polled (``kind`` says why: unreachable,
     │                         auth, not-found, garbage, http)
     ├── BuildError            an environment for an upstream release cannot be built (pip's answer)
+    ├── WatchBusy             another onwatch process is polling the same watch (``busy_wait``)
     ├── DeliveryError         a notification could not be sent; ``permanent`` says whether trying
     │                         again cannot help (a 4xx answer, a malformed URL) or may (a
     │                         timeout, a 5xx): only temporary failures are retried
@@ -93,6 +94,10 @@ class IndexProblem(OnwatchError):
 
 class BuildError(OnwatchError):
     """An environment could not be built; the message says what pip answered."""
+
+
+class WatchBusy(OnwatchError):
+    """Another onwatch process polled the same watch for longer than ``busy_wait``."""
 
 
 class DeliveryError(OnwatchError):

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from onwatch.cli.exits import EXIT_FAILED, EXIT_OK
-from onwatch.errors import ConfigError
+from onwatch.errors import ConfigError, WatchBusy
 
 if TYPE_CHECKING:
     from onwatch.alerting.outbox import Outbox
@@ -44,7 +44,11 @@ def watch_check(config: Config, name: str, *, json_output: bool) -> int:
             outbox.enqueue(notification, channels)
 
         recorder = Recorder(store, Spool(config.state_dir / "spool"))
-        report = build_watcher(config, runner, recorder, store, notify).check(name)
+        try:
+            report = build_watcher(config, runner, recorder, store, notify).check(name)
+        except WatchBusy as exc:
+            print(f"onwatch: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         with outbox:
             outbox.deliver_due()
     finally:

@@ -413,6 +413,11 @@ class WatchModel(BaseModel):
         description="More simple indexes that installs may take dependencies from (the watched "
         "packages' releases are still polled on `index`); `${NAME}` secrets allowed.",
     )
+    busy_wait: Duration = Field(
+        default=60.0,
+        description="How long a poll waits while another onwatch process polls this watch "
+        "(`onwatch run` and `onwatch watch check` on one state_dir) before giving up.",
+    )
     installer: Literal["auto", "uv", "pip"] = Field(
         default="auto",
         description='What builds release environments: "uv", "pip", or "auto" (uv when it is '

@@ -142,6 +142,7 @@ class Watch:
     extra_indexes: list[str] = field(default_factory=list)
     installer: str = "auto"  # "auto", "uv" or "pip"
     lines: list[str] = field(default_factory=lambda: ["pinned", "latest"])
+    busy_wait: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from onwatch.errors import WatchBusy
+
 if TYPE_CHECKING:
     from onwatch.upstream.watcher import Watcher
 
@@ -33,6 +35,8 @@ class WatchLoop(threading.Thread):
                     continue
                 try:
                     self.watcher.check(name, backoff=True)
+                except WatchBusy as exc:
+                    log.warning(str(exc), extra={"fields": {"watch": name}})
                 except Exception:  # noqa: BLE001 - one broken watch must not end the others
                     log.exception("upstream watch failed", extra={"fields": {"watch": name}})
                 self.polls += 1

@@ -82,6 +82,8 @@ class Breakage:
     tests: tuple[BrokenTest, ...]
     error: str | None = None  # the run itself failed (an import error at collection...)
     line: str | None = None  # the pinned version line it was tested on, e.g. "1.26"
+    # A final release that still breaks what its pre-release (this version) broke.
+    still_as: str | None = None
 
     @property
     def summary(self) -> str:
@@ -89,6 +91,11 @@ class Breakage:
         count = len(self.tests)
         what = f"{count} test{'s' * (count != 1)}" if count else "the run"
         on = f" on the {self.line} line" if self.line else ""
+        if self.still_as:
+            return (
+                f"{self.package} {self.version} still breaks{on}: {what} ({self.check}), "
+                f"as {self.still_as} did"
+            )
         return f"{self.package} {self.version} breaks{on}: {what} ({self.check})"
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +109,7 @@ class Breakage:
             "line": self.line,
             "run_id": self.run_id,
             "error": self.error,
+            "still_as": self.still_as,
             "tests": [
                 {"nodeid": t.nodeid, "fingerprint": t.fingerprint, "message": t.message}
                 for t in self.tests
@@ -163,6 +171,9 @@ def compare(run: Run, baseline: Run | None, watch: str, previous: str | None) ->
     )
     if not broken and not run_broke:
         return None
+    collecting = run.status is RunStatus.ERROR and "collect" in (run.error or "")
+    if run_broke and not broken and collecting:
+        broken = (collection_error(run.error or ""),)
     return Breakage(
         watch=watch,
         check=run.check,
@@ -173,3 +184,26 @@ def compare(run: Run, baseline: Run | None, watch: str, previous: str | None) ->
         tests=broken,
         error=run.error if run_broke else None,
     )
+
+
+COLLECTION = "<collection>"  # the node id of a collection error that names no test file
+
+
+def collection_error(error: str) -> BrokenTest:
+    """Return the collection error of a run that has no results as a broken "test".
+
+    pytest reports an import error in a conftest.py (or a plugin) before it collects anything;
+    the run's error is then all there is. Its node id is the test file it names, else
+    ``<collection>``; its fingerprint is taken like any test's, so a later release that breaks
+    the same way is known as the same breakage.
+    """
+    import re
+
+    from onwatch.analysis.fingerprint import fingerprint
+    from onwatch.model import Outcome, TestResult
+
+    found = re.search(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.py)\b", error)
+    nodeid = found.group(1) if found else COLLECTION
+    message = re.sub(r"^E\s+", "", error.split(": ", 1)[1] if ": " in error else error)
+    result = TestResult(nodeid, Outcome.ERROR, "collect", 0.0, message=message)
+    return BrokenTest(nodeid, fingerprint(result), message)

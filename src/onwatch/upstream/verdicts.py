@@ -147,6 +147,7 @@ def breaks(broken: Breakage, base_url: str) -> Notification:
             "previous": broken.previous,
             "fingerprints": [t.fingerprint for t in broken.tests],
             "error": broken.error,
+            "still_as": broken.still_as,
         },
     )
 

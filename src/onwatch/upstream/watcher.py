@@ -75,7 +75,16 @@ class Watcher:
 
         With ``backoff`` (the daemon), a release that could not be installed is tried again
         only once its backoff is over; without it (``watch check``), at every call.
+        Another onwatch process polling the same watch is waited for up to ``busy_wait``;
+        past it, ``WatchBusy`` is raised and nothing is recorded.
         """
+        from onwatch.upstream.lock import WatchLock
+
+        watch = self.config.watches[name]
+        with WatchLock(self.config.state_dir / "watch-locks", name, watch.busy_wait):
+            return self._check(name, backoff)
+
+    def _check(self, name: str, backoff: bool) -> WatchReport:
         from onwatch.upstream.verdicts import PackageState
 
         watch = self.config.watches[name]
@@ -103,7 +112,7 @@ class Watcher:
         self,
         name: str,
         watch: Watch,
-        index: str | None,
+        index: str | IndexProblem,
         package: str,
         state: PackageState,
         report: WatchReport,
@@ -118,8 +127,8 @@ class Watcher:
         now = self.clock()
         previous = before = self.store.last_version(name, package)
         try:
-            if index is None:
-                raise IndexProblem("auth", "the index URL's secret cannot be looked up")
+            if isinstance(index, IndexProblem):
+                raise IndexProblem(index.kind, str(index))
             releases = fetch_releases(index, package)
         except IndexProblem as exc:
             error = self.runner.keeper.mask(str(exc))
@@ -331,6 +340,8 @@ class Watcher:
             except StoreError:
                 baseline = None
             broken = compare(run, baseline, name, base)
+            if broken is None and baseline is not None:
+                broken = self._still_broken(run, baseline, name, package, version)
             if broken is not None:
                 broken = replace(broken, line=line)
                 state.verdict = "breaks"
@@ -342,6 +353,35 @@ class Watcher:
             if passed:
                 self._baseline_passes(name, watch, package, version, state)
         return True
+
+    def _still_broken(
+        self, run: Run, baseline: Run, name: str, package: str, version: str
+    ) -> Breakage | None:
+        """Judge a final release whose baseline is a pre-release against the release before
+        the pre-releases: what it breaks that they broke already is still a breakage of its own.
+        """
+        from dataclasses import replace
+
+        from packaging.version import InvalidVersion, Version
+
+        base = str((baseline.trigger_detail.get("upstream") or {}).get("version", ""))
+        try:
+            if Version(version).is_prerelease or not Version(base).is_prerelease:
+                return None
+            before: Run | None = baseline
+            while before is not None:
+                earlier = before.trigger_detail.get("previous")
+                if not isinstance(earlier, str):
+                    return None
+                before = self.store.baseline_run(run.check, package, earlier)
+                if before is None:
+                    return None
+                if not Version(earlier).is_prerelease:
+                    break
+        except (InvalidVersion, StoreError):
+            return None
+        broken = compare(run, before, name, earlier)
+        return None if broken is None or not broken.tests else replace(broken, still_as=base)
 
     def _take_baseline(
         self,
@@ -592,15 +632,27 @@ class Watcher:
         except SecretError as exc:
             raise BuildError(f"an extra index URL's secret cannot be looked up: {exc}") from exc
 
-    def _index(self, watch: Watch) -> str | None:
-        """Return the index URL with its secrets filled in, or None if one is missing."""
+    def _index(self, watch: Watch) -> str | IndexProblem:
+        """Return the index URL with its secrets filled in, or the poll failure naming each
+        secret of the index URL or an extra index URL that cannot be looked up."""
         from onwatch.secrets import fill, placeholders
 
-        names = placeholders(watch.index)
-        if not names:
-            return watch.index
         lookup = self.runner.keeper.resolver(self.config.settings.secrets)
-        try:
-            return fill(watch.index, lookup(names))
-        except SecretError:
-            return None
+        problems: dict[str, str] = {}
+        values: dict[str, str] = {}
+        urls = [("index URL", watch.index)]
+        urls += [("extra index URL", url) for url in watch.extra_indexes]
+        for where, url in urls:
+            for secret in placeholders(url):
+                if secret in problems or secret in values:
+                    continue
+                try:
+                    values.update(lookup([secret]))
+                except SecretError as exc:
+                    reason = "; ".join(exc.problems)
+                    problems[secret] = (
+                        f"the {where}'s secret ${{{secret}}} cannot be looked up ({reason})"
+                    )
+        if problems:
+            return IndexProblem("auth", "; ".join(problems.values()))
+        return fill(watch.index, values) if placeholders(watch.index) else watch.index
