@@ -29,7 +29,7 @@ HELPERS = {
     "pgserver.py": "PostgreSQL (initdb, pg_ctl, createdb)",
     "channels/conftest.py": "Alertmanager",
     "store/contract/conftest.py": "a PostgreSQL database, through pgserver.py",
-    "upstream/indexes.py": "pypiserver",
+    "upstream/indexes.py": "pypiserver, onwatch watch check",
     "upstream/conftest.py": "pypiserver, through upstream/indexes.py",
     "upstream/registry.py": "pip download (real wheels, cached)",
     "web/conftest.py": "Chromium, through Playwright",

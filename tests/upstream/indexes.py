@@ -340,3 +340,16 @@ def canned_server(answer: Canned) -> Iterator[str]:
         stopping.set()
         server.shutdown()
         server.server_close()
+
+
+def watch_check(config: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Run ``onwatch watch check libs --json`` on ``config``; return its exit code and report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)

@@ -21,7 +21,7 @@ from needs import unavailable
 from onwatch.errors import BuildError
 from onwatch.upstream.product import requirement_lines, requirements_of
 from onwatch.upstream.venv import Environments, find_uv
-from upstream.indexes import Shelf, start_pypiserver
+from upstream.indexes import Shelf, start_pypiserver, watch_check
 from upstream.registry import copy_into
 
 pytestmark = pytest.mark.e2e
@@ -60,17 +60,6 @@ def installers() -> list[Any]:
 def need(installer: str) -> None:
     if installer == "uv" and find_uv() is None:
         unavailable("uv is not installed: pip install -e '.[dev]'")
-
-
-def watch_check(config: Path) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("installer", installers())

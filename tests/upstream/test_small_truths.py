@@ -9,13 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
 from receivers import HttpReceiver
-from upstream.indexes import Shelf
+from upstream.indexes import Shelf, watch_check
 from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -54,18 +53,6 @@ def write_project(
 
 def command(config: Path) -> list[str]:
     return [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"]
-
-
-def watch_check(config: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        command(config),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
 
 
 def test_a_missing_index_secret_is_named_and_alerts_after_alert_after(

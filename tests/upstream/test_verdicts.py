@@ -23,7 +23,7 @@ import pytest
 
 from needs import free_port
 from receivers import HttpReceiver
-from upstream.indexes import Pypiserver, Shelf, start_pypiserver
+from upstream.indexes import Pypiserver, Shelf, start_pypiserver, watch_check
 
 pytestmark = pytest.mark.e2e
 
@@ -69,17 +69,6 @@ def project(
         f'index = "{index}"\n{lines}\n'
     )
     return config
-
-
-def watch_check(config: Path) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
 
 
 def watched(config: Path) -> list[dict[str, Any]]:

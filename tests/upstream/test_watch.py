@@ -19,7 +19,7 @@ import pytest
 
 from daemon import Daemon
 from receivers import HttpReceiver
-from upstream.indexes import Shelf, start_pypiserver
+from upstream.indexes import Shelf, start_pypiserver, watch_check
 
 pytestmark = pytest.mark.e2e
 
@@ -62,17 +62,6 @@ def project(root: Path, package: str, index: str, hook: str, **watch: Any) -> Pa
         f'index = "{index}/"\n{lines}\n'
     )
     return config
-
-
-def watch_check(config: Path) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "onwatch", "-c", str(config), "watch", "check", "libs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
 
 
 def status(config: Path) -> dict[str, Any]:
