@@ -205,9 +205,18 @@ def test_a_sweep_kills_a_child_that_was_given_an_empty_environment() -> None:
         ["sh", "-c", "env -i sleep 600 & wait"], env={**os.environ, RUN_ID_ENV: "bare-child"}
     )
     try:
-        wait_until(lambda: psutil.Process(parent.pid).children(), "the bare child started")
+
+        def bare_child() -> bool:
+            # Until ``env -i`` has run ``sleep``, the forked child still has the shell's
+            # environment: wait for the exec.
+            children = psutil.Process(parent.pid).children()
+            try:
+                return len(children) == 1 and children[0].environ() == {}
+            except psutil.Error:
+                return False
+
+        wait_until(bare_child, "the bare child started with an empty environment")
         [child] = psutil.Process(parent.pid).children()
-        assert child.environ() == {}
         killed = sweep("bare-child", since)
         assert sorted(killed) == sorted(
             [f"pid {parent.pid}: sh -c env -i sleep 600 & wait", f"pid {child.pid}: sleep 600"]
